@@ -1,0 +1,7 @@
+//! registry-janitor: keeps container registries small without breaking an image that is
+//! still in use.
+//!
+//! The code reads like the job it does: a trigger names a scope, `registry` collects what
+//! is there, the planner decides, apply carries the plan out, and a report tells what happened.
+
+pub mod registry;

@@ -1,0 +1,389 @@
+//! Who we are to the registry: credentials, the challenge it answers with, and the bearer
+//! tokens we obtain for each scope.
+//!
+//! Credentials come from the command line, then `REGISTRY_USERNAME`/`REGISTRY_PASSWORD`, then
+//! the user's docker `config.json`. None of them ever appears in a `Debug` print or a log.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+/// A username and a password (or token) for basic auth and token requests.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read docker config {path}: {reason}")]
+    DockerConfig { path: PathBuf, reason: String },
+    #[error("docker config {path}: the `auth` entry for {host} is not base64 of user:password")]
+    DockerConfigEntry { path: PathBuf, host: String },
+    #[error("{0} is set but {1} is not: give both or neither")]
+    HalfSet(&'static str, &'static str),
+}
+
+impl Credentials {
+    /// `Authorization: Basic ...` value.
+    pub fn basic_header(&self) -> String {
+        let raw = format!("{}:{}", self.username, self.password);
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
+    /// Pick credentials for `host` (as in `host:port`): explicit ones first, then the
+    /// environment, then the docker config. `None` means anonymous.
+    pub fn resolve(
+        host: &str,
+        explicit: Option<Credentials>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Credentials>, CredentialsError> {
+        if explicit.is_some() {
+            return Ok(explicit);
+        }
+        match (env("REGISTRY_USERNAME"), env("REGISTRY_PASSWORD")) {
+            (Some(username), Some(password)) => {
+                return Ok(Some(Credentials { username, password }))
+            }
+            (Some(_), None) => {
+                return Err(CredentialsError::HalfSet(
+                    "REGISTRY_USERNAME",
+                    "REGISTRY_PASSWORD",
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(CredentialsError::HalfSet(
+                    "REGISTRY_PASSWORD",
+                    "REGISTRY_USERNAME",
+                ))
+            }
+            (None, None) => {}
+        }
+        let path = match env("DOCKER_CONFIG") {
+            Some(dir) => PathBuf::from(dir).join("config.json"),
+            None => match env("HOME") {
+                Some(home) => PathBuf::from(home).join(".docker/config.json"),
+                None => return Ok(None),
+            },
+        };
+        from_docker_config(&path, host)
+    }
+}
+
+/// Read `auths.<host>.auth` from a docker `config.json`. A missing file means no credentials.
+pub fn from_docker_config(
+    path: &Path,
+    host: &str,
+) -> Result<Option<Credentials>, CredentialsError> {
+    #[derive(Deserialize)]
+    struct Config {
+        #[serde(default)]
+        auths: HashMap<String, Entry>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        auth: Option<String>,
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CredentialsError::DockerConfig {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    let config: Config =
+        serde_json::from_str(&text).map_err(|e| CredentialsError::DockerConfig {
+            path: path.to_owned(),
+            // serde's message names the position, never the content.
+            reason: e.to_string(),
+        })?;
+    let entry = config
+        .auths
+        .iter()
+        .find(|(key, _)| config_key_host(key) == host)
+        .and_then(|(_, entry)| entry.auth.as_deref());
+    let Some(auth) = entry else { return Ok(None) };
+    let bad = || CredentialsError::DockerConfigEntry {
+        path: path.to_owned(),
+        host: host.to_owned(),
+    };
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.trim())
+        .map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (username, password) = decoded.split_once(':').ok_or_else(bad)?;
+    Ok(Some(Credentials {
+        username: username.to_owned(),
+        password: password.to_owned(),
+    }))
+}
+
+/// `https://host:port/v1/` and `host:port` both name `host:port`.
+fn config_key_host(key: &str) -> &str {
+    let key = key
+        .strip_prefix("https://")
+        .or_else(|| key.strip_prefix("http://"))
+        .unwrap_or(key);
+    key.split('/').next().unwrap_or(key)
+}
+
+/// A `WWW-Authenticate` challenge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+        scope: Option<String>,
+    },
+}
+
+impl Challenge {
+    /// Parse `Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`.
+    pub fn parse(header: &str) -> Option<Challenge> {
+        let header = header.trim();
+        let (scheme, rest) = header.split_once(' ').unwrap_or((header, ""));
+        if scheme.eq_ignore_ascii_case("basic") {
+            return Some(Challenge::Basic);
+        }
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        let params = parse_params(rest);
+        let get = |name: &str| {
+            params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        Some(Challenge::Bearer {
+            realm: get("realm")?,
+            service: get("service"),
+            scope: get("scope"),
+        })
+    }
+}
+
+/// `key="quoted, value",key2=token` -> pairs. Commas inside quotes belong to the value.
+fn parse_params(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while matches!(chars.peek(), Some(c) if *c == ',' || c.is_whitespace()) {
+            chars.next();
+        }
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=')).collect();
+        if key.is_empty() || chars.next().is_none() {
+            return out;
+        }
+        let mut value = String::new();
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value.extend(std::iter::from_fn(|| chars.next_if(|c| *c != ',')));
+        }
+        out.push((key.trim().to_owned(), value.trim().to_owned()));
+    }
+}
+
+/// A bearer token and when we stop using it.
+#[derive(Clone)]
+struct Token {
+    value: String,
+    refresh_at: Instant,
+}
+
+/// What we learned about how this registry authenticates, and the tokens we hold.
+#[derive(Default)]
+pub struct AuthState {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// The registry asked for basic auth once: send it up front from then on.
+    basic: bool,
+    /// Bearer tokens by the scope we asked for.
+    tokens: HashMap<String, Token>,
+}
+
+/// The answer of a token endpoint (distribution token spec; `access_token` is OAuth2's name).
+#[derive(Deserialize)]
+pub struct TokenResponse {
+    pub token: Option<String>,
+    pub access_token: Option<String>,
+    pub expires_in: Option<u64>,
+}
+
+impl AuthState {
+    /// The `Authorization` value to send up front for a request needing `scope`, if any.
+    pub fn header_for(&self, scope: &str, credentials: Option<&Credentials>) -> Option<String> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(token) = inner.tokens.get(scope) {
+            if token.refresh_at > Instant::now() {
+                return Some(format!("Bearer {}", token.value));
+            }
+        }
+        if inner.basic {
+            return credentials.map(Credentials::basic_header);
+        }
+        None
+    }
+
+    pub fn remember_basic(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).basic = true;
+    }
+
+    /// Keep a token for `scope`. It is refreshed a little before the server says it expires.
+    /// The token spec's default lifetime is 60 seconds.
+    pub fn store_token(&self, scope: &str, token: String, expires_in: Option<u64>) -> String {
+        let lifetime = Duration::from_secs(expires_in.unwrap_or(60).max(1));
+        let margin = (lifetime / 10).min(Duration::from_secs(30));
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.tokens.insert(
+            scope.to_owned(),
+            Token {
+                value: token.clone(),
+                refresh_at: Instant::now() + lifetime - margin,
+            },
+        );
+        format!("Bearer {token}")
+    }
+
+    /// Forget the token for `scope` (the registry refused it).
+    pub fn drop_token(&self, scope: &str) {
+        self.inner
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .tokens
+            .remove(scope);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_challenge_keeps_commas_inside_quotes() {
+        let c = Challenge::parse(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        );
+        assert_eq!(
+            c,
+            Some(Challenge::Bearer {
+                realm: "https://auth.example/token".into(),
+                service: Some("registry.example".into()),
+                scope: Some("repository:a/b:pull,push".into()),
+            })
+        );
+    }
+
+    #[test]
+    fn basic_and_unknown_challenges() {
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="x""#),
+            Some(Challenge::Basic)
+        );
+        assert_eq!(Challenge::parse("Negotiate"), None);
+        assert_eq!(
+            Challenge::parse("Bearer service=\"x\""),
+            None,
+            "realm is required"
+        );
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let c = Credentials {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn docker_config_entries_match_by_host() {
+        let dir = std::env::temp_dir().join(format!("rj-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"https://reg.example:5000/v1/":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        let found = from_docker_config(&path, "reg.example:5000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.username, "alice");
+        assert_eq!(found.password, "s3cret");
+        assert!(from_docker_config(&path, "other.example")
+            .unwrap()
+            .is_none());
+        std::fs::write(&path, r#"{"auths":{"reg.example:5000":{"auth":"!!"}}}"#).unwrap();
+        let err = from_docker_config(&path, "reg.example:5000").unwrap_err();
+        assert!(!err.to_string().contains("!!"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resolve_prefers_explicit_then_environment() {
+        let env = |k: &str| match k {
+            "REGISTRY_USERNAME" => Some("env-user".to_owned()),
+            "REGISTRY_PASSWORD" => Some("env-pass".to_owned()),
+            _ => None,
+        };
+        let explicit = Credentials {
+            username: "cli".into(),
+            password: "p".into(),
+        };
+        let got = Credentials::resolve("h", Some(explicit.clone()), env).unwrap();
+        assert_eq!(got, Some(explicit));
+        let got = Credentials::resolve("h", None, env).unwrap().unwrap();
+        assert_eq!(got.username, "env-user");
+        let half = |k: &str| (k == "REGISTRY_USERNAME").then(|| "x".to_owned());
+        assert!(Credentials::resolve("h", None, half).is_err());
+    }
+
+    #[test]
+    fn tokens_are_cached_per_scope() {
+        let state = AuthState::default();
+        state.store_token("repository:a:pull", "tok-a".into(), Some(300));
+        assert_eq!(
+            state.header_for("repository:a:pull", None).as_deref(),
+            Some("Bearer tok-a")
+        );
+        assert_eq!(state.header_for("repository:b:pull", None), None);
+        state.drop_token("repository:a:pull");
+        assert_eq!(state.header_for("repository:a:pull", None), None);
+    }
+}

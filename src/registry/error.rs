@@ -1,0 +1,86 @@
+//! What can go wrong talking to a registry. Every variant says which request failed: the
+//! method and the URL path (never the query, which may carry tokens), and the status.
+
+use super::digest::Digest;
+use super::manifest::ParseError;
+use super::name::NameError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("{method} {path}: HTTP {status}{}", detail_suffix(.detail))]
+    Status {
+        method: String,
+        path: String,
+        status: u16,
+        /// The registry's own error code and message, if its body had them.
+        detail: Option<String>,
+    },
+    #[error("{method} {path}: HTTP 401: the registry wants credentials; give --username/--password, set REGISTRY_USERNAME/REGISTRY_PASSWORD, or log in with docker")]
+    CredentialsNeeded { method: String, path: String },
+    #[error("{method} {path}: HTTP {status}: the registry refused the credentials{}", detail_suffix(.detail))]
+    CredentialsRefused {
+        method: String,
+        path: String,
+        status: u16,
+        detail: Option<String>,
+    },
+    #[error("{method} {path}: {source}")]
+    Transport {
+        method: String,
+        path: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{method} {path}: {reason}")]
+    InvalidResponse {
+        method: String,
+        path: String,
+        reason: String,
+    },
+    #[error("token request to {realm}: {reason}")]
+    Token { realm: String, reason: String },
+    #[error("{repository}@{reference}: the registry served content with digest {actual}, not {expected}")]
+    DigestMismatch {
+        repository: String,
+        reference: String,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error("{repository}@{reference}: {source}")]
+    Manifest {
+        repository: String,
+        reference: String,
+        #[source]
+        source: ParseError,
+    },
+    #[error(transparent)]
+    Name(#[from] NameError),
+    #[error("invalid registry URL {url:?}: {reason}")]
+    Url { url: String, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+fn detail_suffix(detail: &Option<String>) -> String {
+    detail
+        .as_ref()
+        .map(|d| format!(": {d}"))
+        .unwrap_or_default()
+}
+
+impl RegistryError {
+    /// The HTTP status, when the registry answered with one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            RegistryError::Status { status, .. } => Some(*status),
+            RegistryError::CredentialsRefused { status, .. } => Some(*status),
+            RegistryError::CredentialsNeeded { .. } => Some(401),
+            _ => None,
+        }
+    }
+
+    /// The thing asked for does not exist (404).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+}

@@ -1,0 +1,648 @@
+//! The `oci` backend: any registry that speaks the OCI Distribution API.
+//!
+//! Every method names one API call (or one paginated listing). Nothing here decides what to
+//! delete; it only reads and deletes what it is told to, and reports what it learned about
+//! the registry's capabilities along the way.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::Deserialize;
+use url::Url;
+
+use super::auth::Credentials;
+use super::digest::Digest;
+use super::error::RegistryError;
+use super::link;
+use super::manifest::{config_created, Descriptor, Manifest};
+use super::media_type::{MediaType, MANIFEST_ACCEPT, OCI_INDEX};
+use super::name::{check_repository, check_tag, Reference};
+use super::retry::RetryPolicy;
+use super::transport::{header, read_limited, status_error, Extra, Transport};
+
+/// Manifests larger than this are refused (distribution's own limit is 4 MiB).
+const MANIFEST_LIMIT: usize = 4 * 1024 * 1024;
+/// Image configs are small; this bounds what a hostile registry can make us hold.
+const CONFIG_LIMIT: usize = 4 * 1024 * 1024;
+/// One page of a listing (a tags page of a registry that ignores `n` can be large).
+const LISTING_LIMIT: usize = 64 * 1024 * 1024;
+
+/// Whether the registry can do something, as far as we have learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Support {
+    Unknown,
+    Yes,
+    No,
+}
+
+/// What this registry has shown it can do. Learned from its answers, never assumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// `DELETE /v2/<name>/manifests/<tag>` removes just the tag.
+    pub tag_delete: Support,
+    /// `GET /v2/<name>/referrers/<digest>` exists.
+    pub referrers_api: Support,
+    /// Listings honour the `n` page size.
+    pub page_size: Support,
+}
+
+#[derive(Default)]
+struct LearnedSupport(AtomicU8);
+
+impl LearnedSupport {
+    fn get(&self) -> Support {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Support::Yes,
+            2 => Support::No,
+            _ => Support::Unknown,
+        }
+    }
+    fn set(&self, s: Support) {
+        let v = match s {
+            Support::Unknown => 0,
+            Support::Yes => 1,
+            Support::No => 2,
+        };
+        self.0.store(v, Ordering::Relaxed);
+    }
+}
+
+/// How to reach a registry.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub credentials: Option<Credentials>,
+    pub retry: RetryPolicy,
+    /// Page size asked for with `n` on listings (distribution refuses more than 1000).
+    pub page_size: usize,
+    /// Timeout of one HTTP request.
+    pub timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            credentials: None,
+            retry: RetryPolicy::default(),
+            page_size: 1000,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A full listing, after following every page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub items: Vec<String>,
+    /// Pages fetched.
+    pub pages: usize,
+}
+
+/// The result of a delete that succeeded: removed now, or already gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Removed,
+    AlreadyGone,
+}
+
+/// The result of a tag delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagDeleted {
+    Removed,
+    AlreadyGone,
+    /// The registry cannot delete a tag alone (distribution 2.8 answers 400).
+    Unsupported,
+}
+
+/// Where a list of referrers came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrersSource {
+    Api,
+    FallbackTag,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referrers {
+    pub descriptors: Vec<Descriptor>,
+    pub source: ReferrersSource,
+}
+
+/// A manifest as fetched, with the tags it was fetched by (if any) left to the caller.
+pub struct OciClient {
+    base: Url,
+    host: String,
+    transport: Transport,
+    page_size: usize,
+    tag_delete: LearnedSupport,
+    referrers_api: LearnedSupport,
+    page_size_honoured: LearnedSupport,
+}
+
+impl OciClient {
+    /// A client for `registry`, such as `http://127.0.0.1:5000` or `https://ghcr.io`.
+    pub fn new(registry: &str, options: ClientOptions) -> Result<OciClient, RegistryError> {
+        let bad = |reason: &str| RegistryError::Url {
+            url: registry.chars().take(200).collect(),
+            reason: reason.to_owned(),
+        };
+        let base = Url::parse(registry).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(bad("the scheme must be http or https"));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(bad(
+                "put credentials in --username/--password or REGISTRY_USERNAME/REGISTRY_PASSWORD, not in the URL",
+            ));
+        }
+        if base.query().is_some() || !matches!(base.path(), "" | "/") {
+            return Err(bad(
+                "give only scheme, host and port, such as https://registry.example",
+            ));
+        }
+        let host = registry_host(&base).ok_or_else(|| bad("no host"))?;
+        let tls = base.scheme() == "https";
+        let transport = Transport::new(options.credentials, options.retry, options.timeout, tls)?;
+        Ok(OciClient {
+            base,
+            host,
+            transport,
+            page_size: options.page_size.clamp(1, 1000),
+            tag_delete: LearnedSupport::default(),
+            referrers_api: LearnedSupport::default(),
+            page_size_honoured: LearnedSupport::default(),
+        })
+    }
+
+    /// `host` or `host:port`, as docker's config and the inventory name the registry.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            tag_delete: self.tag_delete.get(),
+            referrers_api: self.referrers_api.get(),
+            page_size: self.page_size_honoured.get(),
+        }
+    }
+
+    /// HTTP requests sent so far (retries and token requests included).
+    pub fn request_count(&self) -> u64 {
+        self.transport.request_count()
+    }
+
+    fn url(&self, path: &str) -> Result<Url, RegistryError> {
+        self.base.join(path).map_err(|e| RegistryError::Url {
+            url: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Every repository in the catalog.
+    pub async fn repositories(&self) -> Result<Listing, RegistryError> {
+        let first = self.url(&format!("/v2/_catalog?n={}", self.page_size))?;
+        let listing = self
+            .list("registry:catalog:*", first, Field::Repositories)
+            .await?;
+        for name in &listing.items {
+            check_repository(name)?;
+        }
+        Ok(listing)
+    }
+
+    /// Every tag of `repository`. A repository whose last tag is gone has none.
+    pub async fn tags(&self, repository: &str) -> Result<Listing, RegistryError> {
+        check_repository(repository)?;
+        let first = self.url(&format!("/v2/{repository}/tags/list?n={}", self.page_size))?;
+        let listing = self
+            .list(&pull_scope(repository), first, Field::Tags)
+            .await?;
+        for tag in &listing.items {
+            check_tag(tag)?;
+        }
+        Ok(listing)
+    }
+
+    /// Follow `Link` pages from `first` to the end.
+    async fn list(&self, scope: &str, first: Url, field: Field) -> Result<Listing, RegistryError> {
+        let mut url = first;
+        let mut seen = HashSet::new();
+        let mut items = Vec::new();
+        let mut pages = 0;
+        loop {
+            if !seen.insert(url.clone()) {
+                return Err(invalid(
+                    &Method::GET,
+                    &url,
+                    "pagination loops back to a page it already returned",
+                ));
+            }
+            let response = self.get(&url, scope, None).await?;
+            let next = match header(response.headers(), "link") {
+                Some(value) => {
+                    link::next_page(value, &url).map_err(|r| invalid(&Method::GET, &url, &r))?
+                }
+                None => None,
+            };
+            let bytes = read_limited(&Method::GET, &url, response, LISTING_LIMIT).await?;
+            let page: Page = serde_json::from_slice(&bytes).map_err(|e| {
+                invalid(
+                    &Method::GET,
+                    &url,
+                    &format!("listing is not the expected JSON: {e}"),
+                )
+            })?;
+            let page_items = match field {
+                Field::Repositories => page.repositories,
+                Field::Tags => page.tags,
+            }
+            .unwrap_or_default();
+            pages += 1;
+            if page_items.len() > self.page_size {
+                self.page_size_honoured.set(Support::No);
+            } else if next.is_some() {
+                self.page_size_honoured.set(Support::Yes);
+            }
+            items.extend(page_items);
+            match next {
+                Some(n) => url = n,
+                None => return Ok(Listing { items, pages }),
+            }
+        }
+    }
+
+    /// GET that must answer 200.
+    async fn get(
+        &self,
+        url: &Url,
+        scope: &str,
+        accept: Option<&str>,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let extra = Extra {
+            accept,
+            ..Extra::default()
+        };
+        let response = self.transport.send(Method::GET, url, scope, &extra).await?;
+        if response.status() == 200 {
+            Ok(response)
+        } else {
+            Err(status_error(&Method::GET, url, response).await)
+        }
+    }
+
+    /// Fetch and parse a manifest by tag or digest. The body's digest must equal the digest
+    /// asked for, or the `Docker-Content-Digest` the registry claims for a tag.
+    pub async fn manifest(
+        &self,
+        repository: &str,
+        reference: &Reference,
+    ) -> Result<Manifest, RegistryError> {
+        check_repository(repository)?;
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"))?;
+        let response = self
+            .get(&url, &pull_scope(repository), Some(MANIFEST_ACCEPT))
+            .await?;
+        let content_type = header(response.headers(), "content-type").map(str::to_owned);
+        let claimed = header(response.headers(), "docker-content-digest").map(str::to_owned);
+        let bytes = read_limited(&Method::GET, &url, response, MANIFEST_LIMIT).await?;
+        let mismatch = |expected: Digest, actual: Digest| RegistryError::DigestMismatch {
+            repository: repository.to_owned(),
+            reference: reference.to_string(),
+            expected,
+            actual,
+        };
+        let digest = match reference {
+            Reference::Digest(asked) => {
+                if !asked.verifies(&bytes) {
+                    return Err(mismatch(asked.clone(), asked.same_algorithm_of(&bytes)));
+                }
+                asked.clone()
+            }
+            Reference::Tag(_) => match claimed.as_deref().map(str::parse::<Digest>) {
+                Some(Ok(claimed)) => {
+                    if !claimed.verifies(&bytes) {
+                        return Err(mismatch(claimed.clone(), claimed.same_algorithm_of(&bytes)));
+                    }
+                    claimed
+                }
+                Some(Err(e)) => {
+                    return Err(invalid(
+                        &Method::GET,
+                        &url,
+                        &format!("Docker-Content-Digest: {e}"),
+                    ))
+                }
+                None => Digest::sha256_of(&bytes),
+            },
+        };
+        Manifest::parse(digest, content_type.as_deref(), &bytes).map_err(|source| {
+            RegistryError::Manifest {
+                repository: repository.to_owned(),
+                reference: reference.to_string(),
+                source,
+            }
+        })
+    }
+
+    /// Whether a manifest exists, without downloading it.
+    pub async fn manifest_exists(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        check_repository(repository)?;
+        let url = self.url(&format!("/v2/{repository}/manifests/{digest}"))?;
+        let extra = Extra {
+            accept: Some(MANIFEST_ACCEPT),
+            ..Extra::default()
+        };
+        let response = self
+            .transport
+            .send(Method::HEAD, &url, &pull_scope(repository), &extra)
+            .await?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(status_error(&Method::HEAD, &url, response).await),
+        }
+    }
+
+    /// Delete a manifest by digest. Every tag on it goes too. Gone already is fine.
+    pub async fn delete_manifest(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Deleted, RegistryError> {
+        check_repository(repository)?;
+        let url = self.url(&format!("/v2/{repository}/manifests/{digest}"))?;
+        let response = self
+            .transport
+            .send(
+                Method::DELETE,
+                &url,
+                &delete_scope(repository),
+                &Extra::default(),
+            )
+            .await?;
+        match response.status().as_u16() {
+            200 | 202 | 204 => Ok(Deleted::Removed),
+            404 => Ok(Deleted::AlreadyGone),
+            _ => Err(status_error(&Method::DELETE, &url, response).await),
+        }
+    }
+
+    /// Delete just a tag, where the registry supports it. The answer also teaches us whether
+    /// it does: distribution 2.8 answers 400 and some registries 405.
+    pub async fn delete_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<TagDeleted, RegistryError> {
+        check_repository(repository)?;
+        check_tag(tag)?;
+        if self.tag_delete.get() == Support::No {
+            return Ok(TagDeleted::Unsupported);
+        }
+        let url = self.url(&format!("/v2/{repository}/manifests/{tag}"))?;
+        let response = self
+            .transport
+            .send(
+                Method::DELETE,
+                &url,
+                &delete_scope(repository),
+                &Extra::default(),
+            )
+            .await?;
+        match response.status().as_u16() {
+            200 | 202 | 204 => {
+                self.tag_delete.set(Support::Yes);
+                Ok(TagDeleted::Removed)
+            }
+            404 => Ok(TagDeleted::AlreadyGone),
+            400 | 405 => {
+                self.tag_delete.set(Support::No);
+                Ok(TagDeleted::Unsupported)
+            }
+            _ => Err(status_error(&Method::DELETE, &url, response).await),
+        }
+    }
+
+    /// Upload a manifest under `reference`; returns the digest the registry stored it as.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &Reference,
+        media_type: &MediaType,
+        body: Vec<u8>,
+    ) -> Result<Digest, RegistryError> {
+        check_repository(repository)?;
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"))?;
+        let digest = Digest::sha256_of(&body);
+        let extra = Extra {
+            content_type: Some(media_type.as_str()),
+            body: Some(body),
+            ..Extra::default()
+        };
+        let response = self
+            .transport
+            .send(Method::PUT, &url, &push_scope(repository), &extra)
+            .await?;
+        match response.status().as_u16() {
+            200..=202 => Ok(digest),
+            _ => Err(status_error(&Method::PUT, &url, response).await),
+        }
+    }
+
+    /// The manifests that refer to `digest` (signatures, SBOMs, attestations). From the
+    /// referrers API where the registry has it; otherwise from the `sha256-<hex>` fallback
+    /// tag, as OCI distribution 1.1 tells clients to do.
+    pub async fn referrers(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Referrers, RegistryError> {
+        check_repository(repository)?;
+        if self.referrers_api.get() != Support::No {
+            let url = self.url(&format!("/v2/{repository}/referrers/{digest}"))?;
+            let extra = Extra {
+                accept: Some(OCI_INDEX),
+                ..Extra::default()
+            };
+            let response = self
+                .transport
+                .send(Method::GET, &url, &pull_scope(repository), &extra)
+                .await?;
+            match response.status().as_u16() {
+                200 => {
+                    self.referrers_api.set(Support::Yes);
+                    let descriptors = self.referrer_pages(repository, url, response).await?;
+                    return Ok(Referrers {
+                        descriptors,
+                        source: ReferrersSource::Api,
+                    });
+                }
+                // A registry with the API must not answer 404 (OCI distribution 1.1).
+                404 => self.referrers_api.set(Support::No),
+                _ => return Err(status_error(&Method::GET, &url, response).await),
+            }
+        }
+        let tag = Reference::Tag(digest.fallback_tag());
+        let descriptors = match self.manifest(repository, &tag).await {
+            Ok(index) if index.media_type.is_index() => index.children().to_vec(),
+            Ok(other) => {
+                return Err(RegistryError::Manifest {
+                    repository: repository.to_owned(),
+                    reference: tag.to_string(),
+                    source: super::manifest::ParseError::Malformed {
+                        media_type: other.media_type.to_string(),
+                        reason: "the referrers fallback tag must name an index".into(),
+                    },
+                })
+            }
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Referrers {
+            descriptors,
+            source: ReferrersSource::FallbackTag,
+        })
+    }
+
+    /// Read the first referrers page and follow `Link` to the rest.
+    async fn referrer_pages(
+        &self,
+        repository: &str,
+        first_url: Url,
+        first: reqwest::Response,
+    ) -> Result<Vec<Descriptor>, RegistryError> {
+        let mut out = Vec::new();
+        let mut url = first_url;
+        let mut response = first;
+        let mut seen = HashSet::new();
+        loop {
+            seen.insert(url.clone());
+            let next = match header(response.headers(), "link") {
+                Some(v) => link::next_page(v, &url).map_err(|r| invalid(&Method::GET, &url, &r))?,
+                None => None,
+            };
+            let bytes = read_limited(&Method::GET, &url, response, LISTING_LIMIT).await?;
+            let index = Manifest::parse(Digest::sha256_of(&bytes), Some(OCI_INDEX), &bytes)
+                .map_err(|source| RegistryError::Manifest {
+                    repository: repository.to_owned(),
+                    reference: url.path().to_owned(),
+                    source,
+                })?;
+            out.extend(index.children().iter().cloned());
+            match next {
+                Some(n) if seen.contains(&n) => {
+                    return Err(invalid(
+                        &Method::GET,
+                        &n,
+                        "pagination loops back to a page it already returned",
+                    ))
+                }
+                Some(n) => {
+                    url = n;
+                    response = self
+                        .get(&url, &pull_scope(repository), Some(OCI_INDEX))
+                        .await?;
+                }
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// When the image was made: the `org.opencontainers.image.created` annotation, else the
+    /// config blob's `created`, else unknown (`None`). Indexes and artifacts without an image
+    /// config have only the annotation.
+    pub async fn created(
+        &self,
+        repository: &str,
+        manifest: &Manifest,
+    ) -> Result<Option<DateTime<Utc>>, RegistryError> {
+        if let Some(t) = manifest.created_annotation() {
+            return Ok(Some(t));
+        }
+        let Some(config) = manifest.config() else {
+            return Ok(None);
+        };
+        if !is_image_config(&config.media_type) {
+            return Ok(None);
+        }
+        let bytes = self.blob(repository, &config.digest, CONFIG_LIMIT).await?;
+        Ok(config_created(&bytes))
+    }
+
+    /// Fetch a (small) blob and check its digest.
+    pub async fn blob(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        limit: usize,
+    ) -> Result<Vec<u8>, RegistryError> {
+        check_repository(repository)?;
+        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"))?;
+        let response = self.get(&url, &pull_scope(repository), None).await?;
+        let bytes = read_limited(&Method::GET, &url, response, limit).await?;
+        if !digest.verifies(&bytes) {
+            return Err(RegistryError::DigestMismatch {
+                repository: repository.to_owned(),
+                reference: digest.to_string(),
+                expected: digest.clone(),
+                actual: digest.same_algorithm_of(&bytes),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+fn is_image_config(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/vnd.oci.image.config.v1+json"
+            | "application/vnd.docker.container.image.v1+json"
+    )
+}
+
+/// `host` or `host:port` of a registry URL.
+pub fn registry_host(url: &Url) -> Option<String> {
+    let host = url.host_str()?;
+    Some(match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    })
+}
+
+fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
+fn delete_scope(repository: &str) -> String {
+    format!("repository:{repository}:delete")
+}
+
+fn invalid(method: &Method, url: &Url, reason: &str) -> RegistryError {
+    RegistryError::InvalidResponse {
+        method: method.to_string(),
+        path: url.path().to_owned(),
+        reason: reason.to_owned(),
+    }
+}
+
+enum Field {
+    Repositories,
+    Tags,
+}
+
+/// A catalog or tags page. distribution answers `"tags": null` once the last tag is gone.
+#[derive(Deserialize)]
+struct Page {
+    repositories: Option<Vec<String>>,
+    tags: Option<Vec<String>>,
+}

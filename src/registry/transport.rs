@@ -1,0 +1,340 @@
+//! One HTTP exchange with a registry, made robust: authentication (basic, or bearer tokens
+//! fetched on the registry's challenge and cached per scope) and retries (see `retry`).
+//!
+//! Callers get back a response whose status is final: anything retryable has been retried,
+//! and a 401 has been answered once with credentials. They decide what the status means.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::Utc;
+use reqwest::header::{HeaderMap, AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response};
+use url::Url;
+
+use super::auth::{AuthState, Challenge, Credentials, TokenResponse};
+use super::error::RegistryError;
+use super::retry::{RetryPolicy, Verdict};
+
+/// Largest OCI error body we read to explain a failure.
+const ERROR_BODY_LIMIT: usize = 64 * 1024;
+
+pub struct Transport {
+    http: reqwest::Client,
+    credentials: Option<Credentials>,
+    auth: AuthState,
+    retry: RetryPolicy,
+    requests: AtomicU64,
+    /// Whether the registry itself is reached over TLS (then credentials never go over HTTP).
+    tls: bool,
+}
+
+/// What a request carries besides its method and URL.
+#[derive(Default, Clone)]
+pub struct Extra<'a> {
+    pub accept: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl Transport {
+    pub fn new(
+        credentials: Option<Credentials>,
+        retry: RetryPolicy,
+        timeout: Duration,
+        tls: bool,
+    ) -> Result<Transport, RegistryError> {
+        // reqwest is built without a default crypto provider; ring is ours. Installing it
+        // twice is harmless, so the result does not matter.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("registry-janitor/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10).min(timeout))
+            .timeout(timeout)
+            .build()
+            .map_err(|e| RegistryError::Client(e.without_url().to_string()))?;
+        Ok(Transport {
+            http,
+            credentials,
+            auth: AuthState::default(),
+            retry,
+            requests: AtomicU64::new(0),
+            tls,
+        })
+    }
+
+    /// HTTP requests sent so far, retries and token requests included.
+    pub fn request_count(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Send a request needing the auth `scope` (such as `repository:app:pull`).
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        scope: &str,
+        extra: &Extra<'_>,
+    ) -> Result<Response, RegistryError> {
+        let mut authorization = self.auth.header_for(scope, self.credentials.as_ref());
+        let mut answered_challenge = false;
+        loop {
+            let response = self
+                .send_with_retries(&method, url, |b| {
+                    let mut b = with_extra(b, extra);
+                    if let Some(value) = &authorization {
+                        b = b.header(AUTHORIZATION, value);
+                    }
+                    b
+                })
+                .await?;
+            if response.status() != 401 {
+                return Ok(response);
+            }
+            let path = url.path().to_owned();
+            if answered_challenge {
+                // We answered the challenge and were refused anyway.
+                self.auth.drop_token(scope);
+                return Err(match &self.credentials {
+                    Some(_) => RegistryError::CredentialsRefused {
+                        method: method.to_string(),
+                        path,
+                        status: 401,
+                        detail: error_detail(response).await,
+                    },
+                    None => RegistryError::CredentialsNeeded {
+                        method: method.to_string(),
+                        path,
+                    },
+                });
+            }
+            answered_challenge = true;
+            let challenge = response
+                .headers()
+                .get(WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(Challenge::parse);
+            authorization = Some(match challenge {
+                Some(Challenge::Basic) => match &self.credentials {
+                    Some(c) => {
+                        self.auth.remember_basic();
+                        c.basic_header()
+                    }
+                    None => {
+                        return Err(RegistryError::CredentialsNeeded {
+                            method: method.to_string(),
+                            path,
+                        })
+                    }
+                },
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope: wanted,
+                }) => {
+                    let wanted = wanted.as_deref().unwrap_or(scope);
+                    let token = self.fetch_token(&realm, service.as_deref(), wanted).await?;
+                    self.auth.store_token(scope, token.0, token.1)
+                }
+                None => {
+                    return Err(RegistryError::Status {
+                        method: method.to_string(),
+                        path,
+                        status: 401,
+                        detail: Some("no usable WWW-Authenticate challenge".into()),
+                    })
+                }
+            });
+        }
+    }
+
+    /// Ask the token service for a token for `scope`, sending our credentials if we have any.
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<(String, Option<u64>), RegistryError> {
+        let fail = |reason: String| RegistryError::Token {
+            realm: strip_query(realm),
+            reason,
+        };
+        let mut url = Url::parse(realm).map_err(|e| fail(format!("realm is not a URL: {e}")))?;
+        if self.tls && url.scheme() != "https" && self.credentials.is_some() {
+            return Err(fail(
+                "refusing to send credentials to a token service without TLS".into(),
+            ));
+        }
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(service) = service {
+                query.append_pair("service", service);
+            }
+            for s in scope.split(' ').filter(|s| !s.is_empty()) {
+                query.append_pair("scope", s);
+            }
+        }
+        let response = self
+            .send_with_retries(&Method::GET, &url, |b| match &self.credentials {
+                Some(c) => b.header(AUTHORIZATION, c.basic_header()),
+                None => b,
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(fail(format!("HTTP {}", response.status().as_u16())));
+        }
+        let bytes = read_limited(&Method::GET, &url, response, ERROR_BODY_LIMIT).await?;
+        let answer: TokenResponse = serde_json::from_slice(&bytes)
+            .map_err(|e| fail(format!("answer is not a token document: {e}")))?;
+        let token = answer
+            .token
+            .or(answer.access_token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| fail("answer has no token".into()))?;
+        Ok((token, answer.expires_in))
+    }
+
+    /// Send, retrying transport failures, 429, and 5xx as the policy says.
+    async fn send_with_retries(
+        &self,
+        method: &Method,
+        url: &Url,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let request = build(self.http.request(method.clone(), url.clone()));
+            let verdict = match request.send().await {
+                Ok(response) => {
+                    let retry_after = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok());
+                    let status = response.status().as_u16();
+                    match self
+                        .retry
+                        .after_status(attempt, status, retry_after, Utc::now())
+                    {
+                        Verdict::Done => return Ok(response),
+                        Verdict::RetryAfter(wait) => {
+                            tracing::warn!(%method, path = url.path(), status, attempt, wait_ms = wait.as_millis() as u64, "registry asked us to retry");
+                            wait
+                        }
+                    }
+                }
+                Err(error) => match self.retry.after_transport_error(attempt) {
+                    Verdict::Done => {
+                        return Err(RegistryError::Transport {
+                            method: method.to_string(),
+                            path: url.path().to_owned(),
+                            source: error.without_url(),
+                        })
+                    }
+                    Verdict::RetryAfter(wait) => {
+                        tracing::warn!(%method, path = url.path(), attempt, error = %error.without_url(), wait_ms = wait.as_millis() as u64, "request failed; retrying");
+                        wait
+                    }
+                },
+            };
+            tokio::time::sleep(verdict).await;
+        }
+    }
+}
+
+fn with_extra(mut b: RequestBuilder, extra: &Extra<'_>) -> RequestBuilder {
+    if let Some(accept) = extra.accept {
+        b = b.header(reqwest::header::ACCEPT, accept);
+    }
+    if let Some(ct) = extra.content_type {
+        b = b.header(reqwest::header::CONTENT_TYPE, ct);
+    }
+    if let Some(body) = &extra.body {
+        b = b.body(body.clone());
+    }
+    b
+}
+
+fn strip_query(url: &str) -> String {
+    url.split(['?', '#']).next().unwrap_or("").to_owned()
+}
+
+/// Read a body, refusing one larger than `limit` bytes (a registry answering garbage must not
+/// exhaust our memory).
+pub async fn read_limited(
+    method: &Method,
+    url: &Url,
+    mut response: Response,
+    limit: usize,
+) -> Result<Vec<u8>, RegistryError> {
+    let too_large = || RegistryError::InvalidResponse {
+        method: method.to_string(),
+        path: url.path().to_owned(),
+        reason: format!("body larger than {limit} bytes"),
+    };
+    if response.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut out = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if out.len() + chunk.len() > limit {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(out),
+            Err(e) => {
+                return Err(RegistryError::Transport {
+                    method: method.to_string(),
+                    path: url.path().to_owned(),
+                    source: e.without_url(),
+                })
+            }
+        }
+    }
+}
+
+/// The registry's own explanation of an error, from an OCI error body
+/// `{"errors":[{"code":"...","message":"..."}]}`, if it sent one.
+pub async fn error_detail(response: Response) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        errors: Vec<Item>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Item {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let url = response.url().clone();
+    let bytes = read_limited(&Method::GET, &url, response, ERROR_BODY_LIMIT)
+        .await
+        .ok()?;
+    let body: Body = serde_json::from_slice(&bytes).ok()?;
+    let first = body.errors.into_iter().next()?;
+    let text = match (first.code, first.message) {
+        (Some(c), Some(m)) => format!("{c}: {m}"),
+        (Some(x), None) | (None, Some(x)) => x,
+        (None, None) => return None,
+    };
+    Some(text.chars().take(300).collect())
+}
+
+/// A typed error for a response whose status the caller did not expect.
+pub async fn status_error(method: &Method, url: &Url, response: Response) -> RegistryError {
+    let status = response.status().as_u16();
+    RegistryError::Status {
+        method: method.to_string(),
+        path: url.path().to_owned(),
+        status,
+        detail: error_detail(response).await,
+    }
+}
+
+/// A header as text, if present and readable.
+pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

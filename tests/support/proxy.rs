@@ -1,0 +1,170 @@
+//! A loopback proxy in front of the real registry that fails on purpose: it answers chosen
+//! requests with 429/503 (and `Retry-After`), drops connections, or rewrites bodies, and
+//! forwards everything else untouched. It logs every request it saw.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
+use hyper::body::Bytes;
+
+use super::server::{response, serve, Handler, Reset};
+
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status (and `Retry-After` if given) without asking the registry.
+    Status(u16, Option<&'static str>),
+    /// Drop the connection without an answer.
+    Reset,
+    /// Forward, then answer 200 with this body instead (and this content type, if given),
+    /// without the registry's `Docker-Content-Digest`.
+    ReplaceBody(Vec<u8>, Option<&'static str>),
+    /// Forward, then append a byte to the body (content no longer matches its digest).
+    Corrupt,
+}
+
+#[derive(Default)]
+struct State {
+    /// Faults waiting for a request whose path contains the filter.
+    faults: VecDeque<(String, Fault)>,
+    /// (method, path and query, status or 0 for a reset)
+    log: Vec<(String, String, u16)>,
+}
+
+pub struct FlakyProxy {
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FlakyProxy {
+    pub async fn start(upstream: &str) -> FlakyProxy {
+        let state: Arc<Mutex<State>> = Arc::default();
+        let upstream = upstream.to_owned();
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let shared = state.clone();
+        let handler: Handler = Arc::new(move |req| {
+            let state = shared.clone();
+            let client = client.clone();
+            let upstream = upstream.clone();
+            Box::pin(async move {
+                let method = req.method().to_string();
+                let path = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                let fault = {
+                    let mut s = state.lock().unwrap();
+                    let at = s
+                        .faults
+                        .iter()
+                        .position(|(filter, _)| path.contains(filter.as_str()));
+                    at.and_then(|i| s.faults.remove(i)).map(|(_, f)| f)
+                };
+                let log = |status: u16| {
+                    state
+                        .lock()
+                        .unwrap()
+                        .log
+                        .push((method.clone(), path.clone(), status));
+                };
+                match &fault {
+                    Some(Fault::Status(status, retry_after)) => {
+                        log(*status);
+                        let headers: Vec<(&str, &str)> =
+                            retry_after.iter().map(|v| ("retry-after", *v)).collect();
+                        return Ok(response(*status, &headers, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"injected\"}]}"));
+                    }
+                    Some(Fault::Reset) => {
+                        log(0);
+                        return Err(Reset);
+                    }
+                    _ => {}
+                }
+                let mut forward = client.request(req.method().clone(), format!("{upstream}{path}"));
+                for (name, value) in req.headers() {
+                    if name != "host" {
+                        forward = forward.header(name, value);
+                    }
+                }
+                let body = req
+                    .into_body()
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default();
+                let answer = forward.body(body).send().await.map_err(|_| Reset)?;
+                let mut status = answer.status().as_u16();
+                let is_head = method == "HEAD";
+                let mut headers: Vec<(String, String)> = answer
+                    .headers()
+                    .iter()
+                    .filter(|(n, _)| {
+                        let n = n.as_str();
+                        n != "transfer-encoding"
+                            && n != "connection"
+                            && (is_head || n != "content-length")
+                    })
+                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                let mut body: Bytes = answer.bytes().await.unwrap_or_default();
+                match fault {
+                    Some(Fault::ReplaceBody(bytes, content_type)) => {
+                        status = 200;
+                        body = Bytes::from(bytes);
+                        headers.retain(|(n, _)| n != "docker-content-digest");
+                        if let Some(ct) = content_type {
+                            headers.retain(|(n, _)| n != "content-type");
+                            headers.push(("content-type".into(), ct.into()));
+                        }
+                    }
+                    Some(Fault::Corrupt) => {
+                        let mut v = body.to_vec();
+                        v.push(b' ');
+                        body = Bytes::from(v);
+                    }
+                    _ => {}
+                }
+                log(status);
+                let headers: Vec<(&str, &str)> = headers
+                    .iter()
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
+                    .collect();
+                Ok(response(status, &headers, body))
+            })
+        });
+        let addr = serve(handler).await;
+        FlakyProxy {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// Inject `fault` into the next request whose path and query contain `path_contains`.
+    pub fn inject(&self, path_contains: &str, fault: Fault) {
+        self.state
+            .lock()
+            .unwrap()
+            .faults
+            .push_back((path_contains.to_owned(), fault));
+    }
+
+    /// Requests seen so far: (method, path and query, status; 0 for a reset).
+    pub fn log(&self) -> Vec<(String, String, u16)> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    pub fn count(&self, path_contains: &str) -> usize {
+        self.log()
+            .iter()
+            .filter(|(_, p, _)| p.contains(path_contains))
+            .count()
+    }
+
+    pub fn clear_log(&self) {
+        self.state.lock().unwrap().log.clear();
+    }
+}
