@@ -5,7 +5,7 @@ CARGO ?= cargo
 
 ## Run every test (unit tests, and end-to-end tests against a real docker-registry).
 test:
-	$(CARGO) test --locked
+	$(CARGO) test --locked --all-targets
 
 ## Formatting and clippy, warnings as errors.
 lint:
