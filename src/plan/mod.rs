@@ -1,0 +1,304 @@
+//! The planner: a snapshot of one repository, a policy and a moment in, every decision out.
+//!
+//! Pure and deterministic: no I/O, no clock, no randomness. The same input gives the same
+//! plan in the same order, so it can be tested exhaustively and previewed safely.
+//!
+//! The safety model (see `../shared/DESIGN.md`), in the order it is applied here:
+//! 1. Each manifest gets its own verdict: kept (protected, locked, a tag that stays, too
+//!    young...), a candidate (every user tag selected, or untagged and selected by the
+//!    untagged rule), or dependent (an untagged child or referrer: it follows its parents).
+//! 2. Everything reachable from a kept manifest is kept, with the reason naming what keeps it.
+//! 3. Everything reachable from a candidate and not kept is deleted: children of a deleted
+//!    index, referrers of a deleted subject.
+//! 4. Selected tags on kept manifests become untag decisions.
+//! 5. A repository whose picture is incomplete deletes nothing.
+
+pub mod decision;
+pub mod graph;
+pub mod select;
+pub mod snapshot;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::policy::{Policy, Rule};
+use crate::registry::Digest;
+pub use decision::{Delete, Keep, RepositoryPlan, Untag};
+use graph::{Graph, TagKinds};
+use select::{judge, Item, Verdict};
+pub use snapshot::{ManifestFacts, Snapshot, TagRef};
+
+/// A manifest's own verdict, before the graph has its say.
+enum Own {
+    Keep(String),
+    Candidate(String),
+    /// Untagged, but a present index or subject keeps it: it follows them.
+    Dependent,
+}
+
+pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> RepositoryPlan {
+    let repo = snapshot.repository.as_str();
+    let tags = TagKinds::of(snapshot);
+    let tags_of = |d: &Digest| tags.all.get(d).cloned().unwrap_or_default();
+    if !snapshot.problems.is_empty() {
+        return incomplete(snapshot, &tags);
+    }
+    let graph = Graph::build(snapshot, &tags);
+    let tag_verdicts = judge_tags(snapshot, policy, now, &tags);
+    let untagged_verdicts = judge_untagged(snapshot, policy, now, &tags, &graph);
+
+    let mut own: BTreeMap<&Digest, Own> = BTreeMap::new();
+    for (digest, facts) in &snapshot.manifests {
+        let user_tags = tags.user.get(digest).map(Vec::as_slice).unwrap_or(&[]);
+        let locked_tag = user_tags.iter().find(|t| snapshot.tags[*t].locked);
+        let verdict = if policy.protect.digests.contains(digest) {
+            Own::Keep("pinned by protect.digests".into())
+        } else if facts.locked && !policy.protect.include_locked {
+            Own::Keep("locked in the registry (protect.include_locked is false)".into())
+        } else if let Some(tag) = locked_tag.filter(|_| !policy.protect.include_locked) {
+            Own::Keep(format!("tag {tag:?} is locked in the registry"))
+        } else if !user_tags.is_empty() {
+            match user_tags.iter().find(|t| !tag_verdicts[*t].selected) {
+                Some(t) => Own::Keep(format!("tag {t:?} stays: {}", tag_verdicts[t].reason)),
+                None => Own::Candidate(
+                    user_tags
+                        .iter()
+                        .map(|t| format!("tag {t:?}: {}", tag_verdicts[t].reason))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                ),
+            }
+        } else if graph.has_parent(digest) {
+            Own::Dependent
+        } else {
+            match untagged_verdicts.get(digest) {
+                Some(v) if v.selected => Own::Candidate(v.reason.clone()),
+                Some(v) => Own::Keep(v.reason.clone()),
+                None => Own::Keep("untagged; no rule judged it".into()),
+            }
+        };
+        own.insert(digest, verdict);
+    }
+
+    let own_reason = |d: &Digest| match &own[d] {
+        Own::Keep(r) | Own::Candidate(r) => r.clone(),
+        Own::Dependent => String::new(),
+    };
+    let kept = graph.reach(
+        own.iter()
+            .filter(|(_, o)| matches!(o, Own::Keep(_)))
+            .map(|(d, _)| *d),
+    );
+    let doomed = graph.reach(
+        own.iter()
+            .filter(|(_, o)| matches!(o, Own::Candidate(_)))
+            .map(|(d, _)| *d),
+    );
+    let deleted: BTreeSet<Digest> = doomed
+        .keys()
+        .filter(|d| !kept.contains_key(*d))
+        .cloned()
+        .collect();
+
+    let since = |d: &Digest| manifest_since(snapshot, &tags, d);
+    let mut keep = Vec::new();
+    let mut untag = Vec::new();
+    for digest in snapshot.manifests.keys() {
+        if deleted.contains(digest) {
+            continue;
+        }
+        let reason = match kept.get(digest) {
+            Some(r) => match &r.via {
+                None => own_reason(digest),
+                Some((parent, edge)) => format!(
+                    "{} of {}, which stays: {}",
+                    edge.noun(),
+                    parent.short(),
+                    own_reason(&r.root)
+                ),
+            },
+            None => "only linked from manifests that nothing selects".into(),
+        };
+        for t in tags.user.get(digest).into_iter().flatten() {
+            if tag_verdicts[t].selected {
+                untag.push(Untag {
+                    tag: t.clone(),
+                    digest: digest.clone(),
+                    reason: format!(
+                        "{}; the manifest stays because {reason}",
+                        tag_verdicts[t].reason
+                    ),
+                    error: None,
+                });
+            }
+        }
+        keep.push(Keep {
+            digest: digest.clone(),
+            tags: tags_of(digest),
+            reason,
+            since: since(digest),
+        });
+    }
+    untag.sort_by(|a, b| a.tag.cmp(&b.tag));
+
+    // Bytes: blobs (and manifest bodies) that no surviving manifest uses, each counted once.
+    let survivors: BTreeSet<&Digest> = snapshot
+        .manifests
+        .iter()
+        .filter(|(d, _)| !deleted.contains(*d))
+        .flat_map(|(_, f)| f.blobs.iter().map(|(b, _)| b))
+        .collect();
+    let mut counted: BTreeSet<&Digest> = BTreeSet::new();
+    let delete = graph
+        .parents_first(&deleted)
+        .into_iter()
+        .map(|digest| {
+            let facts = &snapshot.manifests[&digest];
+            let blob_bytes: u64 = facts
+                .blobs
+                .iter()
+                .filter(|(b, _)| !survivors.contains(b) && counted.insert(b))
+                .map(|(_, size)| size)
+                .sum();
+            let reached = &doomed[&digest];
+            let (reason, parent) = match &reached.via {
+                None => (own_reason(&digest), None),
+                Some((parent, edge)) => (
+                    format!("{} of {}, which is deleted", edge.noun(), parent.short()),
+                    Some(parent.clone()),
+                ),
+            };
+            Delete {
+                tags: tags_of(&digest),
+                reason,
+                bytes: facts.size + blob_bytes,
+                since: since(&digest),
+                parent,
+                digest,
+                error: None,
+            }
+        })
+        .collect();
+    RepositoryPlan {
+        name: repo.to_owned(),
+        complete: true,
+        error: None,
+        delete,
+        untag,
+        keep,
+    }
+}
+
+/// Verdicts for every user tag: protection first, then the owning rule.
+fn judge_tags(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    tags: &TagKinds,
+) -> BTreeMap<String, Verdict> {
+    let repo = snapshot.repository.as_str();
+    let mut verdicts = BTreeMap::new();
+    let mut owned: Vec<(&Rule, Vec<Item<String>>)> = Vec::new();
+    for (digest, names) in &tags.user {
+        for tag in names {
+            if let Some(pattern) = policy.protecting_pattern(tag) {
+                verdicts.insert(
+                    tag.clone(),
+                    Verdict::keep(format!("protected by protect.tags {pattern:?}")),
+                );
+                continue;
+            }
+            let Some(rule) = policy.tag_owner(repo, tag) else {
+                verdicts.insert(tag.clone(), Verdict::keep("no rule selects this tag"));
+                continue;
+            };
+            let since = snapshot.tags[tag]
+                .updated
+                .or_else(|| snapshot.manifests.get(digest).and_then(|f| f.created));
+            let item = Item {
+                key: tag.clone(),
+                since,
+            };
+            match owned.iter_mut().find(|(r, _)| r.name == rule.name) {
+                Some((_, items)) => items.push(item),
+                None => owned.push((rule, vec![item])),
+            }
+        }
+    }
+    for (rule, items) in owned {
+        verdicts.extend(judge(rule, &items, now, "tag"));
+    }
+    verdicts
+}
+
+/// Verdicts for untagged manifests that nothing keeps alive (the roots of what is untagged).
+/// Their age counts from the registry's own timestamp, else from when we first saw them
+/// untagged.
+fn judge_untagged(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    tags: &TagKinds,
+    graph: &Graph,
+) -> BTreeMap<Digest, Verdict> {
+    let roots: Vec<Item<Digest>> = snapshot
+        .manifests
+        .iter()
+        .filter(|(d, _)| !tags.user.contains_key(*d) && !graph.has_parent(d))
+        .map(|(d, f)| Item {
+            key: d.clone(),
+            since: f.updated.or(f.untagged_since),
+        })
+        .collect();
+    match policy.untagged_owner(&snapshot.repository) {
+        Some(rule) => judge(rule, &roots, now, "untagged manifest")
+            .into_iter()
+            .collect(),
+        None => roots
+            .into_iter()
+            .map(|i| {
+                (
+                    i.key,
+                    Verdict::keep("untagged, but no untagged rule covers this repository"),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// When a manifest's age counts from, for people: its newest tag, else since untagged.
+fn manifest_since(snapshot: &Snapshot, tags: &TagKinds, d: &Digest) -> Option<DateTime<Utc>> {
+    let facts = snapshot.manifests.get(d)?;
+    match tags.user.get(d) {
+        Some(names) => names
+            .iter()
+            .filter_map(|t| snapshot.tags[t].updated.or(facts.created))
+            .max(),
+        None => facts.updated.or(facts.untagged_since).or(facts.created),
+    }
+}
+
+fn incomplete(snapshot: &Snapshot, tags: &TagKinds) -> RepositoryPlan {
+    let error = snapshot.problems.join("; ");
+    RepositoryPlan {
+        name: snapshot.repository.clone(),
+        complete: false,
+        error: Some(error),
+        delete: Vec::new(),
+        untag: Vec::new(),
+        keep: snapshot
+            .manifests
+            .keys()
+            .map(|d| Keep {
+                digest: d.clone(),
+                tags: tags.all.get(d).cloned().unwrap_or_default(),
+                reason: "repository incomplete: nothing is deleted this run".into(),
+                since: None,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

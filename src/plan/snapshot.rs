@@ -1,0 +1,72 @@
+//! The planner's input: everything known about one repository at one moment.
+//!
+//! `collect` fills it from a registry and the inventory; tests and benchmarks build it by
+//! hand. It holds facts only, no decisions.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::registry::Digest;
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub repository: String,
+    /// Every tag and what it points at.
+    pub tags: BTreeMap<String, TagRef>,
+    /// Every manifest known to be in the repository.
+    pub manifests: BTreeMap<Digest, ManifestFacts>,
+    /// Why the picture may be incomplete (a listing stopped early, a manifest could not be
+    /// read). Any entry here means this repository deletes nothing this run.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TagRef {
+    pub digest: Digest,
+    /// The registry's own timestamp for the tag, where the backend has one.
+    pub updated: Option<DateTime<Utc>>,
+    /// Locked against deletion in the registry (ACR `deleteEnabled`/`writeEnabled` false).
+    pub locked: bool,
+}
+
+impl TagRef {
+    pub fn new(digest: Digest) -> TagRef {
+        TagRef {
+            digest,
+            updated: None,
+            locked: false,
+        }
+    }
+}
+
+/// What a manifest is and where it points. Content-addressed, so it never changes for a
+/// digest, and the inventory can keep it between sweeps.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManifestFacts {
+    pub media_type: String,
+    /// Size of the manifest itself.
+    pub size: u64,
+    /// Child manifests, for an index.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Digest>,
+    /// The manifest this one refers to (OCI 1.1 `subject`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Digest>,
+    /// Config and layer blobs with their sizes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blobs: Vec<(Digest, u64)>,
+    /// When the image was made (annotation, else config `created`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<DateTime<Utc>>,
+    /// The registry's own timestamp for the manifest, where the backend has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<DateTime<Utc>>,
+    /// Since when no tag has reached it (from the inventory), if it is untagged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub untagged_since: Option<DateTime<Utc>>,
+    /// Locked against deletion in the registry.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
+}

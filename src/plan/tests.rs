@@ -1,0 +1,352 @@
+//! Scenarios the planner must get right, each a hazard that broke images for users of other
+//! tools. Property tests over random graphs live in `tests/plan_properties.rs`.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::*;
+use crate::policy::Policy;
+
+fn d(n: u32) -> Digest {
+    format!("sha256:{n:064x}").parse().unwrap()
+}
+
+fn now() -> DateTime<Utc> {
+    "2026-06-30T00:00:00Z".parse().unwrap()
+}
+
+fn days_ago(n: i64) -> Option<DateTime<Utc>> {
+    Some(now() - Duration::days(n))
+}
+
+struct Repo(Snapshot);
+
+impl Repo {
+    fn new() -> Repo {
+        Repo(Snapshot {
+            repository: "ci/app".into(),
+            ..Snapshot::default()
+        })
+    }
+    fn image(mut self, n: u32, created: Option<DateTime<Utc>>) -> Repo {
+        self.0.manifests.insert(
+            d(n),
+            ManifestFacts {
+                media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                size: 100,
+                blobs: vec![(d(10_000 + n), 1_000)],
+                created,
+                ..ManifestFacts::default()
+            },
+        );
+        self
+    }
+    fn untagged_since(mut self, n: u32, since: Option<DateTime<Utc>>) -> Repo {
+        self.0.manifests.get_mut(&d(n)).unwrap().untagged_since = since;
+        self
+    }
+    fn index(mut self, n: u32, children: &[u32]) -> Repo {
+        self.0.manifests.insert(
+            d(n),
+            ManifestFacts {
+                media_type: "application/vnd.oci.image.index.v1+json".into(),
+                size: 50,
+                children: children.iter().map(|c| d(*c)).collect(),
+                created: days_ago(400),
+                ..ManifestFacts::default()
+            },
+        );
+        self
+    }
+    fn referrer(mut self, n: u32, subject: u32) -> Repo {
+        self = self.image(n, days_ago(400));
+        self.0.manifests.get_mut(&d(n)).unwrap().subject = Some(d(subject));
+        self
+    }
+    fn blobs(mut self, n: u32, blobs: &[(u32, u64)]) -> Repo {
+        self.0.manifests.get_mut(&d(n)).unwrap().blobs =
+            blobs.iter().map(|(b, s)| (d(*b), *s)).collect();
+        self
+    }
+    fn tag(mut self, tag: &str, n: u32) -> Repo {
+        self.0.tags.insert(tag.into(), TagRef::new(d(n)));
+        self
+    }
+    fn plan(&self, policy: &str) -> RepositoryPlan {
+        plan(&self.0, &Policy::from_json(policy).unwrap(), now())
+    }
+}
+
+const PURGE_UNTAGGED: &str = r#"{"rules":[{"name":"dangling","select":"untagged"}]}"#;
+const PR_BUILDS: &str =
+    r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"30d"}]}"#;
+
+fn deleted(p: &RepositoryPlan) -> Vec<Digest> {
+    p.delete.iter().map(|x| x.digest.clone()).collect()
+}
+
+fn kept(p: &RepositoryPlan, digest: &Digest) -> String {
+    p.keep
+        .iter()
+        .find(|k| &k.digest == digest)
+        .map(|k| k.reason.clone())
+        .unwrap_or_else(|| panic!("{digest} not kept: {p:#?}"))
+}
+
+#[test]
+fn children_of_tagged_index_survive_untagged_purge() {
+    let repo = Repo::new()
+        .image(1, None)
+        .image(2, None)
+        .index(3, &[1, 2])
+        .tag("latest", 3)
+        .image(4, None)
+        .untagged_since(4, days_ago(5));
+    let p = repo.plan(PURGE_UNTAGGED);
+    assert_eq!(deleted(&p), vec![d(4)]);
+    assert!(
+        kept(&p, &d(1)).starts_with("child of "),
+        "{}",
+        kept(&p, &d(1))
+    );
+}
+
+#[test]
+fn nested_index_children_are_kept_through_every_level() {
+    let repo = Repo::new()
+        .image(1, None)
+        .index(2, &[1])
+        .index(3, &[2])
+        .tag("v1", 3);
+    let p = repo.plan(PURGE_UNTAGGED);
+    assert!(p.delete.is_empty(), "{p:#?}");
+    assert!(kept(&p, &d(1)).contains("child of"));
+}
+
+#[test]
+fn deleting_an_index_takes_only_children_nothing_else_keeps() {
+    let repo = Repo::new()
+        .image(1, None)
+        .image(2, None)
+        .index(3, &[1, 2])
+        .tag("pr-1", 3)
+        .index(4, &[2])
+        .tag("stable", 4);
+    let p = repo.plan(r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#);
+    assert_eq!(
+        deleted(&p),
+        vec![d(3), d(1)],
+        "index first, then its own child"
+    );
+    assert!(kept(&p, &d(2)).contains("child of"));
+    assert!(p.delete[1].reason.contains("which is deleted"));
+}
+
+#[test]
+fn referrers_live_and_die_with_their_subject() {
+    // 2 refers to 1 by `subject`; 3 is a cosign signature tagged sha256-<1>.sig.
+    let sig_tag = format!("{}.sig", d(1).fallback_tag());
+    let repo = Repo::new()
+        .image(1, days_ago(40))
+        .tag("pr-1", 1)
+        .referrer(2, 1)
+        .image(3, None)
+        .tag(&sig_tag, 3);
+    let p = repo.plan(PR_BUILDS);
+    assert_eq!(deleted(&p), vec![d(1), d(2), d(3)]);
+    assert_eq!(p.delete[2].tags, vec![sig_tag.clone()]);
+
+    // When the subject stays, so do its referrers, whatever an untagged rule says.
+    let repo = Repo::new()
+        .image(1, days_ago(40))
+        .tag("latest", 1)
+        .referrer(2, 1)
+        .untagged_since(2, days_ago(90))
+        .image(3, None)
+        .tag(&sig_tag, 3);
+    let p = repo.plan(
+        r#"{"rules":[{"name":"all","select":"tagged"},{"name":"u","select":"untagged"}],
+        "protect":{"tags":["latest"]}}"#,
+    );
+    assert!(p.delete.is_empty(), "{p:#?}");
+    assert!(kept(&p, &d(3)).starts_with("referrer of"));
+    assert!(
+        p.untag.is_empty(),
+        "link tags are never untagged on their own"
+    );
+}
+
+#[test]
+fn a_digest_shared_by_a_selected_and_a_kept_tag_only_loses_the_selected_tag() {
+    let repo = Repo::new()
+        .image(1, days_ago(40))
+        .tag("pr-1", 1)
+        .tag("stable", 1);
+    let p = repo.plan(PR_BUILDS);
+    assert!(p.delete.is_empty());
+    assert_eq!(p.untag.len(), 1);
+    assert_eq!(p.untag[0].tag, "pr-1");
+    assert!(kept(&p, &d(1)).contains("\"stable\""));
+}
+
+#[test]
+fn keep_n_keeps_the_newest_selected_tags() {
+    let repo = Repo::new()
+        .image(1, days_ago(100))
+        .tag("pr-1", 1)
+        .image(2, days_ago(90))
+        .tag("pr-2", 2)
+        .image(3, days_ago(80))
+        .tag("pr-3", 3);
+    let p = repo.plan(
+        r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"30d","keep":2}]}"#,
+    );
+    assert_eq!(deleted(&p), vec![d(1)]);
+    assert!(kept(&p, &d(3)).contains("newest"));
+}
+
+#[test]
+fn first_rule_owns_a_tag_so_a_narrow_keep_shields_it_from_a_broad_rule() {
+    let repo = Repo::new()
+        .image(1, days_ago(100))
+        .tag("pr-1", 1)
+        .image(2, days_ago(90))
+        .tag("pr-2", 2);
+    let p = repo.plan(
+        r#"{"rules":[
+        {"name":"narrow","repositories":"ci/app","select":"tagged","tags":"pr-.*","keep":5},
+        {"name":"broad","select":"tagged","tags":".*"}]}"#,
+    );
+    assert!(p.delete.is_empty(), "{p:#?}");
+}
+
+#[test]
+fn a_pinned_digest_keeps_itself_and_everything_it_reaches() {
+    let repo = Repo::new()
+        .image(1, None)
+        .untagged_since(1, days_ago(9))
+        .index(2, &[1])
+        .tag("pr-9", 2);
+    let policy = format!(
+        r#"{{"rules":[{{"name":"pr","select":"tagged","tags":"pr-.*"}}],"protect":{{"digests":["{}"]}}}}"#,
+        d(2)
+    );
+    let p = repo.plan(&policy);
+    assert!(p.delete.is_empty());
+    assert_eq!(kept(&p, &d(2)), "pinned by protect.digests");
+    assert!(kept(&p, &d(1)).contains("pinned"));
+    assert_eq!(
+        p.untag.len(),
+        1,
+        "the selected tag on a pinned manifest is untagged"
+    );
+}
+
+#[test]
+fn unknown_age_is_kept() {
+    let repo = Repo::new().image(1, None).tag("pr-1", 1).image(2, None);
+    let p = repo.plan(
+        r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"1d"},
+        {"name":"u","select":"untagged","older_than":"1d"}]}"#,
+    );
+    assert!(p.delete.is_empty(), "{p:#?}");
+    assert!(kept(&p, &d(1)).contains("unknown age"));
+    assert!(kept(&p, &d(2)).contains("unknown age"));
+}
+
+#[test]
+fn untagged_age_counts_from_when_it_was_first_seen_untagged() {
+    let repo = Repo::new()
+        .image(1, days_ago(1000))
+        .untagged_since(1, days_ago(0));
+    let policy = r#"{"rules":[{"name":"u","select":"untagged","older_than":"1d"}]}"#;
+    let p = repo.plan(policy);
+    assert!(
+        p.delete.is_empty(),
+        "a reproducible build from 1970 is not old the day it is untagged"
+    );
+    let repo = repo.untagged_since(1, days_ago(2));
+    assert_eq!(deleted(&repo.plan(policy)), vec![d(1)]);
+}
+
+#[test]
+fn orphan_referrers_and_orphan_link_tags_are_judged_as_untagged() {
+    let ghost = d(999);
+    let repo = Repo::new()
+        .referrer(1, 999)
+        .untagged_since(1, days_ago(3))
+        .image(2, None)
+        .tag(&format!("{}.sig", ghost.fallback_tag()), 2)
+        .untagged_since(2, days_ago(3))
+        .image(3, None)
+        .tag(&format!("{}.att", ghost.fallback_tag()), 3)
+        .untagged_since(3, days_ago(0));
+    let p = repo.plan(r#"{"rules":[{"name":"u","select":"untagged","older_than":"1d"}]}"#);
+    assert_eq!(deleted(&p), vec![d(1), d(2)]);
+    assert!(kept(&p, &d(3)).contains("waits 1d"));
+}
+
+#[test]
+fn protected_tags_win_over_selection() {
+    let repo = Repo::new().image(1, days_ago(400)).tag("latest", 1);
+    let p =
+        repo.plan(r#"{"rules":[{"name":"all","select":"tagged"}],"protect":{"tags":["lat.st"]}}"#);
+    assert!(p.delete.is_empty());
+    assert!(kept(&p, &d(1)).contains("protected"));
+}
+
+#[test]
+fn locked_manifests_are_kept_unless_locks_are_included() {
+    let mut repo = Repo::new().image(1, days_ago(40)).tag("pr-1", 1);
+    repo.0.manifests.get_mut(&d(1)).unwrap().locked = true;
+    assert!(repo.plan(PR_BUILDS).delete.is_empty());
+    let p = repo.plan(
+        r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"30d"}],
+        "protect":{"include_locked":true}}"#,
+    );
+    assert_eq!(deleted(&p), vec![d(1)]);
+}
+
+#[test]
+fn an_incomplete_repository_deletes_nothing() {
+    let mut repo = Repo::new().image(1, days_ago(40)).tag("pr-1", 1);
+    repo.0
+        .problems
+        .push("GET /v2/ci/app/manifests/pr-2: HTTP 500".into());
+    let p = repo.plan(PR_BUILDS);
+    assert!(!p.complete);
+    assert!(p.delete.is_empty() && p.untag.is_empty());
+    assert!(p.error.unwrap().contains("HTTP 500"));
+}
+
+#[test]
+fn bytes_count_only_blobs_no_survivor_uses() {
+    let repo = Repo::new()
+        .image(1, days_ago(40))
+        .tag("pr-1", 1)
+        .blobs(1, &[(50, 10), (51, 1000)])
+        .image(2, days_ago(1))
+        .tag("main", 2)
+        .blobs(2, &[(50, 10), (52, 7)]);
+    let p = repo.plan(PR_BUILDS);
+    assert_eq!(deleted(&p), vec![d(1)]);
+    assert_eq!(
+        p.delete[0].bytes,
+        100 + 1000,
+        "the manifest and its unshared layer"
+    );
+}
+
+#[test]
+fn plans_are_deterministic() {
+    let repo = Repo::new()
+        .image(1, days_ago(40))
+        .tag("pr-1", 1)
+        .image(2, days_ago(50))
+        .tag("pr-2", 2)
+        .index(3, &[1, 2])
+        .tag("pr-3", 3)
+        .image(4, None)
+        .untagged_since(4, days_ago(9));
+    let policy = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"},{"name":"u","select":"untagged"}]}"#;
+    assert_eq!(repo.plan(policy), repo.plan(policy));
+}

@@ -1,0 +1,444 @@
+//! The policy: which tags and untagged manifests a user wants gone, and what must stay.
+//!
+//! One document, JSON or TOML (chosen by the file's extension), with the same keys. Unknown
+//! keys are errors, regexes match whole names, and durations that make no sense (negative,
+//! overflowing, longer than a century) are refused rather than read as "delete everything".
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::registry::Digest;
+
+/// The longest `older_than` we accept. Anything longer is a typo, not a retention period.
+pub const MAX_OLDER_THAN: Duration = Duration::from_secs(100 * 366 * 24 * 3600);
+
+/// What a rule selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Select {
+    /// Tags whose name matches `tags`.
+    Tagged,
+    /// Manifests that no tag reaches.
+    Untagged,
+}
+
+/// One rule, ready to evaluate.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub name: String,
+    pub repositories: Regex,
+    pub select: Select,
+    /// Only for `tagged` rules.
+    pub tags: Regex,
+    pub older_than: Duration,
+    pub keep: usize,
+}
+
+/// What is never deleted, whatever the rules say.
+#[derive(Debug, Clone, Default)]
+pub struct Protect {
+    pub tags: Vec<Regex>,
+    pub digests: BTreeSet<Digest>,
+    pub include_locked: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub rules: Vec<Rule>,
+    pub protect: Protect,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("policy {path}: the file name must end in .json or .toml")]
+    Format { path: String },
+    #[error("policy is not valid {format}: {message}")]
+    Syntax {
+        format: &'static str,
+        message: String,
+    },
+    #[error("policy has no rules: add at least one under `rules`")]
+    NoRules,
+    #[error("rule {rule:?}: {field} {pattern:?} is not a valid regex: {reason}")]
+    Regex {
+        rule: String,
+        field: &'static str,
+        pattern: String,
+        reason: String,
+    },
+    #[error("rule {rule:?}: older_than {value:?}: {reason}")]
+    Duration {
+        rule: String,
+        value: String,
+        reason: String,
+    },
+    #[error("rule {rule:?}: `tags` applies only to select = \"tagged\"")]
+    TagsOnUntagged { rule: String },
+    #[error("two rules are named {0:?}; names must be unique")]
+    DuplicateName(String),
+    #[error("rule names must not be empty")]
+    EmptyName,
+    #[error("protect.digests: {0}")]
+    Digest(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Document {
+    rules: Vec<RuleDocument>,
+    #[serde(default)]
+    protect: ProtectDocument,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDocument {
+    name: String,
+    repositories: Option<String>,
+    select: Select,
+    tags: Option<String>,
+    older_than: Option<String>,
+    #[serde(default)]
+    keep: usize,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ProtectDocument {
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    digests: Vec<String>,
+    #[serde(default)]
+    include_locked: bool,
+}
+
+impl Policy {
+    /// Read a policy file; `.json` or `.toml` decides the syntax.
+    pub fn from_file(path: &Path) -> Result<Policy, PolicyError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Policy::from_json(&text),
+            Some("toml") => Policy::from_toml(&text),
+            _ => Err(PolicyError::Format { path: shown }),
+        }
+    }
+
+    pub fn from_json(text: &str) -> Result<Policy, PolicyError> {
+        let doc: Document = serde_json::from_str(text).map_err(|e| PolicyError::Syntax {
+            format: "JSON",
+            message: e.to_string(),
+        })?;
+        Policy::build(doc)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
+        let doc: Document = toml::from_str(text).map_err(|e| PolicyError::Syntax {
+            format: "TOML",
+            message: e.message().to_owned(),
+        })?;
+        Policy::build(doc)
+    }
+
+    fn build(doc: Document) -> Result<Policy, PolicyError> {
+        if doc.rules.is_empty() {
+            return Err(PolicyError::NoRules);
+        }
+        let mut names = BTreeSet::new();
+        let mut rules = Vec::with_capacity(doc.rules.len());
+        for r in doc.rules {
+            if r.name.trim().is_empty() {
+                return Err(PolicyError::EmptyName);
+            }
+            if !names.insert(r.name.clone()) {
+                return Err(PolicyError::DuplicateName(r.name));
+            }
+            if r.select == Select::Untagged && r.tags.is_some() {
+                return Err(PolicyError::TagsOnUntagged { rule: r.name });
+            }
+            let repositories = anchored(&r.name, "repositories", r.repositories.as_deref())?;
+            let tags = anchored(&r.name, "tags", r.tags.as_deref())?;
+            let older_than = match &r.older_than {
+                Some(value) => parse_older_than(value).map_err(|reason| PolicyError::Duration {
+                    rule: r.name.clone(),
+                    value: value.clone(),
+                    reason,
+                })?,
+                None => Duration::ZERO,
+            };
+            rules.push(Rule {
+                name: r.name,
+                repositories,
+                select: r.select,
+                tags,
+                older_than,
+                keep: r.keep,
+            });
+        }
+        let tags = doc
+            .protect
+            .tags
+            .iter()
+            .map(|p| anchored("protect", "tags", Some(p)))
+            .collect::<Result<_, _>>()?;
+        let digests = doc
+            .protect
+            .digests
+            .iter()
+            .map(|d| {
+                d.parse::<Digest>()
+                    .map_err(|e| PolicyError::Digest(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Policy {
+            rules,
+            protect: Protect {
+                tags,
+                digests,
+                include_locked: doc.protect.include_locked,
+            },
+        })
+    }
+
+    /// Whether any rule covers `repository`: the default sweep scope.
+    pub fn covers(&self, repository: &str) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.repositories.is_match(repository))
+    }
+
+    /// The first `tagged` rule that owns `tag` in `repository`.
+    pub fn tag_owner(&self, repository: &str, tag: &str) -> Option<&Rule> {
+        self.rules.iter().find(|r| {
+            r.select == Select::Tagged
+                && r.repositories.is_match(repository)
+                && r.tags.is_match(tag)
+        })
+    }
+
+    /// The first `untagged` rule that owns untagged manifests of `repository`.
+    pub fn untagged_owner(&self, repository: &str) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .find(|r| r.select == Select::Untagged && r.repositories.is_match(repository))
+    }
+
+    /// The first `protect.tags` pattern matching `tag`.
+    pub fn protecting_pattern(&self, tag: &str) -> Option<&str> {
+        self.protect
+            .tags
+            .iter()
+            .find(|p| p.is_match(tag))
+            .map(|p| unanchor(p.as_str()))
+    }
+}
+
+/// Compile `pattern` (default `.*`) to match whole names only.
+fn anchored(rule: &str, field: &'static str, pattern: Option<&str>) -> Result<Regex, PolicyError> {
+    let pattern = pattern.unwrap_or(".*");
+    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| PolicyError::Regex {
+        rule: rule.to_owned(),
+        field,
+        pattern: pattern.to_owned(),
+        reason: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+    })
+}
+
+fn unanchor(s: &str) -> &str {
+    s.strip_prefix("^(?:")
+        .and_then(|s| s.strip_suffix(")$"))
+        .unwrap_or(s)
+}
+
+/// `90m`, `36h`, `30d`, `2d3h`, `1w`: a humantime duration, at most a century.
+pub fn parse_older_than(value: &str) -> Result<Duration, String> {
+    let trimmed = value.trim();
+    if trimmed.starts_with('-') {
+        return Err("a duration cannot be negative".into());
+    }
+    let d = humantime::parse_duration(trimmed).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => "the number is too large".to_owned(),
+        other => format!("{other}; write it like 90m, 36h, 30d or 2d3h"),
+    })?;
+    if d > MAX_OLDER_THAN {
+        return Err("longer than 100 years; that is a typo, not a retention period".into());
+    }
+    Ok(d)
+}
+
+/// A duration as people say it: `3d 4h`, `45m`, `12s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (days, hours, minutes) = (secs / 86_400, secs % 86_400 / 3_600, secs % 3_600 / 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => format!("{secs}s"),
+        (0, 0, m) => format!("{m}m"),
+        (0, h, 0) => format!("{h}h"),
+        (0, h, m) => format!("{h}h{m}m"),
+        (d, 0, _) => format!("{d}d"),
+        (d, h, _) => format!("{d}d{h}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"{
+      "rules": [
+        { "name": "dangling", "repositories": ".*", "select": "untagged", "older_than": "1d" },
+        { "name": "old-pr-builds", "repositories": "ci/.*", "select": "tagged",
+          "tags": "pr-.*", "older_than": "30d", "keep": 5 }
+      ],
+      "protect": { "tags": ["latest", "v\\d+\\.\\d+\\.\\d+"],
+                   "digests": ["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
+                   "include_locked": false }
+    }"#;
+
+    #[test]
+    fn the_issue_example_parses() {
+        let p = Policy::from_json(EXAMPLE).unwrap();
+        assert_eq!(p.rules.len(), 2);
+        assert_eq!(p.rules[1].keep, 5);
+        assert_eq!(p.rules[1].older_than, Duration::from_secs(30 * 86_400));
+        assert_eq!(p.protecting_pattern("v1.2.3"), Some("v\\d+\\.\\d+\\.\\d+"));
+        assert_eq!(p.protecting_pattern("v1.2"), None);
+        assert_eq!(p.protect.digests.len(), 1);
+    }
+
+    #[test]
+    fn toml_uses_the_same_keys() {
+        let p = Policy::from_toml(
+            r#"
+            [[rules]]
+            name = "old-pr-builds"
+            repositories = "ci/.*"
+            select = "tagged"
+            tags = "pr-.*"
+            older_than = "2d3h"
+            keep = 2
+            [protect]
+            tags = ["latest"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.rules[0].older_than,
+            Duration::from_secs(2 * 86_400 + 3 * 3_600)
+        );
+    }
+
+    #[test]
+    fn regexes_match_whole_names() {
+        let p = Policy::from_json(
+            r#"{"rules":[{"name":"r","repositories":"ci/.*","select":"tagged","tags":"pr-\\d+"}]}"#,
+        )
+        .unwrap();
+        assert!(p.tag_owner("ci/app", "pr-12").is_some());
+        assert!(p.tag_owner("ci/app", "pr-12-final").is_none());
+        assert!(p.tag_owner("myci/app", "pr-12").is_none());
+        assert!(p.tag_owner("ci/app", "xpr-12").is_none());
+    }
+
+    #[test]
+    fn an_alternation_is_anchored_as_a_whole() {
+        let p = Policy::from_json(r#"{"rules":[{"name":"r","select":"tagged","tags":"a|b"}]}"#)
+            .unwrap();
+        assert!(p.tag_owner("x", "a").is_some());
+        assert!(p.tag_owner("x", "ab").is_none());
+        assert!(p.tag_owner("x", "xb").is_none());
+    }
+
+    #[test]
+    fn first_matching_rule_owns_a_tag() {
+        let p = Policy::from_json(
+            r#"{"rules":[
+              {"name":"narrow","repositories":"ci/app","select":"tagged","tags":"pr-.*","keep":50},
+              {"name":"broad","select":"tagged","tags":"pr-.*"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.tag_owner("ci/app", "pr-1").unwrap().name, "narrow");
+        assert_eq!(p.tag_owner("ci/other", "pr-1").unwrap().name, "broad");
+    }
+
+    #[test]
+    fn bad_documents_are_refused_with_a_reason() {
+        let cases = [
+            (
+                r#"{"rules":[{"name":"r","select":"tagged","colour":"red"}]}"#,
+                "colour",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"sometimes"}]}"#,
+                "sometimes",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"tagged","tags":"(unclosed"}]}"#,
+                "not a valid regex",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"tagged","older_than":"-1d"}]}"#,
+                "negative",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"tagged","older_than":"99999999999999999999d"}]}"#,
+                "too large",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"tagged","older_than":"4000000d"}]}"#,
+                "100 years",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"tagged","older_than":"soon"}]}"#,
+                "older_than",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"untagged","tags":"x"}]}"#,
+                "applies only",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"tagged"},{"name":"r","select":"untagged"}]}"#,
+                "unique",
+            ),
+            (r#"{"rules":[]}"#, "no rules"),
+            (
+                r#"{"rules":[{"name":"r","select":"tagged"}],"protect":{"digests":["sha256:xyz"]}}"#,
+                "digest",
+            ),
+            (
+                r#"{"rules":[{"name":"r","select":"tagged"}],"protect":{"tag":["x"]}}"#,
+                "tag",
+            ),
+            ("not json", "JSON"),
+        ];
+        for (doc, needle) in cases {
+            let err = Policy::from_json(doc).unwrap_err().to_string();
+            assert!(err.contains(needle), "{doc}: {err}");
+        }
+    }
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_older_than("90m").unwrap(), Duration::from_secs(5_400));
+        assert_eq!(
+            parse_older_than("36h").unwrap(),
+            Duration::from_secs(129_600)
+        );
+        assert_eq!(parse_older_than("0s").unwrap(), Duration::ZERO);
+        assert_eq!(
+            human_duration(Duration::from_secs(2 * 86_400 + 3 * 3_600)),
+            "2d3h"
+        );
+        assert_eq!(human_duration(Duration::from_secs(5_400)), "1h30m");
+    }
+}
