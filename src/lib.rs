@@ -4,6 +4,11 @@
 //! The code reads like the job it does: a trigger names a scope, `registry` collects what
 //! is there, the planner decides, apply carries the plan out, and a report tells what happened.
 
+pub mod apply;
+pub mod collect;
 pub mod plan;
 pub mod policy;
 pub mod registry;
+pub mod report;
+pub mod state;
+pub mod sweep;

@@ -200,6 +200,60 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// The graph of a snapshot.
+    pub fn of(snapshot: &Snapshot) -> Graph {
+        Graph::build(snapshot, &TagKinds::of(snapshot))
+    }
+
+    /// The part of `deletes` that no surviving manifest reaches: what can go without
+    /// leaving a dangling index or an orphaned referrer behind.
+    pub fn safe_subset(
+        &self,
+        all: impl IntoIterator<Item = Digest>,
+        deletes: &BTreeSet<Digest>,
+    ) -> BTreeSet<Digest> {
+        let survivors: Vec<Digest> = all.into_iter().filter(|d| !deletes.contains(d)).collect();
+        let reached = self.reach(survivors.iter());
+        deletes
+            .iter()
+            .filter(|d| !reached.contains_key(*d))
+            .cloned()
+            .collect()
+    }
+
+    /// `set` in waves: each wave holds manifests whose parents within `set` are all in
+    /// earlier waves, with those parents. Deleting wave by wave never leaves an index without
+    /// its children while it still exists.
+    pub fn waves(&self, set: &BTreeSet<Digest>) -> Vec<Vec<(Digest, Vec<Digest>)>> {
+        let mut parents: BTreeMap<&Digest, Vec<Digest>> = BTreeMap::new();
+        for d in set {
+            for (next, _) in self.edges(d) {
+                if set.contains(next) {
+                    parents.entry(next).or_default().push(d.clone());
+                }
+            }
+        }
+        let mut level: BTreeMap<Digest, usize> = BTreeMap::new();
+        let mut waves: Vec<Vec<(Digest, Vec<Digest>)>> = Vec::new();
+        for d in self.parents_first(set) {
+            let ps = parents.get(&d).cloned().unwrap_or_default();
+            let l = ps
+                .iter()
+                .filter_map(|p| level.get(p))
+                .map(|l| l + 1)
+                .max()
+                .unwrap_or(0);
+            level.insert(d.clone(), l);
+            if waves.len() <= l {
+                waves.resize_with(l + 1, Vec::new);
+            }
+            waves[l].push((d, ps));
+        }
+        waves
+    }
+}
+
 /// Manifests that some user tag reaches. The rest are untagged; the inventory starts their
 /// clock.
 pub fn reached_by_user_tags(snapshot: &Snapshot) -> BTreeSet<Digest> {

@@ -455,6 +455,21 @@ impl OciClient {
         }
     }
 
+    /// The referrers of `digest` from the referrers API alone; `None` when the registry has
+    /// no such API (learned from its first 404, then not asked again). Sweeps use this: the
+    /// fallback tags are in the tag listing they already have.
+    pub async fn referrers_api(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+        if self.referrers_api.get() == Support::No {
+            return Ok(None);
+        }
+        let found = self.referrers(repository, digest).await?;
+        Ok((found.source == ReferrersSource::Api).then_some(found.descriptors))
+    }
+
     /// The manifests that refer to `digest` (signatures, SBOMs, attestations). From the
     /// referrers API where the registry has it; otherwise from the `sha256-<hex>` fallback
     /// tag, as OCI distribution 1.1 tells clients to do.
@@ -571,8 +586,53 @@ impl OciClient {
         if !is_image_config(&config.media_type) {
             return Ok(None);
         }
-        let bytes = self.blob(repository, &config.digest, CONFIG_LIMIT).await?;
+        self.config_created(repository, &config.digest).await
+    }
+
+    /// The `created` time in an image config blob, if it has a usable one.
+    pub async fn config_created(
+        &self,
+        repository: &str,
+        config: &Digest,
+    ) -> Result<Option<DateTime<Utc>>, RegistryError> {
+        let bytes = self.blob(repository, config, CONFIG_LIMIT).await?;
         Ok(config_created(&bytes))
+    }
+
+    /// The digest a tag (or digest) names now, by HEAD; `None` if it does not exist.
+    pub async fn resolve(
+        &self,
+        repository: &str,
+        reference: &Reference,
+    ) -> Result<Option<Digest>, RegistryError> {
+        check_repository(repository)?;
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"))?;
+        let extra = Extra {
+            accept: Some(MANIFEST_ACCEPT),
+            ..Extra::default()
+        };
+        let response = self
+            .transport
+            .send(Method::HEAD, &url, &pull_scope(repository), &extra)
+            .await?;
+        match response.status().as_u16() {
+            200 => {}
+            404 => return Ok(None),
+            _ => return Err(status_error(&Method::HEAD, &url, response).await),
+        }
+        match header(response.headers(), "docker-content-digest").map(str::parse::<Digest>) {
+            Some(Ok(digest)) => Ok(Some(digest)),
+            Some(Err(e)) => Err(invalid(
+                &Method::HEAD,
+                &url,
+                &format!("Docker-Content-Digest: {e}"),
+            )),
+            // Without the header only the body tells: read it.
+            None => self
+                .manifest(repository, reference)
+                .await
+                .map(|m| Some(m.digest)),
+        }
     }
 
     /// Fetch a (small) blob and check its digest.

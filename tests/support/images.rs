@@ -409,3 +409,108 @@ impl TestRegistry {
         b.send().await.expect("raw get").status().as_u16()
     }
 }
+
+const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+impl TestRegistry {
+    /// Whether a manifest exists (HEAD with every manifest type accepted).
+    pub async fn has_manifest(&self, repository: &str, reference: &str) -> bool {
+        let auth = self.seed_auth(repository).await;
+        let r = Self::with_auth(
+            self.http.head(format!(
+                "{}/v2/{repository}/manifests/{reference}",
+                self.url
+            )),
+            &auth,
+        )
+        .header(ACCEPT, ACCEPT_ALL)
+        .send()
+        .await
+        .expect("manifest head");
+        match r.status().as_u16() {
+            200 => true,
+            404 => false,
+            s => panic!("HEAD {repository}:{reference}: HTTP {s}"),
+        }
+    }
+
+    /// The tags of a repository, sorted (empty once the last is gone).
+    pub async fn tags(&self, repository: &str) -> Vec<String> {
+        let auth = self.seed_auth(repository).await;
+        let r = Self::with_auth(
+            self.http
+                .get(format!("{}/v2/{repository}/tags/list", self.url)),
+            &auth,
+        )
+        .send()
+        .await
+        .expect("tags list");
+        if r.status() == 404 {
+            return Vec::new();
+        }
+        let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        let mut tags: Vec<String> = v["tags"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        tags.sort();
+        tags
+    }
+
+    /// Panic unless `repository:tag` pulls completely: the manifest, every child manifest
+    /// (nested too) and every blob answer 200.
+    pub async fn assert_pulls_completely(&self, repository: &str, tag: &str) {
+        let auth = self.seed_auth(repository).await;
+        let mut pending = vec![tag.to_owned()];
+        while let Some(reference) = pending.pop() {
+            let r = Self::with_auth(
+                self.http.get(format!(
+                    "{}/v2/{repository}/manifests/{reference}",
+                    self.url
+                )),
+                &auth,
+            )
+            .header(ACCEPT, ACCEPT_ALL)
+            .send()
+            .await
+            .expect("manifest get");
+            assert_eq!(
+                r.status(),
+                200,
+                "{repository}:{tag} does not pull: manifest {reference} is missing"
+            );
+            let m: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+            for child in m["manifests"].as_array().into_iter().flatten() {
+                pending.push(child["digest"].as_str().unwrap().to_owned());
+            }
+            let blobs = m["config"]
+                .as_object()
+                .into_iter()
+                .map(|c| c["digest"].clone())
+                .chain(
+                    m["layers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|l| l["digest"].clone()),
+                );
+            for blob in blobs {
+                let blob = blob.as_str().unwrap().to_owned();
+                let r = Self::with_auth(
+                    self.http
+                        .head(format!("{}/v2/{repository}/blobs/{blob}", self.url)),
+                    &auth,
+                )
+                .send()
+                .await
+                .expect("blob head");
+                assert_eq!(
+                    r.status(),
+                    200,
+                    "{repository}:{tag} does not pull: blob {blob} is missing"
+                );
+            }
+        }
+    }
+}

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod janitor;
 pub mod proxy;
 pub mod registry;
 pub mod server;
@@ -14,6 +15,7 @@ pub mod token;
 
 #[allow(unused_imports)]
 pub use images::{Image, Pushed};
+#[allow(unused_imports)]
 pub use registry::{RegistryAuth, TestRegistry};
 
 /// reqwest is built without a default TLS crypto provider; the harness installs ring as the

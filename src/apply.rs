@@ -1,0 +1,245 @@
+//! Apply: carry a plan out, safely.
+//!
+//! Just before changing a repository it reads the tags again. Whatever changed since
+//! planning is planned again, and only what both plans delete, and what no surviving manifest
+//! still reaches, is deleted. So a manifest that gained a tag stays, and so do the children of
+//! an index pushed meanwhile. Untags come first. Deletes go in waves, parents first, so a run
+//! cut short never leaves an index without its children. When a delete fails, everything
+//! below it stays.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
+
+use crate::collect::refresh_tags;
+use crate::plan::graph::Graph;
+use crate::plan::{plan, Keep, RepositoryPlan, Snapshot, Untag};
+use crate::policy::Policy;
+use crate::registry::media_type::OCI_INDEX;
+use crate::registry::{
+    Deleted, Digest, MediaType, OciClient, Reference, RegistryError, TagDeleted,
+};
+
+/// Carry out `planned`, made from `snapshot`. Returns what was done: the entries of the plan,
+/// with an `error` on those that failed and, among the kept, what changed since planning.
+pub async fn apply(
+    client: &OciClient,
+    snapshot: &Snapshot,
+    planned: RepositoryPlan,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    concurrency: usize,
+) -> RepositoryPlan {
+    if !planned.complete || (planned.delete.is_empty() && planned.untag.is_empty()) {
+        return planned;
+    }
+    let repo = planned.name.clone();
+    let fresh = refresh_tags(client, snapshot, concurrency).await;
+    if !fresh.problems.is_empty() {
+        return abandon(planned, &fresh.problems.join("; "));
+    }
+    let again = plan(&fresh, policy, now);
+    if !again.complete {
+        return abandon(planned, again.error.as_deref().unwrap_or("incomplete"));
+    }
+    let graph = Graph::of(&fresh);
+    let both: BTreeSet<Digest> = {
+        let now_deleted: BTreeSet<&Digest> = again.delete.iter().map(|d| &d.digest).collect();
+        planned
+            .delete
+            .iter()
+            .filter(|d| now_deleted.contains(&d.digest))
+            .map(|d| d.digest.clone())
+            .collect()
+    };
+    let go = graph.safe_subset(fresh.manifests.keys().cloned(), &both);
+    let again_keep: BTreeMap<&Digest, &Keep> = again.keep.iter().map(|k| (&k.digest, k)).collect();
+
+    let mut done = RepositoryPlan {
+        delete: Vec::new(),
+        untag: Vec::new(),
+        ..planned.clone()
+    };
+    for d in planned.delete.iter().filter(|d| !go.contains(&d.digest)) {
+        let why = again_keep
+            .get(&d.digest)
+            .map(|k| k.reason.clone())
+            .unwrap_or_else(|| "something still reaches it".into());
+        tracing::info!(action = "keep", repository = %repo, digest = %d.digest, reason = %why, "changed since planning; kept");
+        done.keep.push(Keep {
+            digest: d.digest.clone(),
+            tags: fresh
+                .tags
+                .iter()
+                .filter(|(_, t)| t.digest == d.digest)
+                .map(|(n, _)| n.clone())
+                .collect(),
+            reason: format!("changed since planning: {why}"),
+            since: d.since,
+        });
+    }
+
+    let still_untag: BTreeSet<(&str, &Digest)> = again
+        .untag
+        .iter()
+        .map(|u| (u.tag.as_str(), &u.digest))
+        .collect();
+    let untags: Vec<Untag> = planned
+        .untag
+        .iter()
+        .filter(|u| {
+            let keep = still_untag.contains(&(u.tag.as_str(), &u.digest));
+            if !keep {
+                tracing::info!(action = "skip-untag", repository = %repo, tag = %u.tag, "tag changed since planning; left alone");
+            }
+            keep
+        })
+        .cloned()
+        .collect();
+    done.untag = stream::iter(untags)
+        .map(|mut u| {
+            let repo = repo.as_str();
+            async move {
+                let result = untag(client, repo, &u.tag, now).await;
+                log_action(
+                    "untag",
+                    repo,
+                    &u.digest,
+                    std::slice::from_ref(&u.tag),
+                    &u.reason,
+                    &result,
+                );
+                u.error = result.err().map(|e| e.to_string());
+                u
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    done.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
+
+    let entries: BTreeMap<Digest, crate::plan::Delete> = planned
+        .delete
+        .into_iter()
+        .filter(|d| go.contains(&d.digest))
+        .map(|d| (d.digest.clone(), d))
+        .collect();
+    let mut failed: BTreeSet<Digest> = BTreeSet::new();
+    for wave in graph.waves(&go) {
+        let (blocked, ready): (Vec<_>, Vec<_>) = wave
+            .into_iter()
+            .partition(|(_, parents)| parents.iter().any(|p| failed.contains(p)));
+        for (digest, parents) in blocked {
+            let parent = parents
+                .iter()
+                .find(|p| failed.contains(*p))
+                .map(|p| p.short().to_owned())
+                .unwrap_or_default();
+            let mut entry = entries[&digest].clone();
+            entry.error = Some(format!(
+                "not deleted: its parent {parent} could not be deleted"
+            ));
+            failed.insert(digest);
+            done.delete.push(entry);
+        }
+        let results: Vec<(Digest, Result<Deleted, RegistryError>)> = stream::iter(ready)
+            .map(|(digest, _)| {
+                let repo = repo.as_str();
+                async move {
+                    let r = client.delete_manifest(repo, &digest).await;
+                    (digest, r)
+                }
+            })
+            .buffer_unordered(concurrency.max(1))
+            .collect()
+            .await;
+        let mut results: Vec<_> = results;
+        results.sort_by(|a, b| a.0.cmp(&b.0));
+        for (digest, result) in results {
+            let mut entry = entries[&digest].clone();
+            log_action(
+                "delete",
+                &repo,
+                &digest,
+                &entry.tags,
+                &entry.reason,
+                &result,
+            );
+            if let Err(e) = result {
+                entry.error = Some(e.to_string());
+                failed.insert(digest);
+            }
+            done.delete.push(entry);
+        }
+    }
+    done.keep.sort_by(|a, b| a.digest.cmp(&b.digest));
+    done
+}
+
+/// Remove one tag and nothing else: the registry's tag delete where it has one, else push a
+/// tiny placeholder manifest to the tag and delete that placeholder by digest.
+async fn untag(
+    client: &OciClient,
+    repo: &str,
+    tag: &str,
+    now: DateTime<Utc>,
+) -> Result<(), RegistryError> {
+    match client.delete_tag(repo, tag).await? {
+        TagDeleted::Removed | TagDeleted::AlreadyGone => Ok(()),
+        TagDeleted::Unsupported => {
+            let placeholder = serde_json::json!({
+                "schemaVersion": 2,
+                "mediaType": OCI_INDEX,
+                "manifests": [],
+                "annotations": {
+                    "dev.registry-janitor.placeholder": format!("untag {tag} at {} ({:016x})", now.to_rfc3339(), fastrand::u64(..)),
+                },
+            });
+            let body = serde_json::to_vec(&placeholder).unwrap_or_default();
+            let reference = Reference::tag(tag)?;
+            let digest = client
+                .put_manifest(repo, &reference, &MediaType::OciIndex, body)
+                .await?;
+            client.delete_manifest(repo, &digest).await.map(|_| ())
+        }
+    }
+}
+
+fn log_action<T, E: std::fmt::Display>(
+    action: &str,
+    repository: &str,
+    digest: &Digest,
+    tags: &[String],
+    reason: &str,
+    result: &Result<T, E>,
+) {
+    match result {
+        Ok(_) => tracing::info!(action, repository, digest = %digest, tags = ?tags, reason, "done"),
+        Err(e) => {
+            tracing::warn!(action, repository, digest = %digest, tags = ?tags, reason, error = %e, "failed")
+        }
+    }
+}
+
+/// Nothing is done: everything planned is kept, and the repository reports why.
+fn abandon(planned: RepositoryPlan, why: &str) -> RepositoryPlan {
+    let mut keep = planned.keep;
+    for d in planned.delete {
+        keep.push(Keep {
+            digest: d.digest,
+            tags: d.tags,
+            reason: format!("not deleted: {why}"),
+            since: d.since,
+        });
+    }
+    keep.sort_by(|a, b| a.digest.cmp(&b.digest));
+    RepositoryPlan {
+        complete: false,
+        error: Some(format!("changed nothing: {why}")),
+        delete: Vec::new(),
+        untag: Vec::new(),
+        keep,
+        name: planned.name,
+    }
+}

@@ -1,0 +1,366 @@
+//! Collect: read one repository into a `Snapshot` for the planner. Read-only.
+//!
+//! It asks for as little as the planner needs: the tag list, one manifest GET per tag, a GET
+//! for each child or subject not read yet (or nothing, when the inventory already knows that
+//! digest's content), a HEAD for each remembered digest that no tag reaches, and a config
+//! blob only where an age is needed and the registry has no timestamp of its own.
+//!
+//! Anything it cannot read becomes a problem on the snapshot, and the planner then deletes
+//! nothing in this repository.
+
+use std::collections::BTreeSet;
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::plan::{ManifestFacts, Snapshot, TagRef};
+use crate::policy::Policy;
+use crate::registry::{Digest, Manifest, OciClient, Reference, RegistryError};
+use crate::state::RepoInventory;
+
+/// A snapshot, and the remembered digests the registry no longer has.
+pub struct Collected {
+    pub snapshot: Snapshot,
+    pub gone: Vec<Digest>,
+}
+
+/// What one manifest is, for the planner.
+pub fn facts_of(m: &Manifest) -> ManifestFacts {
+    ManifestFacts {
+        media_type: m.media_type.to_string(),
+        size: m.size,
+        children: m.children().iter().map(|c| c.digest.clone()).collect(),
+        subject: m.subject.as_ref().map(|s| s.digest.clone()),
+        blobs: m.blobs().map(|b| (b.digest.clone(), b.size)).collect(),
+        created: m.created_annotation(),
+        ..ManifestFacts::default()
+    }
+}
+
+pub async fn collect(
+    client: &OciClient,
+    repository: &str,
+    inventory: &RepoInventory,
+    policy: &Policy,
+    concurrency: usize,
+) -> Collected {
+    let mut snapshot = Snapshot {
+        repository: repository.to_owned(),
+        ..Snapshot::default()
+    };
+    let tags = match client.tags(repository).await {
+        Ok(listing) => listing.items,
+        Err(e) => {
+            snapshot.problems.push(format!("cannot list tags: {e}"));
+            return Collected {
+                snapshot,
+                gone: Vec::new(),
+            };
+        }
+    };
+    let mut reader = Reader {
+        client,
+        repository,
+        inventory,
+        concurrency,
+        snapshot,
+        gone: Vec::new(),
+        absent: BTreeSet::new(),
+    };
+    reader.read_tags(&tags).await;
+    reader.read_remembered().await;
+    reader.read_referrers().await;
+    reader.work_out_ages(policy).await;
+    Collected {
+        snapshot: reader.snapshot,
+        gone: reader.gone,
+    }
+}
+
+/// Re-read the tags of a repository just before changing it, and read any manifest they
+/// point at that `snapshot` lacks. Used by apply to notice what changed since planning.
+pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: usize) -> Snapshot {
+    let mut fresh = Snapshot {
+        repository: snapshot.repository.clone(),
+        manifests: snapshot.manifests.clone(),
+        ..Snapshot::default()
+    };
+    let inventory = RepoInventory::default();
+    let names = match client.tags(&snapshot.repository).await {
+        Ok(listing) => listing.items,
+        Err(e) => {
+            fresh.problems.push(format!(
+                "cannot list tags again before changing anything: {e}"
+            ));
+            return fresh;
+        }
+    };
+    let client_ref = client;
+    let repo = snapshot.repository.as_str();
+    let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(names)
+        .map(|tag| async move {
+            let r = match Reference::tag(&tag) {
+                Ok(reference) => client_ref.resolve(repo, &reference).await,
+                Err(e) => Err(e.into()),
+            };
+            (tag, r)
+        })
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut unknown = BTreeSet::new();
+    for (tag, result) in heads {
+        match result {
+            Ok(Some(digest)) => {
+                if !fresh.manifests.contains_key(&digest) {
+                    unknown.insert(digest.clone());
+                }
+                let old = snapshot.tags.get(&tag);
+                let tref = match old {
+                    Some(o) if o.digest == digest => o.clone(),
+                    _ => TagRef::new(digest),
+                };
+                fresh.tags.insert(tag, tref);
+            }
+            Ok(None) => {}
+            Err(e) => fresh.problems.push(format!("tag {tag}: {e}")),
+        }
+    }
+    let mut reader = Reader {
+        client,
+        repository: repo,
+        inventory: &inventory,
+        concurrency,
+        snapshot: fresh,
+        gone: Vec::new(),
+        absent: BTreeSet::new(),
+    };
+    reader.read_digests(unknown, true).await;
+    reader.snapshot
+}
+
+struct Reader<'a> {
+    client: &'a OciClient,
+    repository: &'a str,
+    inventory: &'a RepoInventory,
+    concurrency: usize,
+    snapshot: Snapshot,
+    gone: Vec<Digest>,
+    /// Digests asked for and not found (dangling children, missing subjects).
+    absent: BTreeSet<Digest>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, what: String) {
+        self.snapshot.problems.push(what);
+    }
+
+    /// One GET per tag: it names the digest and gives the content at once.
+    async fn read_tags(&mut self, tags: &[String]) {
+        let (client, repo) = (self.client, self.repository);
+        let results: Vec<(String, Result<Manifest, RegistryError>)> =
+            stream::iter(tags.iter().cloned())
+                .map(|tag| async move {
+                    let r = match Reference::tag(&tag) {
+                        Ok(reference) => client.manifest(repo, &reference).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    (tag, r)
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+        let mut pending = BTreeSet::new();
+        for (tag, result) in results {
+            match result {
+                Ok(m) => {
+                    pending.extend(self.add(&m.digest.clone(), facts_of(&m)));
+                    self.snapshot.tags.insert(tag, TagRef::new(m.digest));
+                }
+                // Deleted since the listing: it is simply not there any more.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => self.problem(format!("tag {tag}: {e}")),
+            }
+        }
+        self.read_digests(pending, false).await;
+    }
+
+    /// Add a manifest; return the digests it points at that are not read yet.
+    fn add(&mut self, digest: &Digest, mut facts: ManifestFacts) -> Vec<Digest> {
+        if facts.created.is_none() {
+            // Worked out by an earlier sweep from the config blob.
+            facts.created = self
+                .inventory
+                .manifests
+                .get(digest)
+                .and_then(|r| r.facts.as_ref())
+                .and_then(|f| f.created);
+        }
+        let mut next: Vec<Digest> = facts.children.clone();
+        next.extend(facts.subject.clone());
+        self.snapshot.manifests.insert(digest.clone(), facts);
+        next.retain(|d| !self.snapshot.manifests.contains_key(d) && !self.absent.contains(d));
+        next
+    }
+
+    /// Read digests (children, subjects, remembered ones) until nothing new turns up.
+    /// With `verify`, a digest whose content the inventory knows is still checked with a HEAD.
+    async fn read_digests(&mut self, mut pending: BTreeSet<Digest>, verify: bool) {
+        while !pending.is_empty() {
+            let batch: Vec<Digest> = std::mem::take(&mut pending)
+                .into_iter()
+                .filter(|d| !self.snapshot.manifests.contains_key(d) && !self.absent.contains(d))
+                .collect();
+            let (client, repo, inventory) = (self.client, self.repository, self.inventory);
+            let results: Vec<(Digest, Result<Option<ManifestFacts>, RegistryError>)> =
+                stream::iter(batch)
+                    .map(|digest| async move {
+                        let known = inventory
+                            .manifests
+                            .get(&digest)
+                            .and_then(|r| r.facts.clone());
+                        let r = match known {
+                            Some(facts) if !verify => Ok(Some(facts)),
+                            Some(facts) => client
+                                .manifest_exists(repo, &digest)
+                                .await
+                                .map(|e| e.then_some(facts)),
+                            None => match client
+                                .manifest(repo, &Reference::Digest(digest.clone()))
+                                .await
+                            {
+                                Ok(m) => Ok(Some(facts_of(&m))),
+                                Err(e) if e.is_not_found() => Ok(None),
+                                Err(e) => Err(e),
+                            },
+                        };
+                        (digest, r)
+                    })
+                    .buffer_unordered(self.concurrency.max(1))
+                    .collect()
+                    .await;
+            for (digest, result) in results {
+                match result {
+                    Ok(Some(facts)) => pending.extend(self.add(&digest, facts)),
+                    Ok(None) => {
+                        if self.inventory.manifests.contains_key(&digest) {
+                            self.gone.push(digest.clone());
+                        }
+                        self.absent.insert(digest);
+                    }
+                    Err(e) => self.problem(format!("manifest {digest}: {e}")),
+                }
+            }
+        }
+    }
+
+    /// Remembered digests that no tag reached this time: still there (HEAD), or gone.
+    async fn read_remembered(&mut self) {
+        let unseen: BTreeSet<Digest> = self
+            .inventory
+            .manifests
+            .keys()
+            .filter(|d| !self.snapshot.manifests.contains_key(*d))
+            .cloned()
+            .collect();
+        self.read_digests(unseen, true).await;
+    }
+
+    /// Referrers the API knows that nothing else showed us (untagged signatures, SBOMs).
+    /// On a registry without the API this costs one request per sweep, to learn that.
+    async fn read_referrers(&mut self) {
+        let digests: Vec<Digest> = self.snapshot.manifests.keys().cloned().collect();
+        let mut pending = BTreeSet::new();
+        for digest in digests {
+            match self.client.referrers_api(self.repository, &digest).await {
+                Ok(None) => return,
+                Ok(Some(found)) => pending.extend(found.into_iter().map(|d| d.digest)),
+                Err(e) => self.problem(format!("referrers of {digest}: {e}")),
+            }
+        }
+        self.read_digests(pending, false).await;
+    }
+
+    /// Ages for the tagged manifests whose rules need one, where the registry gave no tag
+    /// timestamp: the `created` annotation, else the config blob's `created`. An index
+    /// without the annotation is as old as its newest child with a known age.
+    async fn work_out_ages(&mut self, policy: &Policy) {
+        let repo = self.repository;
+        let needing: BTreeSet<Digest> = self
+            .snapshot
+            .tags
+            .iter()
+            .filter(|(tag, tref)| {
+                tref.updated.is_none()
+                    && policy.protecting_pattern(tag).is_none()
+                    && policy
+                        .tag_owner(repo, tag)
+                        .is_some_and(|r| !r.older_than.is_zero() || r.keep > 0)
+            })
+            .map(|(_, tref)| tref.digest.clone())
+            .collect();
+        let mut images = BTreeSet::new();
+        for d in &needing {
+            if let Some(facts) = self.snapshot.manifests.get(d) {
+                if facts.children.is_empty() {
+                    images.insert(d.clone());
+                } else {
+                    images.extend(facts.children.iter().cloned());
+                }
+            }
+        }
+        let todo: Vec<(Digest, Digest)> = images
+            .into_iter()
+            .filter_map(|d| {
+                let facts = self.snapshot.manifests.get(&d)?;
+                if facts.created.is_some() {
+                    return None;
+                }
+                let config = facts.blobs.first()?.0.clone();
+                is_image_config(&facts.media_type).then_some((d, config))
+            })
+            .collect();
+        let client = self.client;
+        let results: Vec<(Digest, Result<_, RegistryError>)> =
+            stream::iter(todo)
+                .map(|(d, config)| async move { (d, client.config_created(repo, &config).await) })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+        for (d, result) in results {
+            match result {
+                Ok(created) => {
+                    if let Some(f) = self.snapshot.manifests.get_mut(&d) {
+                        f.created = created;
+                    }
+                }
+                // An unreadable config means an unknown age, which is never old.
+                Err(e) => {
+                    tracing::warn!(repository = repo, digest = %d, error = %e, "cannot read image config; age unknown")
+                }
+            }
+        }
+        for d in &needing {
+            let Some(facts) = self.snapshot.manifests.get(d) else {
+                continue;
+            };
+            if facts.created.is_none() && !facts.children.is_empty() {
+                let newest = facts
+                    .children
+                    .iter()
+                    .filter_map(|c| self.snapshot.manifests.get(c).and_then(|f| f.created))
+                    .max();
+                if let Some(f) = self.snapshot.manifests.get_mut(d) {
+                    f.created = newest;
+                }
+            }
+        }
+    }
+}
+
+/// Image manifests (not indexes, not artifacts without a config) have a config with `created`.
+fn is_image_config(manifest_media_type: &str) -> bool {
+    matches!(
+        manifest_media_type,
+        crate::registry::media_type::OCI_MANIFEST | crate::registry::media_type::DOCKER_MANIFEST
+    )
+}

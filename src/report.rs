@@ -1,0 +1,244 @@
+//! Report: what a sweep decided or did, as one JSON document for machines or a table for
+//! people. The JSON shape is a contract (documented in the README); add, never rename.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::plan::RepositoryPlan;
+use crate::policy::human_duration;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub now: DateTime<Utc>,
+    pub dry_run: bool,
+    pub repositories: Vec<RepositoryPlan>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub manifests_deleted: u64,
+    pub tags_removed: u64,
+    pub bytes_reclaimable: u64,
+    pub repositories_incomplete: u64,
+}
+
+impl Report {
+    pub fn new(now: DateTime<Utc>, dry_run: bool, repositories: Vec<RepositoryPlan>) -> Report {
+        let mut summary = Summary::default();
+        for r in &repositories {
+            let ok_deletes = r.delete.iter().filter(|d| d.error.is_none());
+            for d in ok_deletes {
+                summary.manifests_deleted += 1;
+                summary.tags_removed += d.tags.len() as u64;
+                summary.bytes_reclaimable += d.bytes;
+            }
+            summary.tags_removed += r.untag.iter().filter(|u| u.error.is_none()).count() as u64;
+            summary.repositories_incomplete += u64::from(!r.complete);
+        }
+        Report {
+            now,
+            dry_run,
+            repositories,
+            summary,
+        }
+    }
+
+    /// Whether anything failed: an incomplete repository or a failed action.
+    pub fn has_failures(&self) -> bool {
+        self.summary.repositories_incomplete > 0
+            || self.repositories.iter().any(|r| {
+                r.delete.iter().any(|d| d.error.is_some())
+                    || r.untag.iter().any(|u| u.error.is_some())
+            })
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+
+    /// A table for people: grouped by repository, with totals at the end.
+    pub fn to_table(&self) -> String {
+        let (deleted, untagged) = if self.dry_run {
+            ("to delete", "to untag")
+        } else {
+            ("deleted", "untagged")
+        };
+        let mut out = String::new();
+        for r in &self.repositories {
+            let _ = writeln!(
+                out,
+                "{}  ({} {deleted}, {} {untagged}, {} kept{})",
+                r.name,
+                r.delete.len(),
+                r.untag.len(),
+                r.keep.len(),
+                if r.complete { "" } else { ", INCOMPLETE" }
+            );
+            if let Some(e) = &r.error {
+                let _ = writeln!(out, "  ! {e}");
+            }
+            let mut rows: Vec<[String; 6]> = Vec::new();
+            for d in &r.delete {
+                let reason = match &d.error {
+                    Some(e) => format!("FAILED: {e}"),
+                    None => d.reason.clone(),
+                };
+                rows.push([
+                    "delete".into(),
+                    d.digest.short().into(),
+                    tags(&d.tags),
+                    age(d.since, self.now),
+                    human_bytes(d.bytes),
+                    reason,
+                ]);
+            }
+            for u in &r.untag {
+                let reason = match &u.error {
+                    Some(e) => format!("FAILED: {e}"),
+                    None => u.reason.clone(),
+                };
+                rows.push([
+                    "untag".into(),
+                    u.digest.short().into(),
+                    u.tag.clone(),
+                    String::new(),
+                    String::new(),
+                    reason,
+                ]);
+            }
+            for k in &r.keep {
+                rows.push([
+                    "keep".into(),
+                    k.digest.short().into(),
+                    tags(&k.tags),
+                    age(k.since, self.now),
+                    String::new(),
+                    k.reason.clone(),
+                ]);
+            }
+            if !rows.is_empty() {
+                write_rows(
+                    &mut out,
+                    &["ACTION", "DIGEST", "TAGS", "AGE", "SIZE", "REASON"],
+                    &rows,
+                );
+            }
+            out.push('\n');
+        }
+        let s = &self.summary;
+        let verb = if self.dry_run { "would be" } else { "were" };
+        let _ = writeln!(
+            out,
+            "TOTAL  {} manifests {verb} deleted, {} tags removed, {} reclaimable, {} of {} repositories incomplete{}",
+            s.manifests_deleted,
+            s.tags_removed,
+            human_bytes(s.bytes_reclaimable),
+            s.repositories_incomplete,
+            self.repositories.len(),
+            if self.dry_run { " (dry run: nothing was changed)" } else { "" }
+        );
+        out
+    }
+}
+
+fn tags(t: &[String]) -> String {
+    if t.is_empty() {
+        "-".into()
+    } else {
+        t.join(",")
+    }
+}
+
+fn age(since: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
+    match since {
+        Some(t) => human_duration((now - t).to_std().unwrap_or(Duration::ZERO)),
+        None => "?".into(),
+    }
+}
+
+fn write_rows(out: &mut String, header: &[&str; 6], rows: &[[String; 6]]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row.iter()).take(5) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::from("  ");
+        for (i, c) in cells.iter().enumerate() {
+            if i < 5 {
+                let _ = write!(s, "{c:<w$}  ", w = widths[i]);
+            } else {
+                s.push_str(c);
+            }
+        }
+        s.trim_end().to_owned()
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for row in rows {
+        let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
+/// Sizes as people read them: `512 B`, `1.2 KiB`, `3.4 GiB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_human() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(1_288_490_189), "1.2 GiB");
+    }
+
+    #[test]
+    fn summary_counts_only_what_succeeded() {
+        let digest: crate::registry::Digest = format!("sha256:{}", "a".repeat(64)).parse().unwrap();
+        let entry = |error: Option<&str>| crate::plan::Delete {
+            digest: digest.clone(),
+            tags: vec!["pr-1".into()],
+            reason: "r".into(),
+            bytes: 10,
+            since: None,
+            parent: None,
+            error: error.map(str::to_owned),
+        };
+        let plan = RepositoryPlan {
+            name: "app".into(),
+            complete: true,
+            error: None,
+            delete: vec![entry(None), entry(Some("HTTP 500"))],
+            untag: vec![],
+            keep: vec![],
+        };
+        let report = Report::new(Utc::now(), false, vec![plan]);
+        assert_eq!(report.summary.manifests_deleted, 1);
+        assert_eq!(report.summary.tags_removed, 1);
+        assert_eq!(report.summary.bytes_reclaimable, 10);
+        assert!(report.has_failures());
+        assert!(report
+            .to_table()
+            .contains("TOTAL  1 manifests were deleted"));
+    }
+}

@@ -1,0 +1,546 @@
+//! The cleanup engine end to end: the real binary against a real registry, one test per
+//! hazard that broke images for users of other tools. After every apply, every tag that
+//! should remain must still pull completely.
+
+mod support;
+
+use support::janitor::Janitor;
+use support::{Image, TestRegistry};
+
+const NOW: &str = "2026-06-01T00:00:00Z";
+const OLD: &str = "2026-01-01T00:00:00Z";
+const NEW: &str = "2026-05-31T00:00:00Z";
+
+const PURGE_UNTAGGED: &str = r#"{"rules":[{"name":"dangling","select":"untagged"}]}"#;
+const OLD_PR_BUILDS: &str =
+    r#"{"rules":[{"name":"old-pr-builds","select":"tagged","tags":"pr-.*","older_than":"30d"}]}"#;
+
+/// Push `tag` to a fresh image so the manifest it named becomes untagged.
+async fn repush(registry: &TestRegistry, repo: &str, tag: &str) -> support::Pushed {
+    Image::oci(repo).created(NEW).tag(tag).push(registry).await
+}
+
+#[tokio::test]
+async fn children_of_tagged_index_survive_untagged_purge() {
+    let registry = TestRegistry::start().await;
+    let amd = Image::oci("app")
+        .platform("linux", "amd64")
+        .created(OLD)
+        .push(&registry)
+        .await;
+    let arm = Image::oci("app")
+        .platform("linux", "arm64")
+        .created(OLD)
+        .push(&registry)
+        .await;
+    registry.index("app", &[&amd, &arm], &["latest"]).await;
+    let old = Image::oci("app")
+        .created(OLD)
+        .tag("v1")
+        .push(&registry)
+        .await;
+    let janitor = Janitor::new(&registry);
+    janitor.plan(PURGE_UNTAGGED, &["--now", NOW]).await;
+    repush(&registry, "app", "v1").await;
+
+    let done = janitor.apply(PURGE_UNTAGGED, &["--now", NOW]).await;
+    assert_eq!(done.deleted("app"), vec![old.digest.clone()]);
+    assert!(!registry.has_manifest("app", &old.digest).await);
+    assert!(
+        registry.has_manifest("app", &amd.digest).await,
+        "an untagged child of a tagged index was deleted"
+    );
+    assert!(registry.has_manifest("app", &arm.digest).await);
+    assert!(done
+        .kept_reason("app", &amd.digest)
+        .unwrap()
+        .starts_with("child of"));
+    registry.assert_pulls_completely("app", "latest").await;
+    registry.assert_pulls_completely("app", "v1").await;
+}
+
+#[tokio::test]
+async fn nested_indexes_are_deleted_parents_first_and_kept_whole() {
+    let registry = TestRegistry::start().await;
+    let a = Image::oci("app").created(OLD).push(&registry).await;
+    let inner = registry.index("app", &[&a], &[]).await;
+    let outer = registry.index("app", &[&inner], &["stable"]).await;
+    let b = Image::oci("app").created(OLD).push(&registry).await;
+    let doomed_inner = registry.index("app", &[&b], &[]).await;
+    let doomed_outer = registry.index("app", &[&doomed_inner], &["pr-7"]).await;
+    let policy = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#;
+    let janitor = Janitor::new(&registry);
+
+    let done = janitor.apply(policy, &["--now", NOW]).await;
+    assert_eq!(
+        done.deleted("app"),
+        vec![
+            doomed_outer.digest.clone(),
+            doomed_inner.digest.clone(),
+            b.digest.clone()
+        ]
+    );
+    for d in [&doomed_outer, &doomed_inner, &b] {
+        assert!(!registry.has_manifest("app", &d.digest).await);
+    }
+    for d in [&outer, &inner, &a] {
+        assert!(registry.has_manifest("app", &d.digest).await);
+    }
+    registry.assert_pulls_completely("app", "stable").await;
+}
+
+#[tokio::test]
+async fn signatures_and_referrers_live_and_die_with_their_subject() {
+    let registry = TestRegistry::start().await;
+    let doomed = Image::oci("app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let doomed_sbom = Image::oci("app")
+        .referrer_of(&doomed, "application/spdx+json")
+        .push(&registry)
+        .await;
+    let doomed_sig = registry.cosign_signature(&doomed).await;
+    let kept = Image::oci("app")
+        .created(OLD)
+        .tag("stable")
+        .push(&registry)
+        .await;
+    let kept_sbom = Image::oci("app")
+        .referrer_of(&kept, "application/spdx+json")
+        .push(&registry)
+        .await;
+    let kept_sig = registry.cosign_signature(&kept).await;
+    // An untagged rule must not take the referrers of a kept subject either.
+    let policy = r#"{"rules":[
+        {"name":"old-pr-builds","select":"tagged","tags":"pr-.*","older_than":"30d"},
+        {"name":"dangling","select":"untagged"}]}"#;
+    let janitor = Janitor::new(&registry);
+
+    let done = janitor.apply(policy, &["--now", NOW]).await;
+    let deleted = done.deleted("app");
+    assert_eq!(
+        deleted[0], doomed.digest,
+        "the subject goes first: {deleted:?}"
+    );
+    for d in [&doomed, &doomed_sbom, &doomed_sig] {
+        assert!(
+            deleted.contains(&d.digest),
+            "{} not deleted: {deleted:?}",
+            d.digest
+        );
+        assert!(!registry.has_manifest("app", &d.digest).await);
+    }
+    for d in [&kept, &kept_sbom, &kept_sig] {
+        assert!(
+            registry.has_manifest("app", &d.digest).await,
+            "{} of a kept subject was deleted",
+            d.digest
+        );
+    }
+    let tags = registry.tags("app").await;
+    assert!(
+        !tags
+            .iter()
+            .any(|t| t.contains(doomed.fallback_tag().as_str())),
+        "orphan link tags remain: {tags:?}"
+    );
+    assert!(tags.contains(&kept.fallback_tag()), "{tags:?}");
+    registry.assert_pulls_completely("app", "stable").await;
+    registry
+        .assert_pulls_completely("app", &format!("{}.sig", kept.fallback_tag()))
+        .await;
+}
+
+#[tokio::test]
+async fn a_digest_shared_by_pr_1_and_stable_loses_only_pr_1() {
+    let registry = TestRegistry::start().await;
+    let shared = Image::oci("app")
+        .created(OLD)
+        .tag("pr-1")
+        .tag("stable")
+        .push(&registry)
+        .await;
+    let janitor = Janitor::new(&registry);
+    let done = janitor.apply(OLD_PR_BUILDS, &["--now", NOW]).await;
+    assert!(done.deleted("app").is_empty());
+    let untag = done.entries("app", "untag");
+    assert_eq!(untag.len(), 1);
+    assert_eq!(untag[0]["tag"], "pr-1");
+    assert!(untag[0].get("error").is_none(), "{untag:?}");
+    assert_eq!(registry.tags("app").await, vec!["stable"]);
+    assert!(registry.has_manifest("app", &shared.digest).await);
+    registry.assert_pulls_completely("app", "stable").await;
+}
+
+#[tokio::test]
+async fn keep_n_keeps_the_newest_of_the_selected() {
+    let registry = TestRegistry::start().await;
+    let mut pushed = Vec::new();
+    for (i, created) in [
+        "2026-01-01T00:00:00Z",
+        "2026-02-01T00:00:00Z",
+        "2026-03-01T00:00:00Z",
+        "2026-04-01T00:00:00Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        pushed.push(
+            Image::oci("app")
+                .created(created)
+                .tag(&format!("pr-{i}"))
+                .push(&registry)
+                .await,
+        );
+    }
+    let policy =
+        r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"30d","keep":2}]}"#;
+    let janitor = Janitor::new(&registry);
+    let done = janitor.apply(policy, &["--now", NOW]).await;
+    let mut deleted = done.deleted("app");
+    deleted.sort();
+    let mut expected = vec![pushed[0].digest.clone(), pushed[1].digest.clone()];
+    expected.sort();
+    assert_eq!(deleted, expected);
+    assert_eq!(registry.tags("app").await, vec!["pr-2", "pr-3"]);
+    registry.assert_pulls_completely("app", "pr-2").await;
+    registry.assert_pulls_completely("app", "pr-3").await;
+}
+
+#[tokio::test]
+async fn a_pinned_digest_is_kept() {
+    let registry = TestRegistry::start().await;
+    let pinned = Image::oci("app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let other = Image::oci("app")
+        .created(OLD)
+        .tag("pr-2")
+        .push(&registry)
+        .await;
+    let policy = format!(
+        r#"{{"rules":[{{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"30d"}}],
+            "protect":{{"digests":["{}"]}}}}"#,
+        pinned.digest
+    );
+    let janitor = Janitor::new(&registry);
+    let done = janitor.apply(&policy, &["--now", NOW]).await;
+    assert_eq!(done.deleted("app"), vec![other.digest.clone()]);
+    assert!(registry.has_manifest("app", &pinned.digest).await);
+    assert_eq!(
+        done.kept_reason("app", &pinned.digest).as_deref(),
+        Some("pinned by protect.digests")
+    );
+}
+
+#[tokio::test]
+async fn unknown_age_is_kept() {
+    let registry = TestRegistry::start().await;
+    let ageless = Image::oci("app").tag("pr-1").push(&registry).await;
+    let janitor = Janitor::new(&registry);
+    let done = janitor.apply(OLD_PR_BUILDS, &["--now", NOW]).await;
+    assert!(done.deleted("app").is_empty());
+    assert!(registry.has_manifest("app", &ageless.digest).await);
+    assert!(done
+        .kept_reason("app", &ageless.digest)
+        .unwrap()
+        .contains("unknown age"));
+}
+
+#[tokio::test]
+async fn the_repositories_filter_is_respected() {
+    let registry = TestRegistry::start().await;
+    let ci = Image::oci("ci/app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let prod = Image::oci("prod/app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let other_ci = Image::oci("ci/tool")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let policy =
+        r#"{"rules":[{"name":"pr","repositories":"ci/.*","select":"tagged","tags":"pr-.*"}]}"#;
+    let janitor = Janitor::new(&registry);
+
+    let done = janitor
+        .apply(policy, &["--now", NOW, "--repository", "ci/app"])
+        .await;
+    let names: Vec<String> = done.json()["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, vec!["ci/app"]);
+    assert!(!registry.has_manifest("ci/app", &ci.digest).await);
+    assert!(
+        registry.has_manifest("ci/tool", &other_ci.digest).await,
+        "--repository was ignored"
+    );
+
+    let done = janitor.apply(policy, &["--now", NOW]).await;
+    assert!(done.json()["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["name"] != "prod/app"));
+    assert!(!registry.has_manifest("ci/tool", &other_ci.digest).await);
+    assert!(
+        registry.has_manifest("prod/app", &prod.digest).await,
+        "a repository no rule matches was swept"
+    );
+    registry.assert_pulls_completely("prod/app", "pr-1").await;
+}
+
+#[tokio::test]
+async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
+    use registry_janitor::policy::Policy;
+    use registry_janitor::registry::{ClientOptions, OciClient};
+    use registry_janitor::state::NoState;
+    use registry_janitor::sweep::Sweeper;
+
+    let registry = TestRegistry::start().await;
+    let doomed = Image::oci("app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let child = Image::oci("app").created(OLD).push(&registry).await;
+    let index = registry.index("app", &[&child], &["pr-2"]).await;
+    let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
+    let policy = Policy::from_json(OLD_PR_BUILDS).unwrap();
+    let mut store = NoState;
+    let mut sweeper = Sweeper {
+        client: &client,
+        policy: &policy,
+        store: &mut store,
+        now: NOW.parse().unwrap(),
+        concurrency: 4,
+    };
+    let planned = sweeper.plan("app").await.unwrap();
+    let planned_digests: Vec<String> = planned
+        .plan
+        .delete
+        .iter()
+        .map(|d| d.digest.to_string())
+        .collect();
+    assert_eq!(planned_digests.len(), 3, "{planned_digests:?}");
+
+    registry.tag(&doomed, "hotfix").await;
+    let later = Image::oci("app").created(NEW).push(&registry).await;
+    // A new index, pushed meanwhile, now also holds the planned child.
+    registry.index("app", &[&child, &later], &["release"]).await;
+
+    let done = sweeper.apply(planned).await.unwrap();
+    let deleted: Vec<String> = done.delete.iter().map(|d| d.digest.to_string()).collect();
+    assert_eq!(
+        deleted,
+        vec![index.digest.clone()],
+        "only the index whose tag nobody touched goes"
+    );
+    assert!(registry.has_manifest("app", &doomed.digest).await);
+    assert!(registry.has_manifest("app", &child.digest).await);
+    let reason = done
+        .keep
+        .iter()
+        .find(|k| k.digest.as_str() == doomed.digest)
+        .unwrap()
+        .reason
+        .clone();
+    assert!(
+        reason.contains("changed since planning") && reason.contains("hotfix"),
+        "{reason}"
+    );
+    registry.assert_pulls_completely("app", "hotfix").await;
+    registry.assert_pulls_completely("app", "release").await;
+}
+
+#[tokio::test]
+async fn an_image_untagged_by_a_repush_waits_out_older_than_then_goes() {
+    let registry = TestRegistry::start().await;
+    let first = Image::oci("app")
+        .created("1970-01-01T00:00:00Z")
+        .tag("main")
+        .push(&registry)
+        .await;
+    let janitor = Janitor::new(&registry);
+    let policy = r#"{"rules":[{"name":"dangling","select":"untagged","older_than":"1d"}]}"#;
+    janitor
+        .plan(policy, &["--now", "2026-06-01T00:00:00Z"])
+        .await;
+    repush(&registry, "app", "main").await;
+
+    // First seen untagged now: a build from 1970 is still not old.
+    let seen = janitor
+        .apply(policy, &["--now", "2026-06-01T01:00:00Z"])
+        .await;
+    assert!(seen.deleted("app").is_empty());
+    assert!(seen
+        .kept_reason("app", &first.digest)
+        .unwrap()
+        .contains("waits 1d"));
+    let half_day = janitor
+        .apply(policy, &["--now", "2026-06-01T13:00:00Z"])
+        .await;
+    assert!(
+        half_day.deleted("app").is_empty(),
+        "the clock moved: {}",
+        half_day.stdout
+    );
+    assert!(registry.has_manifest("app", &first.digest).await);
+
+    let later = janitor
+        .apply(policy, &["--now", "2026-06-02T02:00:00Z"])
+        .await;
+    assert_eq!(later.deleted("app"), vec![first.digest.clone()]);
+    assert!(!registry.has_manifest("app", &first.digest).await);
+    registry.assert_pulls_completely("app", "main").await;
+}
+
+#[tokio::test]
+async fn plan_changes_nothing_and_prints_one_json_document() {
+    let registry = TestRegistry::start().await;
+    let doomed = Image::oci("app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let janitor = Janitor::new(&registry);
+    let plan = janitor.plan(OLD_PR_BUILDS, &["--now", NOW]).await;
+    assert_eq!(plan.code, 0);
+    let json = plan.json();
+    assert_eq!(json["dry_run"], true);
+    assert_eq!(json["summary"]["manifests_deleted"], 1);
+    assert_eq!(json["summary"]["tags_removed"], 1);
+    assert!(json["summary"]["bytes_reclaimable"].as_u64().unwrap() > 0);
+    assert_eq!(json["repositories"][0]["delete"][0]["tags"][0], "pr-1");
+    assert!(
+        registry.has_manifest("app", &doomed.digest).await,
+        "plan deleted something"
+    );
+    assert_eq!(registry.tags("app").await, vec!["pr-1"]);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_usage_error_that_changes_nothing() {
+    let registry = TestRegistry::start().await;
+    let image = Image::oci("app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let janitor = Janitor::new(&registry);
+    for policy in [
+        r#"{"rules":[{"name":"r","select":"tagged","tagz":"pr-.*"}]}"#,
+        r#"{"rules":[{"name":"r","select":"tagged","tags":"pr-("}]}"#,
+        r#"{"rules":[{"name":"r","select":"tagged","older_than":"9999999999999d"}]}"#,
+        "{not json",
+    ] {
+        let path = janitor.policy(policy);
+        let out = janitor
+            .run(&[
+                "apply",
+                "--yes",
+                "--registry",
+                &registry.url,
+                "--policy",
+                path.to_str().unwrap(),
+                "--no-state",
+            ])
+            .await;
+        assert_eq!(out.code, 2, "{policy}: {}", out.stderr);
+        assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    }
+    let path = janitor.policy(OLD_PR_BUILDS);
+    let out = janitor
+        .run(&[
+            "apply",
+            "--registry",
+            &registry.url,
+            "--policy",
+            path.to_str().unwrap(),
+            "--no-state",
+        ])
+        .await;
+    assert_eq!(
+        out.code, 2,
+        "apply without --yes and without a terminal must refuse"
+    );
+    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    assert!(registry.has_manifest("app", &image.digest).await);
+}
+
+#[tokio::test]
+async fn an_unreachable_registry_is_a_runtime_error() {
+    let janitor = Janitor::for_url("http://127.0.0.1:9");
+    let path = janitor.policy(OLD_PR_BUILDS);
+    let out = janitor
+        .run(&[
+            "plan",
+            "--registry",
+            "http://127.0.0.1:9",
+            "--policy",
+            path.to_str().unwrap(),
+            "--no-state",
+        ])
+        .await;
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stderr.contains("GET /v2/_catalog"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn the_table_groups_by_repository_and_ends_with_totals() {
+    let registry = TestRegistry::start().await;
+    Image::oci("app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    Image::oci("app")
+        .created(NEW)
+        .tag("main")
+        .push(&registry)
+        .await;
+    let janitor = Janitor::new(&registry);
+    let path = janitor.policy(OLD_PR_BUILDS);
+    let out = janitor
+        .run(&[
+            "plan",
+            "--registry",
+            &registry.url,
+            "--policy",
+            path.to_str().unwrap(),
+            "--now",
+            NOW,
+            "--no-state",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("app  (1 to delete, 0 to untag, 1 kept)"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("  delete  "), "{}", out.stdout);
+    let total = lines.last().unwrap();
+    assert!(
+        total.starts_with("TOTAL  1 manifests would be deleted, 1 tags removed,"),
+        "{total}"
+    );
+    assert!(
+        total.contains(" B reclaimable") || total.contains("iB reclaimable"),
+        "{total}"
+    );
+}

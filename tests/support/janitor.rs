@@ -1,0 +1,139 @@
+//! Run the real `registry-janitor` binary against a test registry, as a user would.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::registry::TestRegistry;
+
+/// A working folder with a policy and a state file, pointed at one registry.
+pub struct Janitor {
+    pub dir: tempfile::TempDir,
+    registry: String,
+}
+
+/// What one run printed and how it ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// The one JSON document on stdout.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// Digests of the `delete` entries of `repository`.
+    pub fn deleted(&self, repository: &str) -> Vec<String> {
+        self.entries(repository, "delete")
+            .iter()
+            .map(|e| e["digest"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    pub fn entries(&self, repository: &str, kind: &str) -> Vec<Value> {
+        let json = self.json();
+        json["repositories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == repository)
+            .map(|r| r[kind].as_array().unwrap().clone())
+            .unwrap_or_default()
+    }
+
+    /// The reason `digest` is kept in `repository`, if it is.
+    pub fn kept_reason(&self, repository: &str, digest: &str) -> Option<String> {
+        self.entries(repository, "keep")
+            .iter()
+            .find(|k| k["digest"] == digest)
+            .map(|k| k["reason"].as_str().unwrap().to_owned())
+    }
+}
+
+impl Janitor {
+    pub fn new(registry: &TestRegistry) -> Janitor {
+        Janitor::for_url(&registry.url)
+    }
+
+    pub fn for_url(url: &str) -> Janitor {
+        Janitor {
+            dir: tempfile::tempdir().expect("temporary folder"),
+            registry: url.to_owned(),
+        }
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    /// Write `json` as the policy file and return its path.
+    pub fn policy(&self, json: &str) -> PathBuf {
+        let path = self.dir.path().join("policy.json");
+        std::fs::write(&path, json).expect("write policy");
+        path
+    }
+
+    /// Run the binary with exactly these arguments.
+    pub async fn run(&self, args: &[&str]) -> Outcome {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_registry-janitor"))
+            .args(args)
+            .env_remove("REGISTRY_USERNAME")
+            .env_remove("REGISTRY_PASSWORD")
+            .env("HOME", self.dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .expect("run registry-janitor");
+        Outcome {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `plan` or `apply --yes` with the policy, JSON output, the state file, and `extra`.
+    pub async fn sweep(&self, command: &str, policy: &str, extra: &[&str]) -> Outcome {
+        let policy = self.policy(policy);
+        let state = self.state();
+        let mut args = vec![
+            command,
+            "--registry",
+            &self.registry,
+            "--policy",
+            policy.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--format",
+            "json",
+        ];
+        if command == "apply" {
+            args.push("--yes");
+        }
+        args.extend_from_slice(extra);
+        let outcome = self.run(&args).await;
+        assert!(
+            outcome.code == 0 || outcome.code == 1,
+            "registry-janitor {command} failed ({}):\n{}",
+            outcome.code,
+            outcome.stderr
+        );
+        outcome
+    }
+
+    pub async fn plan(&self, policy: &str, extra: &[&str]) -> Outcome {
+        self.sweep("plan", policy, extra).await
+    }
+
+    pub async fn apply(&self, policy: &str, extra: &[&str]) -> Outcome {
+        self.sweep("apply", policy, extra).await
+    }
+}
