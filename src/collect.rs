@@ -320,12 +320,11 @@ impl Reader<'_> {
             })
             .collect();
         let client = self.client;
-        let results: Vec<(Digest, Result<_, RegistryError>)> =
-            stream::iter(todo)
-                .map(|(d, config)| async move { (d, client.config_created(repo, &config).await) })
-                .buffer_unordered(self.concurrency.max(1))
-                .collect()
-                .await;
+        let results: Vec<(Digest, Result<_, RegistryError>)> = stream::iter(todo)
+            .map(|(d, config)| async move { (d, client.config_created(repo, &config).await) })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
         for (d, result) in results {
             match result {
                 Ok(created) => {
