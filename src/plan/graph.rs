@@ -159,8 +159,9 @@ impl Graph {
     }
 
     /// `set` ordered so that every parent comes before its children and referrers (ties in
-    /// digest order). Members of a cycle, which content addressing forbids but link tags can
-    /// fake, come last in digest order.
+    /// digest order). Content addressing forbids cycles, but an index whose child is also its
+    /// referrer, or link tags, can fake one: then the cycle is broken at its smallest digest,
+    /// and whatever hangs below it still comes after it.
     pub fn parents_first(&self, set: &BTreeSet<Digest>) -> Vec<Digest> {
         let mut indegree: BTreeMap<&Digest, usize> = set.iter().map(|d| (d, 0)).collect();
         for d in set {
@@ -176,27 +177,69 @@ impl Graph {
             .map(|(d, _)| *d)
             .collect();
         let mut out = Vec::with_capacity(set.len());
-        while let Some(d) = ready.pop_first() {
-            out.push(d.clone());
-            for (next, _) in self.edges(d) {
-                if let Some(n) = indegree.get_mut(next) {
-                    *n -= 1;
-                    if *n == 0 {
-                        ready.insert(next);
+        loop {
+            while let Some(d) = ready.pop_first() {
+                indegree.remove(d);
+                out.push(d.clone());
+                for (next, _) in self.edges(d) {
+                    if let Some(n) = indegree.get_mut(next) {
+                        *n -= 1;
+                        if *n == 0 {
+                            ready.insert(next);
+                        }
                     }
                 }
             }
-        }
-        if out.len() < set.len() {
-            let placed: BTreeSet<&Digest> = out.iter().collect();
-            let rest: Vec<Digest> = set
+            if indegree.is_empty() {
+                return out;
+            }
+            // Stuck on a cycle: release the smallest digest of a cycle that nothing outside
+            // it points at, so what hangs below the cycle still waits for it.
+            let remaining: BTreeSet<&Digest> = indegree.keys().copied().collect();
+            let start = remaining
                 .iter()
-                .filter(|d| !placed.contains(d))
-                .cloned()
-                .collect();
-            out.extend(rest);
+                .copied()
+                .find(|d| self.heads_a_source_cycle(d, &remaining))
+                .or_else(|| remaining.first().copied());
+            if let Some(d) = start {
+                ready.insert(d);
+            }
         }
-        out
+    }
+
+    /// Nodes reachable from `start` within `within` (`start` itself only through a cycle).
+    fn reach_within<'a>(
+        &'a self,
+        start: &'a Digest,
+        within: &BTreeSet<&Digest>,
+    ) -> BTreeSet<&'a Digest> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start];
+        while let Some(d) = stack.pop() {
+            for (next, _) in self.edges(d) {
+                if within.contains(next) && seen.insert(next) {
+                    stack.push(next);
+                }
+            }
+        }
+        seen
+    }
+
+    /// Whether `d` lies on a cycle that no other node of `within` points into.
+    fn heads_a_source_cycle(&self, d: &Digest, within: &BTreeSet<&Digest>) -> bool {
+        let forward = self.reach_within(d, within);
+        if !forward.contains(d) {
+            return false;
+        }
+        let cycle: BTreeSet<&Digest> = forward
+            .iter()
+            .copied()
+            .filter(|v| self.reach_within(v, within).contains(d))
+            .collect();
+        within
+            .iter()
+            .filter(|u| !cycle.contains(*u))
+            .all(|u| self.edges(u).iter().all(|(v, _)| !cycle.contains(v)))
     }
 }
 

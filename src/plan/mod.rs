@@ -81,6 +81,24 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
         own.insert(digest, verdict);
     }
 
+    let doomed = graph.reach(
+        own.iter()
+            .filter(|(_, o)| matches!(o, Own::Candidate(_)))
+            .map(|(d, _)| *d),
+    );
+    // A dependent that neither a kept nor a doomed manifest reaches stays too (only a cycle
+    // of links makes one). Whatever stays keeps everything it reaches, so no survivor is
+    // left pointing at a deleted manifest.
+    let kept_first = graph.reach(
+        own.iter()
+            .filter(|(_, o)| matches!(o, Own::Keep(_)))
+            .map(|(d, _)| *d),
+    );
+    for (d, o) in own.iter_mut() {
+        if matches!(o, Own::Dependent) && !doomed.contains_key(*d) && !kept_first.contains_key(*d) {
+            *o = Own::Keep("only linked from manifests that nothing selects".into());
+        }
+    }
     let own_reason = |d: &Digest| match &own[d] {
         Own::Keep(r) | Own::Candidate(r) => r.clone(),
         Own::Dependent => String::new(),
@@ -88,11 +106,6 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
     let kept = graph.reach(
         own.iter()
             .filter(|(_, o)| matches!(o, Own::Keep(_)))
-            .map(|(d, _)| *d),
-    );
-    let doomed = graph.reach(
-        own.iter()
-            .filter(|(_, o)| matches!(o, Own::Candidate(_)))
             .map(|(d, _)| *d),
     );
     let deleted: BTreeSet<Digest> = doomed
@@ -108,17 +121,18 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
         if deleted.contains(digest) {
             continue;
         }
-        let reason = match kept.get(digest) {
-            Some(r) => match &r.via {
-                None => own_reason(digest),
-                Some((parent, edge)) => format!(
-                    "{} of {}, which stays: {}",
-                    edge.noun(),
-                    parent.short(),
-                    own_reason(&r.root)
-                ),
-            },
-            None => "only linked from manifests that nothing selects".into(),
+        // Everything not deleted is in `kept`: it is a root of it or reached from one.
+        let reason = match kept
+            .get(digest)
+            .and_then(|r| r.via.as_ref().map(|v| (v, &r.root)))
+        {
+            None => own_reason(digest),
+            Some(((parent, edge), root)) => format!(
+                "{} of {}, which stays: {}",
+                edge.noun(),
+                parent.short(),
+                own_reason(root)
+            ),
         };
         for t in tags.user.get(digest).into_iter().flatten() {
             if tag_verdicts[t].selected {
