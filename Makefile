@@ -1,10 +1,14 @@
 # The commands a person runs. `.ci/run` installs the system packages, then calls these.
 CARGO ?= cargo
 
-.PHONY: test lint build demo
+.PHONY: deps test lint build demo
+
+## Install the system programs the tests and the demo use (docker-registry, skopeo...).
+deps:
+	bash scripts/install-deps.sh
 
 ## Run every test (unit tests, and end-to-end tests against a real docker-registry).
-test:
+test: deps
 	$(CARGO) test --locked --all-targets
 
 ## Formatting and clippy, warnings as errors.
@@ -17,5 +21,6 @@ build:
 	$(CARGO) build --locked --release
 
 ## A local registry seeded with sample images, then a plan and an apply.
-demo:
-	@echo "make demo: coming soon, with the cleanup engine (issue 3)"
+demo: deps
+	$(CARGO) build --locked --quiet --bin registry-janitor
+	JANITOR_BIN=target/debug/registry-janitor JANITOR_LOG=warn $(CARGO) run --locked --quiet --example demo

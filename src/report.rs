@@ -145,12 +145,24 @@ impl Report {
     }
 }
 
+/// Tags for a table cell; link tags (`sha256-<64 hex>.sig`) shortened to 12 hex digits.
 fn tags(t: &[String]) -> String {
     if t.is_empty() {
-        "-".into()
-    } else {
-        t.join(",")
+        return "-".into();
     }
+    t.iter()
+        .map(|tag| match crate::registry::Digest::from_link_tag(tag) {
+            Some(d) => {
+                let suffix = tag
+                    .split_once('.')
+                    .map(|(_, s)| format!(".{s}"))
+                    .unwrap_or_default();
+                format!("{}-{}…{suffix}", d.algorithm(), d.short())
+            }
+            None => tag.clone(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn age(since: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
@@ -203,6 +215,16 @@ pub fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_tags_are_shortened_in_tables() {
+        let sig = format!("sha256-{}.sig", "ab".repeat(32));
+        assert_eq!(
+            tags(&["latest".into(), sig]),
+            "latest,sha256-abababababab….sig"
+        );
+        assert_eq!(tags(&[]), "-");
+    }
 
     #[test]
     fn sizes_are_human() {

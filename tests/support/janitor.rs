@@ -6,6 +6,17 @@ use serde_json::Value;
 
 use super::registry::TestRegistry;
 
+/// The binary under test: cargo names it for integration tests; the demo example is told
+/// with `JANITOR_BIN` (the Makefile builds it first).
+pub fn binary() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_registry-janitor") {
+        Some(path) => PathBuf::from(path),
+        None => std::env::var_os("JANITOR_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target/debug/registry-janitor")),
+    }
+}
+
 /// A working folder with a policy and a state file, pointed at one registry.
 pub struct Janitor {
     pub dir: tempfile::TempDir,
@@ -84,7 +95,7 @@ impl Janitor {
 
     /// Run the binary with exactly these arguments.
     pub async fn run(&self, args: &[&str]) -> Outcome {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_registry-janitor"))
+        let out = tokio::process::Command::new(binary())
             .args(args)
             .env_remove("REGISTRY_USERNAME")
             .env_remove("REGISTRY_PASSWORD")
