@@ -55,8 +55,10 @@ async fn children_of_tagged_index_survive_untagged_purge() {
         .kept_reason("app", &amd.digest)
         .unwrap()
         .starts_with("child of"));
-    registry.assert_pulls_completely("app", "latest").await;
-    registry.assert_pulls_completely("app", "v1").await;
+    assert_eq!(
+        registry.assert_every_tag_pulls("app").await,
+        vec!["latest", "v1"]
+    );
 }
 
 #[tokio::test]

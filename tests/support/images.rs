@@ -458,6 +458,15 @@ impl TestRegistry {
         tags
     }
 
+    /// Panic unless every tag of `repository` pulls completely; returns the tags.
+    pub async fn assert_every_tag_pulls(&self, repository: &str) -> Vec<String> {
+        let tags = self.tags(repository).await;
+        for tag in &tags {
+            self.assert_pulls_completely(repository, tag).await;
+        }
+        tags
+    }
+
     /// Panic unless `repository:tag` pulls completely: the manifest, every child manifest
     /// (nested too) and every blob answer 200.
     pub async fn assert_pulls_completely(&self, repository: &str, tag: &str) {
