@@ -9,7 +9,7 @@ deps:
 
 ## Run every test (unit tests, and end-to-end tests against a real docker-registry).
 test: deps
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --lib --tests
 
 ## Formatting and clippy, warnings as errors.
 lint:

@@ -12,3 +12,4 @@ pub mod registry;
 pub mod report;
 pub mod state;
 pub mod sweep;
+pub mod trigger;
