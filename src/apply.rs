@@ -44,12 +44,34 @@ pub async fn apply(
         return abandon(planned, again.error.as_deref().unwrap_or("incomplete"));
     }
     let graph = Graph::of(&fresh);
+    // Tags each manifest carries now. One that gained a tag since planning stays, whatever
+    // the rules would say about the new tag: nobody saw that in the plan.
+    let mut fresh_tags: BTreeMap<&Digest, Vec<&str>> = BTreeMap::new();
+    for (name, t) in &fresh.tags {
+        fresh_tags.entry(&t.digest).or_default().push(name);
+    }
+    let mut gained: BTreeMap<&Digest, String> = BTreeMap::new();
+    for d in &planned.delete {
+        let new: Vec<&str> = fresh_tags
+            .get(&d.digest)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|t| !d.tags.iter().any(|p| p == t))
+            .collect();
+        if !new.is_empty() {
+            gained.insert(
+                &d.digest,
+                format!("gained tag {} since planning", new.join(", ")),
+            );
+        }
+    }
     let both: BTreeSet<Digest> = {
         let now_deleted: BTreeSet<&Digest> = again.delete.iter().map(|d| &d.digest).collect();
         planned
             .delete
             .iter()
-            .filter(|d| now_deleted.contains(&d.digest))
+            .filter(|d| now_deleted.contains(&d.digest) && !gained.contains_key(&d.digest))
             .map(|d| d.digest.clone())
             .collect()
     };
@@ -62,10 +84,11 @@ pub async fn apply(
         ..planned.clone()
     };
     for d in planned.delete.iter().filter(|d| !go.contains(&d.digest)) {
-        let why = again_keep
-            .get(&d.digest)
-            .map(|k| k.reason.clone())
-            .unwrap_or_else(|| "something still reaches it".into());
+        let why = match (gained.get(&d.digest), again_keep.get(&d.digest)) {
+            (Some(g), _) => g.clone(),
+            (None, Some(k)) => k.reason.clone(),
+            (None, None) => "something that stays still reaches it".into(),
+        };
         tracing::info!(action = "keep", repository = %repo, digest = %d.digest, reason = %why, "changed since planning; kept");
         done.keep.push(Keep {
             digest: d.digest.clone(),
@@ -97,11 +120,11 @@ pub async fn apply(
         })
         .cloned()
         .collect();
-    done.untag = stream::iter(untags)
+    let untagged: Vec<Option<Untag>> = stream::iter(untags)
         .map(|mut u| {
             let repo = repo.as_str();
             async move {
-                let result = untag(client, repo, &u.tag, now).await;
+                let result = untag(client, repo, &u.tag, &u.digest, now).await;
                 log_action(
                     "untag",
                     repo,
@@ -110,13 +133,21 @@ pub async fn apply(
                     &u.reason,
                     &result,
                 );
-                u.error = result.err().map(|e| e.to_string());
-                u
+                match result {
+                    Ok(true) => Some(u),
+                    // The tag moved in the last moment: it is someone else's now.
+                    Ok(false) => None,
+                    Err(e) => {
+                        u.error = Some(e.to_string());
+                        Some(u)
+                    }
+                }
             }
         })
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
+    done.untag = untagged.into_iter().flatten().collect();
     done.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
 
     let entries: BTreeMap<Digest, crate::plan::Delete> = planned
@@ -178,15 +209,27 @@ pub async fn apply(
 }
 
 /// Remove one tag and nothing else: the registry's tag delete where it has one, else push a
-/// tiny placeholder manifest to the tag and delete that placeholder by digest.
+/// tiny placeholder manifest to the tag and delete that placeholder by digest. First checks
+/// that the tag still names `digest`; `Ok(false)` when it moved (then nothing is done).
 async fn untag(
     client: &OciClient,
     repo: &str,
     tag: &str,
+    digest: &Digest,
     now: DateTime<Utc>,
-) -> Result<(), RegistryError> {
+) -> Result<bool, RegistryError> {
+    let reference = Reference::tag(tag)?;
+    if client.resolve(repo, &reference).await?.as_ref() != Some(digest) {
+        tracing::info!(
+            action = "skip-untag",
+            repository = repo,
+            tag,
+            "tag moved since the re-check; left alone"
+        );
+        return Ok(false);
+    }
     match client.delete_tag(repo, tag).await? {
-        TagDeleted::Removed | TagDeleted::AlreadyGone => Ok(()),
+        TagDeleted::Removed | TagDeleted::AlreadyGone => Ok(true),
         TagDeleted::Unsupported => {
             let placeholder = serde_json::json!({
                 "schemaVersion": 2,
@@ -197,11 +240,19 @@ async fn untag(
                 },
             });
             let body = serde_json::to_vec(&placeholder).unwrap_or_default();
-            let reference = Reference::tag(tag)?;
-            let digest = client
+            let placeholder = client
                 .put_manifest(repo, &reference, &MediaType::OciIndex, body)
                 .await?;
-            client.delete_manifest(repo, &digest).await.map(|_| ())
+            match client.delete_manifest(repo, &placeholder).await {
+                Ok(_) => Ok(true),
+                Err(e) => Err(RegistryError::InvalidResponse {
+                    method: "DELETE".into(),
+                    path: format!("/v2/{repo}/manifests/{placeholder}"),
+                    reason: format!(
+                        "tag {tag} now names the empty placeholder {placeholder}, which could not be deleted: {e}"
+                    ),
+                }),
+            }
         }
     }
 }

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use registry_janitor::policy::Policy;
-use registry_janitor::registry::oci::registry_host;
+use registry_janitor::registry::oci::{redact_userinfo, registry_host};
 use registry_janitor::registry::{ClientOptions, Credentials, OciClient};
 use registry_janitor::report::Report;
 use registry_janitor::state::{FileState, NoState, StateStore};
@@ -72,8 +72,9 @@ pub struct SweepArgs {
     /// Username (else REGISTRY_USERNAME, else the docker config.json).
     #[arg(long, requires = "password")]
     username: Option<String>,
-    /// Password or token (else REGISTRY_PASSWORD).
-    #[arg(long, requires = "username", hide_env_values = true)]
+    /// Password or token (else REGISTRY_PASSWORD). Other local users can see command lines:
+    /// prefer the environment or a docker login.
+    #[arg(long, requires = "username")]
     password: Option<String>,
 }
 
@@ -141,10 +142,18 @@ async fn sweep(args: SweepArgs, mode: Mode) -> Result<ExitCode, Failure> {
             "apply changes the registry; pass --yes to confirm, or run it on a terminal to be asked"
         )));
     }
-    let url = url::Url::parse(&args.registry)
-        .map_err(|e| usage(anyhow!("--registry {:?}: {e}", args.registry)))?;
-    let host = registry_host(&url)
-        .ok_or_else(|| usage(anyhow!("--registry {:?} has no host", args.registry)))?;
+    let url = url::Url::parse(&args.registry).map_err(|e| {
+        usage(anyhow!(
+            "--registry {:?}: {e}",
+            redact_userinfo(&args.registry)
+        ))
+    })?;
+    let host = registry_host(&url).ok_or_else(|| {
+        usage(anyhow!(
+            "--registry {:?} has no host",
+            redact_userinfo(&args.registry)
+        ))
+    })?;
     let explicit = args
         .username
         .clone()
@@ -161,6 +170,9 @@ async fn sweep(args: SweepArgs, mode: Mode) -> Result<ExitCode, Failure> {
     )
     .map_err(usage)?;
     let now = args.now.unwrap_or_else(Utc::now);
+    if mode != Mode::Plan && args.now.is_some() {
+        tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");
+    }
     if args.no_state {
         run_sweep(&client, &policy, &mut NoState, &args, now, mode).await
     } else {
@@ -222,7 +234,9 @@ async fn run_sweep<S: StateStore>(
         }
         if !confirm(&format!(
             "Delete {} manifests and remove {} tags in {}? [y/N] ",
-            s.manifests_deleted, s.tags_removed, args.registry
+            s.manifests_deleted,
+            s.tags_removed,
+            redact_userinfo(&args.registry)
         )) {
             eprintln!("Nothing was changed.");
             return Ok(ExitCode::SUCCESS);

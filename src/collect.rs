@@ -32,6 +32,7 @@ pub fn facts_of(m: &Manifest) -> ManifestFacts {
         subject: m.subject.as_ref().map(|s| s.digest.clone()),
         blobs: m.blobs().map(|b| (b.digest.clone(), b.size)).collect(),
         created: m.created_annotation(),
+        image_config: m.config().is_some_and(|c| is_image_config(&c.media_type)),
         ..ManifestFacts::default()
     }
 }
@@ -67,6 +68,10 @@ pub async fn collect(
         absent: BTreeSet::new(),
     };
     reader.read_tags(&tags).await;
+    // Pinned manifests keep what they reach, so they must be in the picture even untagged.
+    reader
+        .read_digests(policy.protect.digests.clone(), true)
+        .await;
     reader.read_remembered().await;
     reader.read_referrers().await;
     reader.work_out_ages(policy).await;
@@ -113,6 +118,11 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
             Ok(Some(digest)) => {
                 if !fresh.manifests.contains_key(&digest) {
                     unknown.insert(digest.clone());
+                }
+                if let Some(subject) =
+                    Digest::from_link_tag(&tag).filter(|s| !fresh.manifests.contains_key(s))
+                {
+                    unknown.insert(subject);
                 }
                 let old = snapshot.tags.get(&tag);
                 let tref = match old {
@@ -170,18 +180,23 @@ impl Reader<'_> {
                 .collect()
                 .await;
         let mut pending = BTreeSet::new();
+        let mut subjects = BTreeSet::new();
         for (tag, result) in results {
             match result {
                 Ok(m) => {
                     pending.extend(self.add(&m.digest.clone(), facts_of(&m)));
+                    subjects.extend(Digest::from_link_tag(&tag));
                     self.snapshot.tags.insert(tag, TagRef::new(m.digest));
                 }
-                // Deleted since the listing: it is simply not there any more.
-                Err(e) if e.is_not_found() => {}
+                // Listed but not there: deleted meanwhile, or a registry in trouble. Either
+                // way the picture is not whole, and this run deletes nothing here.
                 Err(e) => self.problem(format!("tag {tag}: {e}")),
             }
         }
         self.read_digests(pending, false).await;
+        // A `sha256-<hex>` tag's subject may be untagged (pushed by digest, then signed):
+        // only a 404 makes the tag an orphan.
+        self.read_digests(subjects, true).await;
     }
 
     /// Add a manifest; return the digests it points at that are not read yet.
@@ -272,7 +287,7 @@ impl Reader<'_> {
         let mut pending = BTreeSet::new();
         for digest in digests {
             match self.client.referrers_api(self.repository, &digest).await {
-                Ok(None) => return,
+                Ok(None) => break,
                 Ok(Some(found)) => pending.extend(found.into_iter().map(|d| d.digest)),
                 Err(e) => self.problem(format!("referrers of {digest}: {e}")),
             }
@@ -291,6 +306,7 @@ impl Reader<'_> {
             .iter()
             .filter(|(tag, tref)| {
                 tref.updated.is_none()
+                    && Digest::from_link_tag(tag).is_none()
                     && policy.protecting_pattern(tag).is_none()
                     && policy
                         .tag_owner(repo, tag)
@@ -316,7 +332,7 @@ impl Reader<'_> {
                     return None;
                 }
                 let config = facts.blobs.first()?.0.clone();
-                is_image_config(&facts.media_type).then_some((d, config))
+                facts.image_config.then_some((d, config))
             })
             .collect();
         let client = self.client;
@@ -325,6 +341,7 @@ impl Reader<'_> {
             .buffer_unordered(self.concurrency.max(1))
             .collect()
             .await;
+        let mut unreadable = BTreeSet::new();
         for (d, result) in results {
             match result {
                 Ok(created) => {
@@ -334,7 +351,8 @@ impl Reader<'_> {
                 }
                 // An unreadable config means an unknown age, which is never old.
                 Err(e) => {
-                    tracing::warn!(repository = repo, digest = %d, error = %e, "cannot read image config; age unknown")
+                    tracing::warn!(repository = repo, digest = %d, error = %e, "cannot read image config; age unknown");
+                    unreadable.insert(d);
                 }
             }
         }
@@ -342,7 +360,11 @@ impl Reader<'_> {
             let Some(facts) = self.snapshot.manifests.get(d) else {
                 continue;
             };
-            if facts.created.is_none() && !facts.children.is_empty() {
+            // A child whose config could not be read could be the newest: unknown then.
+            if facts.created.is_none()
+                && !facts.children.is_empty()
+                && !facts.children.iter().any(|c| unreadable.contains(c))
+            {
                 let newest = facts
                     .children
                     .iter()
@@ -356,10 +378,11 @@ impl Reader<'_> {
     }
 }
 
-/// Image manifests (not indexes, not artifacts without a config) have a config with `created`.
-fn is_image_config(manifest_media_type: &str) -> bool {
+/// Image configs (not artifact configs) carry `created`.
+fn is_image_config(config_media_type: &str) -> bool {
     matches!(
-        manifest_media_type,
-        crate::registry::media_type::OCI_MANIFEST | crate::registry::media_type::DOCKER_MANIFEST
+        config_media_type,
+        "application/vnd.oci.image.config.v1+json"
+            | "application/vnd.docker.container.image.v1+json"
     )
 }

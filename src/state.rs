@@ -79,6 +79,11 @@ impl RepoInventory {
             stored.untagged_since = None;
             stored.updated = None;
             stored.locked = false;
+            // An index's age is derived from its children each sweep, never remembered: a
+            // child read later may change it.
+            if !stored.children.is_empty() {
+                stored.created = None;
+            }
             entry.facts = Some(stored);
         }
     }

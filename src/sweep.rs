@@ -63,7 +63,10 @@ impl<S: StateStore> Sweeper<'_, S> {
         )
         .await;
         let mut snapshot = collected.snapshot;
-        inventory.observe(&mut snapshot, &collected.gone, self.now);
+        // Clocks start at the real time, or at `now` if that is later: evaluating as if in
+        // the past (`--now`) must never backdate a clock and cut a grace period short.
+        let clock = self.now.max(Utc::now());
+        inventory.observe(&mut snapshot, &collected.gone, clock);
         let plan = plan(&snapshot, self.policy, self.now);
         self.store.save(repository, inventory.clone()).await?;
         Ok(Planned {

@@ -7,9 +7,11 @@ mod support;
 use support::janitor::Janitor;
 use support::{Image, TestRegistry};
 
-const NOW: &str = "2026-06-01T00:00:00Z";
-const OLD: &str = "2026-01-01T00:00:00Z";
-const NEW: &str = "2026-05-31T00:00:00Z";
+// In the future, so the untagged clocks the sweeps record (never earlier than the real
+// time) count from these instants.
+const NOW: &str = "2030-06-01T00:00:00Z";
+const OLD: &str = "2030-01-01T00:00:00Z";
+const NEW: &str = "2030-05-31T00:00:00Z";
 
 const PURGE_UNTAGGED: &str = r#"{"rules":[{"name":"dangling","select":"untagged"}]}"#;
 const OLD_PR_BUILDS: &str =
@@ -181,10 +183,10 @@ async fn keep_n_keeps_the_newest_of_the_selected() {
     let registry = TestRegistry::start().await;
     let mut pushed = Vec::new();
     for (i, created) in [
-        "2026-01-01T00:00:00Z",
-        "2026-02-01T00:00:00Z",
-        "2026-03-01T00:00:00Z",
-        "2026-04-01T00:00:00Z",
+        "2030-01-01T00:00:00Z",
+        "2030-02-01T00:00:00Z",
+        "2030-03-01T00:00:00Z",
+        "2030-04-01T00:00:00Z",
     ]
     .iter()
     .enumerate()
@@ -318,6 +320,11 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
         .tag("pr-1")
         .push(&registry)
         .await;
+    let rolled_back = Image::oci("app")
+        .created(OLD)
+        .tag("pr-5")
+        .push(&registry)
+        .await;
     let child = Image::oci("app").created(OLD).push(&registry).await;
     let index = registry.index("app", &[&child], &["pr-2"]).await;
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
@@ -338,9 +345,11 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
         .iter()
         .map(|d| d.digest.to_string())
         .collect();
-    assert_eq!(planned_digests.len(), 3, "{planned_digests:?}");
+    assert_eq!(planned_digests.len(), 4, "{planned_digests:?}");
 
     registry.tag(&doomed, "hotfix").await;
+    // A new tag the policy would select counts as a change too: nobody saw it in the plan.
+    registry.tag(&rolled_back, "pr-9").await;
     // A new index, pushed meanwhile, also holds the planned child. The policy selects its
     // tag too, but it was not in the plan, so it stays, and so must the child it needs.
     let later = Image::oci("app").created(NEW).push(&registry).await;
@@ -366,6 +375,10 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
         reason.contains("changed since planning") && reason.contains("hotfix"),
         "{reason}"
     );
+    assert!(
+        registry.has_manifest("app", &rolled_back.digest).await,
+        "a tag added since planning was deleted"
+    );
     registry.assert_pulls_completely("app", "hotfix").await;
     registry.assert_pulls_completely("app", "pr-3").await;
 }
@@ -381,13 +394,13 @@ async fn an_image_untagged_by_a_repush_waits_out_older_than_then_goes() {
     let janitor = Janitor::new(&registry);
     let policy = r#"{"rules":[{"name":"dangling","select":"untagged","older_than":"1d"}]}"#;
     janitor
-        .plan(policy, &["--now", "2026-06-01T00:00:00Z"])
+        .plan(policy, &["--now", "2030-06-01T00:00:00Z"])
         .await;
     repush(&registry, "app", "main").await;
 
     // First seen untagged now: a build from 1970 is still not old.
     let seen = janitor
-        .apply(policy, &["--now", "2026-06-01T01:00:00Z"])
+        .apply(policy, &["--now", "2030-06-01T01:00:00Z"])
         .await;
     assert!(seen.deleted("app").is_empty());
     assert!(seen
@@ -395,7 +408,7 @@ async fn an_image_untagged_by_a_repush_waits_out_older_than_then_goes() {
         .unwrap()
         .contains("waits 1d"));
     let half_day = janitor
-        .apply(policy, &["--now", "2026-06-01T13:00:00Z"])
+        .apply(policy, &["--now", "2030-06-01T13:00:00Z"])
         .await;
     assert!(
         half_day.deleted("app").is_empty(),
@@ -405,7 +418,7 @@ async fn an_image_untagged_by_a_repush_waits_out_older_than_then_goes() {
     assert!(registry.has_manifest("app", &first.digest).await);
 
     let later = janitor
-        .apply(policy, &["--now", "2026-06-02T02:00:00Z"])
+        .apply(policy, &["--now", "2030-06-02T02:00:00Z"])
         .await;
     assert_eq!(later.deleted("app"), vec![first.digest.clone()]);
     assert!(!registry.has_manifest("app", &first.digest).await);
@@ -547,4 +560,72 @@ async fn the_table_groups_by_repository_and_ends_with_totals() {
         total.contains(" B reclaimable") || total.contains("iB reclaimable"),
         "{total}"
     );
+}
+
+#[tokio::test]
+async fn a_pinned_untagged_index_keeps_its_children() {
+    let registry = TestRegistry::start().await;
+    let child = Image::oci("app").created(OLD).push(&registry).await;
+    let other = Image::oci("app").created(OLD).push(&registry).await;
+    let pinned = registry.index("app", &[&child, &other], &[]).await;
+    registry.index("app", &[&child], &["pr-1"]).await;
+    let policy = format!(
+        r#"{{"rules":[{{"name":"pr","select":"tagged","tags":"pr-.*"}}],"protect":{{"digests":["{}"]}}}}"#,
+        pinned.digest
+    );
+    let janitor = Janitor::new(&registry);
+    let done = janitor.apply(&policy, &["--now", NOW]).await;
+    assert_eq!(done.deleted("app").len(), 1, "{}", done.stdout);
+    assert!(
+        registry.has_manifest("app", &child.digest).await,
+        "the child of a pinned index was deleted"
+    );
+    assert!(registry.has_manifest("app", &pinned.digest).await);
+}
+
+#[tokio::test]
+async fn a_signature_on_an_untagged_image_follows_that_image() {
+    let registry = TestRegistry::start().await;
+    let by_digest = Image::oci("app").created(OLD).push(&registry).await;
+    let signature = registry.cosign_signature(&by_digest).await;
+    let janitor = Janitor::new(&registry);
+    let plan = janitor.plan(PURGE_UNTAGGED, &["--now", NOW]).await;
+    assert_eq!(
+        plan.deleted("app"),
+        vec![by_digest.digest.clone(), signature.digest.clone()]
+    );
+    let reason = plan.entries("app", "delete")[1]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.starts_with("referrer of"),
+        "the signature was judged as an orphan: {reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_tags_page_without_tags_is_an_error_not_an_empty_repository() {
+    use support::proxy::{Fault, FlakyProxy};
+    let registry = TestRegistry::start().await;
+    let image = Image::oci("app")
+        .created(OLD)
+        .tag("v1")
+        .push(&registry)
+        .await;
+    let proxy = FlakyProxy::start(&registry.url).await;
+    let janitor = Janitor::for_url(&proxy.url);
+    janitor.plan(PURGE_UNTAGGED, &["--now", NOW]).await;
+    proxy.inject(
+        "/tags/list",
+        Fault::ReplaceBody(b"{}".to_vec(), Some("application/json")),
+    );
+    let later = "2030-06-05T00:00:00Z";
+    let done = janitor.apply(PURGE_UNTAGGED, &["--now", later]).await;
+    assert_eq!(done.code, 1);
+    assert_eq!(done.json()["summary"]["repositories_incomplete"], 1);
+    assert!(registry.has_manifest("app", &image.digest).await);
+    // The next sweep, with a sane answer, still sees it tagged: no clock was started.
+    let again = janitor.apply(PURGE_UNTAGGED, &["--now", later]).await;
+    assert!(again.deleted("app").is_empty(), "{}", again.stdout);
 }

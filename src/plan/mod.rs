@@ -58,6 +58,11 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
             Own::Keep("locked in the registry (protect.include_locked is false)".into())
         } else if let Some(tag) = locked_tag.filter(|_| !policy.protect.include_locked) {
             Own::Keep(format!("tag {tag:?} is locked in the registry"))
+        } else if let Some((tag, pattern)) = protected_link_tag(&tags, policy, digest) {
+            // Protection wins over everything, link tags (signatures...) included.
+            Own::Keep(format!(
+                "tag {tag:?} is protected by protect.tags {pattern:?}"
+            ))
         } else if !user_tags.is_empty() {
             match user_tags.iter().find(|t| !tag_verdicts[*t].selected) {
                 Some(t) => Own::Keep(format!("tag {t:?} stays: {}", tag_verdicts[t].reason)),
@@ -202,6 +207,22 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
         untag,
         keep,
     }
+}
+
+/// A tag on `digest` that is not a user tag (a link or an orphan link) but that a
+/// `protect.tags` pattern matches. User tags are judged with their verdicts.
+fn protected_link_tag<'a>(
+    tags: &'a TagKinds,
+    policy: &'a Policy,
+    digest: &Digest,
+) -> Option<(&'a str, &'a str)> {
+    let user = tags.user.get(digest);
+    tags.all.get(digest)?.iter().find_map(|t| {
+        if user.is_some_and(|u| u.contains(t)) {
+            return None;
+        }
+        policy.protecting_pattern(t).map(|p| (t.as_str(), p))
+    })
 }
 
 /// Verdicts for every user tag: protection first, then the owning rule.

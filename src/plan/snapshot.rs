@@ -69,4 +69,7 @@ pub struct ManifestFacts {
     /// Locked against deletion in the registry.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub locked: bool,
+    /// Its config is an image config, which may carry `created`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub image_config: bool,
 }

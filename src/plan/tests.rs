@@ -350,3 +350,17 @@ fn plans_are_deterministic() {
     let policy = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"},{"name":"u","select":"untagged"}]}"#;
     assert_eq!(repo.plan(policy), repo.plan(policy));
 }
+
+#[test]
+fn a_protected_pattern_covers_signature_tags_too() {
+    let ghost = d(999);
+    let sig = format!("{}.sig", ghost.fallback_tag());
+    let repo = Repo::new()
+        .image(1, None)
+        .tag(&sig, 1)
+        .untagged_since(1, days_ago(30));
+    let p = repo
+        .plan(r#"{"rules":[{"name":"u","select":"untagged"}],"protect":{"tags":[".*\\.sig"]}}"#);
+    assert!(p.delete.is_empty(), "{p:#?}");
+    assert!(kept(&p, &d(1)).contains("protected"));
+}

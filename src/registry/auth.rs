@@ -115,8 +115,8 @@ pub fn from_docker_config(
     let config: Config =
         serde_json::from_str(&text).map_err(|e| CredentialsError::DockerConfig {
             path: path.to_owned(),
-            // serde's message names the position, never the content.
-            reason: e.to_string(),
+            // Only where: serde's own message can quote the content, credentials included.
+            reason: json_error_position(&e),
         })?;
     let entry = config
         .auths
@@ -137,6 +137,17 @@ pub fn from_docker_config(
         username: username.to_owned(),
         password: password.to_owned(),
     }))
+}
+
+/// Where a JSON document went wrong, without quoting any of it (it may hold secrets).
+pub fn json_error_position(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "cannot be read",
+        serde_json::error::Category::Syntax => "is not valid JSON",
+        serde_json::error::Category::Data => "does not have the expected shape",
+        serde_json::error::Category::Eof => "ends too early",
+    };
+    format!("{kind} (line {}, column {})", e.line(), e.column())
 }
 
 /// `https://host:port/v1/` and `host:port` both name `host:port`.
@@ -265,7 +276,8 @@ impl AuthState {
     /// Keep a token for `scope`. It is refreshed a little before the server says it expires.
     /// The token spec's default lifetime is 60 seconds.
     pub fn store_token(&self, scope: &str, token: String, expires_in: Option<u64>) -> String {
-        let lifetime = Duration::from_secs(expires_in.unwrap_or(60).max(1));
+        // A token service may say anything; a day is the longest we trust a token.
+        let lifetime = Duration::from_secs(expires_in.unwrap_or(60).clamp(1, 86_400));
         let margin = (lifetime / 10).min(Duration::from_secs(30));
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.tokens.insert(
@@ -372,6 +384,24 @@ mod tests {
         assert_eq!(got.username, "env-user");
         let half = |k: &str| (k == "REGISTRY_USERNAME").then(|| "x".to_owned());
         assert!(Credentials::resolve("h", None, half).is_err());
+    }
+
+    #[test]
+    fn config_errors_never_quote_the_file() {
+        let dir = std::env::temp_dir().join(format!("rj-auth-q-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config.json");
+        std::fs::write(&path, r#"{"auths":{"h":"c2VjcmV0OnBhc3M="}}"#).unwrap();
+        let err = from_docker_config(&path, "h").unwrap_err().to_string();
+        assert!(!err.contains("c2VjcmV0"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_absurd_token_lifetime_does_not_overflow() {
+        let state = AuthState::default();
+        state.store_token("s", "t".into(), Some(u64::MAX));
+        assert!(state.header_for("s", None).is_some());
     }
 
     #[test]

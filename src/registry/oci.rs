@@ -144,7 +144,7 @@ impl OciClient {
     /// A client for `registry`, such as `http://127.0.0.1:5000` or `https://ghcr.io`.
     pub fn new(registry: &str, options: ClientOptions) -> Result<OciClient, RegistryError> {
         let bad = |reason: &str| RegistryError::Url {
-            url: registry.chars().take(200).collect(),
+            url: redact_userinfo(registry),
             reason: reason.to_owned(),
         };
         let base = Url::parse(registry).map_err(|e| bad(&e.to_string()))?;
@@ -254,10 +254,19 @@ impl OciClient {
                     &format!("listing is not the expected JSON: {e}"),
                 )
             })?;
+            // distribution answers `"tags": null` once the last tag is gone; a page without
+            // the key at all is not a listing, and must not read as "no tags".
             let page_items = match field {
                 Field::Repositories => page.repositories,
                 Field::Tags => page.tags,
             }
+            .ok_or_else(|| {
+                invalid(
+                    &Method::GET,
+                    &url,
+                    "listing has no `repositories`/`tags` field",
+                )
+            })?
             .unwrap_or_default();
             pages += 1;
             if page_items.len() > self.page_size {
@@ -463,11 +472,31 @@ impl OciClient {
         repository: &str,
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+        check_repository(repository)?;
         if self.referrers_api.get() == Support::No {
             return Ok(None);
         }
-        let found = self.referrers(repository, digest).await?;
-        Ok((found.source == ReferrersSource::Api).then_some(found.descriptors))
+        let url = self.url(&format!("/v2/{repository}/referrers/{digest}"))?;
+        let extra = Extra {
+            accept: Some(OCI_INDEX),
+            ..Extra::default()
+        };
+        let response = self
+            .transport
+            .send(Method::GET, &url, &pull_scope(repository), &extra)
+            .await?;
+        match response.status().as_u16() {
+            200 => {
+                self.referrers_api.set(Support::Yes);
+                Ok(Some(self.referrer_pages(repository, url, response).await?))
+            }
+            // A registry with the API must not answer 404 (OCI distribution 1.1).
+            404 => {
+                self.referrers_api.set(Support::No);
+                Ok(None)
+            }
+            _ => Err(status_error(&Method::GET, &url, response).await),
+        }
     }
 
     /// The manifests that refer to `digest` (signatures, SBOMs, attestations). From the
@@ -478,30 +507,11 @@ impl OciClient {
         repository: &str,
         digest: &Digest,
     ) -> Result<Referrers, RegistryError> {
-        check_repository(repository)?;
-        if self.referrers_api.get() != Support::No {
-            let url = self.url(&format!("/v2/{repository}/referrers/{digest}"))?;
-            let extra = Extra {
-                accept: Some(OCI_INDEX),
-                ..Extra::default()
-            };
-            let response = self
-                .transport
-                .send(Method::GET, &url, &pull_scope(repository), &extra)
-                .await?;
-            match response.status().as_u16() {
-                200 => {
-                    self.referrers_api.set(Support::Yes);
-                    let descriptors = self.referrer_pages(repository, url, response).await?;
-                    return Ok(Referrers {
-                        descriptors,
-                        source: ReferrersSource::Api,
-                    });
-                }
-                // A registry with the API must not answer 404 (OCI distribution 1.1).
-                404 => self.referrers_api.set(Support::No),
-                _ => return Err(status_error(&Method::GET, &url, response).await),
-            }
+        if let Some(descriptors) = self.referrers_api(repository, digest).await? {
+            return Ok(Referrers {
+                descriptors,
+                source: ReferrersSource::Api,
+            });
         }
         let tag = Reference::Tag(digest.fallback_tag());
         let descriptors = match self.manifest(repository, &tag).await {
@@ -666,6 +676,17 @@ fn is_image_config(media_type: &str) -> bool {
     )
 }
 
+/// A registry URL fit for a message: any `user:password@` replaced, at most 200 characters.
+pub fn redact_userinfo(url: &str) -> String {
+    let shown = match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://<redacted>@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    };
+    shown.chars().take(200).collect()
+}
+
 /// `host` or `host:port` of a registry URL.
 pub fn registry_host(url: &Url) -> Option<String> {
     let host = url.host_str()?;
@@ -700,9 +721,18 @@ enum Field {
     Tags,
 }
 
-/// A catalog or tags page. distribution answers `"tags": null` once the last tag is gone.
+/// A catalog or tags page. The outer `Option` is whether the key is there at all; the inner
+/// one is distribution's `"tags": null` once the last tag is gone.
 #[derive(Deserialize)]
 struct Page {
-    repositories: Option<Vec<String>>,
-    tags: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    repositories: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "present")]
+    tags: Option<Option<Vec<String>>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<Vec<String>>>, D::Error> {
+    Option::<Vec<String>>::deserialize(d).map(Some)
 }

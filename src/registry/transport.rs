@@ -184,8 +184,12 @@ impl Transport {
             return Err(fail(format!("HTTP {}", response.status().as_u16())));
         }
         let bytes = read_limited(&Method::GET, &url, response, ERROR_BODY_LIMIT).await?;
-        let answer: TokenResponse = serde_json::from_slice(&bytes)
-            .map_err(|e| fail(format!("answer is not a token document: {e}")))?;
+        let answer: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| {
+            fail(format!(
+                "answer is not a token document: it {}",
+                super::auth::json_error_position(&e)
+            ))
+        })?;
         let token = answer
             .token
             .or(answer.access_token)
