@@ -581,6 +581,7 @@ async fn a_pinned_untagged_index_keeps_its_children() {
         "the child of a pinned index was deleted"
     );
     assert!(registry.has_manifest("app", &pinned.digest).await);
+    registry.assert_pulls_completely("app", &pinned.digest).await;
 }
 
 #[tokio::test]
@@ -628,4 +629,5 @@ async fn a_tags_page_without_tags_is_an_error_not_an_empty_repository() {
     // The next sweep, with a sane answer, still sees it tagged: no clock was started.
     let again = janitor.apply(PURGE_UNTAGGED, &["--now", later]).await;
     assert!(again.deleted("app").is_empty(), "{}", again.stdout);
+    registry.assert_every_tag_pulls("app").await;
 }
