@@ -8,6 +8,7 @@
 //! below it stays.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
@@ -21,6 +22,8 @@ use crate::registry::{
     Deleted, Digest, MediaType, OciClient, Reference, RegistryError, TagDeleted,
 };
 
+const OUT_OF_TIME: &str = "not started: the run's time ran out; the next run finishes it";
+
 /// Carry out `planned`, made from `snapshot`. Returns what was done: the entries of the plan,
 /// with an `error` on those that failed and, among the kept, what changed since planning.
 pub async fn apply(
@@ -30,9 +33,18 @@ pub async fn apply(
     policy: &Policy,
     now: DateTime<Utc>,
     concurrency: usize,
+    deadline: Option<Instant>,
 ) -> RepositoryPlan {
     if !planned.complete || (planned.delete.is_empty() && planned.untag.is_empty()) {
         return planned;
+    }
+    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
+    if out_of_time() {
+        let mut left = abandon(planned, OUT_OF_TIME);
+        left.complete = true;
+        left.error = None;
+        left.unfinished = true;
+        return left;
     }
     let repo = planned.name.clone();
     let fresh = refresh_tags(client, snapshot, concurrency).await;
@@ -120,6 +132,10 @@ pub async fn apply(
         })
         .cloned()
         .collect();
+    if out_of_time() {
+        done.unfinished = true;
+    }
+    let untags = if done.unfinished { Vec::new() } else { untags };
     let untagged: Vec<Option<Untag>> = stream::iter(untags)
         .map(|mut u| {
             let repo = repo.as_str();
@@ -158,6 +174,17 @@ pub async fn apply(
         .collect();
     let mut failed: BTreeSet<Digest> = BTreeSet::new();
     for wave in graph.waves(&go) {
+        if out_of_time() {
+            // Start no new delete; what is left waits for the next run.
+            done.unfinished = true;
+            for (digest, _) in wave {
+                let mut entry = entries[&digest].clone();
+                entry.error = Some(OUT_OF_TIME.into());
+                failed.insert(digest);
+                done.delete.push(entry);
+            }
+            continue;
+        }
         let (blocked, ready): (Vec<_>, Vec<_>) = wave
             .into_iter()
             .partition(|(_, parents)| parents.iter().any(|p| failed.contains(p)));
@@ -292,5 +319,6 @@ fn abandon(planned: RepositoryPlan, why: &str) -> RepositoryPlan {
         untag: Vec::new(),
         keep,
         name: planned.name,
+        unfinished: false,
     }
 }

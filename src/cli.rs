@@ -203,28 +203,22 @@ async fn run_sweep<S: StateStore>(
         .await
         .context("listing the repositories to sweep")
         .map_err(runtime)?;
-    let progress = Progress::new(repositories.len());
     let mut sweeper = Sweeper {
         client,
         policy,
         store,
         now,
         concurrency: usize::from(args.concurrency),
+        deadline: None,
     };
-    let mut results = Vec::new();
-    let mut planned: Vec<Planned> = Vec::new();
-    for (i, repo) in repositories.iter().enumerate() {
-        progress.show(i, repo, "reading");
-        let p = sweeper.plan(repo).await.map_err(runtime)?;
-        if mode == Mode::ApplyNow {
-            progress.show(i, repo, "applying");
-            results.push(sweeper.apply(p).await.map_err(runtime)?);
-        } else {
-            planned.push(p);
+    let progress = Progress::new(repositories.len());
+    let results = if mode == Mode::ApplyAfterAsking {
+        let mut planned: Vec<Planned> = Vec::new();
+        for (i, repo) in repositories.iter().enumerate() {
+            progress.show(i, repo, "reading");
+            planned.push(sweeper.plan(repo).await.map_err(runtime)?);
         }
-    }
-    progress.clear();
-    if mode == Mode::ApplyAfterAsking {
+        progress.clear();
         let preview = Report::new(now, true, planned.iter().map(|p| p.plan.clone()).collect());
         print!("{}", preview.to_table());
         let s = &preview.summary;
@@ -241,16 +235,23 @@ async fn run_sweep<S: StateStore>(
             eprintln!("Nothing was changed.");
             return Ok(ExitCode::SUCCESS);
         }
-        let total = planned.len();
-        let progress = Progress::new(total);
-        for (i, p) in planned.drain(..).enumerate() {
+        let mut results = Vec::new();
+        for (i, p) in planned.into_iter().enumerate() {
             progress.show(i, &p.plan.name.clone(), "applying");
             results.push(sweeper.apply(p).await.map_err(runtime)?);
         }
         progress.clear();
+        results
     } else {
-        results.extend(planned.into_iter().map(|p| p.plan));
-    }
+        let outcome = sweeper
+            .run(&repositories, mode == Mode::ApplyNow, |i, repo, phase| {
+                progress.show(i, repo, phase)
+            })
+            .await
+            .map_err(runtime)?;
+        progress.clear();
+        outcome.repositories
+    };
     let report = Report::new(now, mode == Mode::Plan, results);
     match args.format {
         Format::Json => println!("{}", report.to_json()),

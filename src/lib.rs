@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod collect;
+pub mod lambda;
 pub mod plan;
 pub mod policy;
 pub mod registry;

@@ -1,4 +1,6 @@
-//! `registry-janitor`: the command line. (The Lambda face joins here with its issue.)
+//! `registry-janitor`: one binary, two faces. Under the Lambda runtime
+//! (`AWS_LAMBDA_RUNTIME_API` is set) it serves invocations; otherwise it is the command line.
+//! Nothing else differs between the two.
 
 mod cli;
 
@@ -7,8 +9,26 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        return match runtime.block_on(registry_janitor::lambda::run()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let cli = cli::Cli::parse();
     let filter = EnvFilter::try_from_env("JANITOR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,registry_janitor=info"));
@@ -18,7 +38,7 @@ async fn main() -> ExitCode {
         .with_target(false)
         .compact()
         .init();
-    match cli::run(cli).await {
+    match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(failure) => failure.exit(),
     }

@@ -16,6 +16,9 @@ pub struct Report {
     pub dry_run: bool,
     pub repositories: Vec<RepositoryPlan>,
     pub summary: Summary,
+    /// Repositories a run left for the next one (the function's time ran out).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -44,6 +47,7 @@ impl Report {
             dry_run,
             repositories,
             summary,
+            unfinished: Vec::new(),
         }
     }
 
@@ -253,6 +257,7 @@ mod tests {
             delete: vec![entry(None), entry(Some("HTTP 500"))],
             untag: vec![],
             keep: vec![],
+            unfinished: false,
         };
         let report = Report::new(Utc::now(), false, vec![plan]);
         assert_eq!(report.summary.manifests_deleted, 1);

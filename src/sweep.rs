@@ -4,6 +4,9 @@
 //! Repositories are handled one after the other, each to the end, so deletion in the first
 //! starts before the last has been read, and memory holds one repository at a time.
 
+use std::collections::BTreeMap;
+use std::time::Instant;
+
 use chrono::{DateTime, Utc};
 
 use crate::apply::apply;
@@ -11,7 +14,8 @@ use crate::collect::collect;
 use crate::plan::{plan, RepositoryPlan, Snapshot};
 use crate::policy::Policy;
 use crate::registry::{OciClient, RegistryError};
-use crate::state::{RepoInventory, StateError, StateStore};
+use crate::state::{Remembered, RepoInventory, StateError, StateStore};
+use crate::trigger::Pushed;
 
 /// One repository, planned and not yet applied.
 pub struct Planned {
@@ -26,6 +30,15 @@ pub struct Sweeper<'a, S: StateStore> {
     pub store: &'a mut S,
     pub now: DateTime<Utc>,
     pub concurrency: usize,
+    /// No new repository and no new delete starts after this (the Lambda deadline).
+    pub deadline: Option<Instant>,
+}
+
+/// What a run over several repositories did.
+pub struct Outcome {
+    pub repositories: Vec<RepositoryPlan>,
+    /// Repositories not finished (or not reached) before the deadline.
+    pub unfinished: Vec<String>,
 }
 
 /// The repositories a sweep covers: the ones asked for, else every repository in the catalog
@@ -90,6 +103,7 @@ impl<S: StateStore> Sweeper<'_, S> {
             self.policy,
             self.now,
             self.concurrency,
+            self.deadline,
         )
         .await;
         inventory.forget(
@@ -100,5 +114,64 @@ impl<S: StateStore> Sweeper<'_, S> {
         );
         self.store.save(&snapshot.repository, inventory).await?;
         Ok(done)
+    }
+
+    /// Plan each repository and, when `apply`, carry its plan out before moving to the next.
+    /// `progress` hears (index, repository, phase) for a progress line.
+    pub async fn run(
+        &mut self,
+        repositories: &[String],
+        apply: bool,
+        mut progress: impl FnMut(usize, &str, &str),
+    ) -> Result<Outcome, StateError> {
+        let mut outcome = Outcome {
+            repositories: Vec::new(),
+            unfinished: Vec::new(),
+        };
+        for (i, repo) in repositories.iter().enumerate() {
+            if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                outcome.unfinished.extend(repositories[i..].iter().cloned());
+                break;
+            }
+            progress(i, repo, "reading");
+            let planned = self.plan(repo).await?;
+            let result = if apply {
+                progress(i, repo, "applying");
+                self.apply(planned).await?
+            } else {
+                planned.plan
+            };
+            if result.unfinished {
+                outcome.unfinished.push(repo.clone());
+            }
+            outcome.repositories.push(result);
+        }
+        self.store.flush().await?;
+        Ok(outcome)
+    }
+
+    /// Remember digests that pushes named, before any sweep looks: a manifest pushed and
+    /// untagged again before the sweep runs is then still known.
+    pub async fn remember(&mut self, pushed: &[Pushed]) -> Result<(), StateError> {
+        let mut by_repo: BTreeMap<&str, Vec<&Pushed>> = BTreeMap::new();
+        for p in pushed {
+            by_repo.entry(&p.repository).or_default().push(p);
+        }
+        for (repo, pushes) in by_repo {
+            let mut inventory = self.store.load(repo).await?;
+            let mut changed = false;
+            for p in pushes {
+                if !inventory.manifests.contains_key(&p.digest) {
+                    inventory
+                        .manifests
+                        .insert(p.digest.clone(), Remembered::new(self.now.max(Utc::now())));
+                    changed = true;
+                }
+            }
+            if changed {
+                self.store.save(repo, inventory).await?;
+            }
+        }
+        self.store.flush().await
     }
 }

@@ -337,6 +337,7 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
         store: &mut store,
         now: NOW.parse().unwrap(),
         concurrency: 4,
+        deadline: None,
     };
     let planned = sweeper.plan("app").await.unwrap();
     let planned_digests: Vec<String> = planned
@@ -581,7 +582,9 @@ async fn a_pinned_untagged_index_keeps_its_children() {
         "the child of a pinned index was deleted"
     );
     assert!(registry.has_manifest("app", &pinned.digest).await);
-    registry.assert_pulls_completely("app", &pinned.digest).await;
+    registry
+        .assert_pulls_completely("app", &pinned.digest)
+        .await;
 }
 
 #[tokio::test]

@@ -16,6 +16,10 @@ pub struct RepositoryPlan {
     pub delete: Vec<Delete>,
     pub untag: Vec<Untag>,
     pub keep: Vec<Keep>,
+    /// Apply stopped before it finished here (the function's time ran out); the next run
+    /// picks up what is left.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unfinished: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

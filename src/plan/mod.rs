@@ -206,6 +206,7 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
         delete,
         untag,
         keep,
+        unfinished: false,
     }
 }
 
@@ -332,6 +333,7 @@ fn incomplete(snapshot: &Snapshot, tags: &TagKinds) -> RepositoryPlan {
                 since: None,
             })
             .collect(),
+        unfinished: false,
     }
 }
 

@@ -1,0 +1,323 @@
+//! The serverless face: one Lambda handler for timers, push webhooks and direct invocations.
+//!
+//! It only turns an event into a sweep of the right scope and a response; the engine does the
+//! rest. The configuration is checked once at cold start. A bad one makes every invocation
+//! answer with the same clear error instead of crashing in a loop.
+
+pub mod config;
+pub mod metrics;
+pub mod secrets;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use chrono::Utc;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
+use tokio::sync::RwLock;
+
+use crate::registry::{ClientOptions, OciClient};
+use crate::report::Report;
+use crate::state::{AnyState, DynamoState, FileState, NoState};
+use crate::sweep::{scope, Sweeper};
+use crate::trigger::{self, Decision, Job, Origin, Scope};
+use config::{Config, StateChoice};
+use secrets::Secrets;
+
+/// Deletes stop this long before the function's deadline.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Run the Lambda runtime loop (called by `main` when `AWS_LAMBDA_RUNTIME_API` is set).
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JANITOR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,registry_janitor=info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_current_span(false)
+        .init();
+    let app = Arc::new(App::cold_start(|k| std::env::var(k).ok()).await);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let app = app.clone();
+        async move { app.handle(event.payload, event.context.deadline).await }
+    }))
+    .await
+}
+
+pub struct App {
+    config: Result<Config, String>,
+    secrets_manager: Option<aws_sdk_secretsmanager::Client>,
+    dynamo: Option<aws_sdk_dynamodb::Client>,
+    secrets: RwLock<Result<Secrets, String>>,
+    env_secrets: Result<Secrets, String>,
+}
+
+impl App {
+    pub async fn cold_start(env: impl Fn(&str) -> Option<String>) -> App {
+        let config = Config::from_env(&env).map_err(|e| e.to_string());
+        if let Err(e) = &config {
+            tracing::error!(error = %e, "configuration error; every invocation will report it");
+        }
+        let host = config.as_ref().map(|c| c.host.clone()).unwrap_or_default();
+        let env_secrets = Secrets::from_env(&host, &env);
+        let needs_aws = config
+            .as_ref()
+            .is_ok_and(|c| c.secret_id.is_some() || matches!(c.state, StateChoice::Dynamo(_)));
+        let (secrets_manager, dynamo) = if needs_aws {
+            let sdk = aws_sdk_config().await;
+            (
+                Some(aws_sdk_secretsmanager::Client::new(&sdk)),
+                Some(aws_sdk_dynamodb::Client::new(&sdk)),
+            )
+        } else {
+            (None, None)
+        };
+        let app = App {
+            config,
+            secrets_manager,
+            dynamo,
+            secrets: RwLock::new(Err("not read yet".into())),
+            env_secrets,
+        };
+        app.reload_secrets().await;
+        app
+    }
+
+    /// Read the secrets again (at cold start, and when the registry refuses the credentials,
+    /// so a rotation takes effect without a new deployment).
+    async fn reload_secrets(&self) {
+        let fresh = match (&self.config, &self.secrets_manager) {
+            (
+                Ok(Config {
+                    secret_id: Some(id),
+                    ..
+                }),
+                Some(client),
+            ) => Secrets::from_secrets_manager(client, id).await,
+            _ => self.env_secrets.clone(),
+        };
+        if let Err(e) = &fresh {
+            tracing::error!(error = %e, "cannot read the secrets");
+        }
+        *self.secrets.write().await = fresh;
+    }
+
+    /// Handle one invocation. HTTP requests always get an HTTP response; other events get the
+    /// report, or an error that names what was expected.
+    pub async fn handle(
+        &self,
+        payload: Value,
+        deadline_ms: u64,
+    ) -> Result<Value, lambda_runtime::Error> {
+        let deadline = deadline_instant(deadline_ms);
+        if is_http(&payload) {
+            let (status, body) = self.handle_http(payload, deadline).await;
+            return Ok(http_response(status, &body));
+        }
+        let config = self
+            .config
+            .as_ref()
+            .map_err(|e| format!("configuration error: {e}"))?;
+        match trigger::event::decode(&payload) {
+            Ok(Decision::Run(job)) => {
+                let origin = job.origin;
+                let result = self.run_job(config, job, deadline).await;
+                emit_metrics(origin, result.as_ref().ok(), u64::from(result.is_err()));
+                Ok(serde_json::to_value(result?)?)
+            }
+            Ok(Decision::Ignore(reason)) => Ok(json!({ "ignored": reason })),
+            Err(e) => Err(e.to_string().into()),
+        }
+    }
+
+    async fn handle_http(&self, payload: Value, deadline: Option<Instant>) -> (u16, Value) {
+        let request: ApiGatewayV2httpRequest = match serde_json::from_value(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                return (
+                    400,
+                    json!({ "error": format!("not an HTTP request of payload 2.0: {e}") }),
+                )
+            }
+        };
+        let config = match &self.config {
+            Ok(c) => c,
+            Err(e) => return (500, json!({ "error": format!("configuration error: {e}") })),
+        };
+        let webhook_secret = match &*self.secrets.read().await {
+            Ok(s) => s.webhook_secret.clone(),
+            Err(e) => {
+                return (
+                    500,
+                    json!({ "error": format!("cannot read the secrets: {e}") }),
+                )
+            }
+        };
+        match trigger::http::decode(&request, webhook_secret.as_deref()) {
+            Ok(Decision::Run(job)) => {
+                let result = self.run_job(config, job, deadline).await;
+                emit_metrics(
+                    Origin::Webhook,
+                    result.as_ref().ok(),
+                    u64::from(result.is_err()),
+                );
+                match result {
+                    Ok(report) => (200, serde_json::to_value(report).unwrap_or(Value::Null)),
+                    Err(e) => (500, json!({ "error": e })),
+                }
+            }
+            Ok(Decision::Ignore(reason)) => (200, json!({ "ignored": reason })),
+            Err(e) => {
+                tracing::warn!(status = e.status(), reason = %e, "webhook refused");
+                (e.status(), json!({ "error": e.to_string() }))
+            }
+        }
+    }
+
+    /// Sweep what the job names. A registry that refuses the credentials gets one more try
+    /// with the secrets read again.
+    async fn run_job(
+        &self,
+        config: &Config,
+        job: Job,
+        deadline: Option<Instant>,
+    ) -> Result<Report, String> {
+        let first = self.sweep(config, &job, deadline).await;
+        match first {
+            Err(e) if e.contains("HTTP 401") => {
+                self.reload_secrets().await;
+                self.sweep(config, &job, deadline).await
+            }
+            Ok(report)
+                if report
+                    .repositories
+                    .iter()
+                    .any(|r| r.error.as_deref().is_some_and(|e| e.contains("HTTP 401"))) =>
+            {
+                self.reload_secrets().await;
+                self.sweep(config, &job, deadline).await
+            }
+            other => other,
+        }
+    }
+
+    async fn sweep(
+        &self,
+        config: &Config,
+        job: &Job,
+        deadline: Option<Instant>,
+    ) -> Result<Report, String> {
+        let credentials = self
+            .secrets
+            .read()
+            .await
+            .as_ref()
+            .map_err(|e| e.clone())?
+            .credentials
+            .clone();
+        let client = OciClient::new(
+            &config.registry,
+            ClientOptions {
+                credentials,
+                ..ClientOptions::default()
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let mut store = match &config.state {
+            StateChoice::None => AnyState::None(NoState),
+            StateChoice::File(path) => {
+                AnyState::File(FileState::open(path, &config.host).map_err(|e| e.to_string())?)
+            }
+            StateChoice::Dynamo(table) => match &self.dynamo {
+                Some(c) => AnyState::Dynamo(DynamoState::new(c.clone(), table, &config.host)),
+                None => return Err("DynamoDB client not configured".into()),
+            },
+        };
+        let now = Utc::now();
+        let mut sweeper = Sweeper {
+            client: &client,
+            policy: &config.policy,
+            store: &mut store,
+            now,
+            concurrency: config.concurrency,
+            deadline,
+        };
+        sweeper
+            .remember(&job.pushed)
+            .await
+            .map_err(|e| e.to_string())?;
+        let repositories: Vec<String> = match &job.scope {
+            Scope::Policy => scope(&client, &config.policy, &[]).await.map_err(|e| e.to_string())?,
+            Scope::Repositories(names) => names
+                .iter()
+                .filter(|n| {
+                    let covered = config.policy.covers(n);
+                    if !covered {
+                        tracing::info!(repository = %n, "no rule covers this repository; not swept");
+                    }
+                    covered
+                })
+                .cloned()
+                .collect(),
+        };
+        let outcome = sweeper
+            .run(&repositories, !config.dry_run, |_, _, _| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut report = Report::new(now, config.dry_run, outcome.repositories);
+        report.unfinished = outcome.unfinished;
+        Ok(report)
+    }
+}
+
+/// The AWS SDK configuration: the default credential and region chain, endpoint overrides
+/// from the environment (`AWS_ENDPOINT_URL`), and rustls with ring as the TLS stack.
+async fn aws_sdk_config() -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
+}
+
+/// Function URLs and API Gateway HTTP APIs (payload 2.0) both carry these.
+fn is_http(payload: &Value) -> bool {
+    payload.get("requestContext").is_some() && payload.get("rawPath").is_some()
+}
+
+/// The Lambda deadline (milliseconds since the epoch) as an instant, minus the margin.
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
+    if deadline_ms == 0 {
+        return None;
+    }
+    let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
+}
+
+/// The whole API Gateway v2 response shape (function URLs answer 500 without it).
+fn http_response(status: u16, body: &Value) -> Value {
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response.headers.insert(
+        "content-type",
+        reqwest::header::HeaderValue::from_static("application/json"),
+    );
+    response.body = Some(Body::Text(body.to_string()));
+    response.is_base64_encoded = false;
+    serde_json::to_value(response).unwrap_or_else(|_| json!({ "statusCode": 500 }))
+}
+
+fn emit_metrics(origin: Origin, report: Option<&Report>, errors: u64) {
+    println!(
+        "{}",
+        metrics::emf(origin, report, errors, Utc::now().timestamp_millis())
+    );
+}

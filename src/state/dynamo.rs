@@ -1,0 +1,172 @@
+//! The inventory in a DynamoDB table: the function's memory between invocations.
+//!
+//! One item per digest. Partition key `pk` = `<registry host>/<repository>`, sort key
+//! `digest`. Attributes: `first_seen` and `untagged_since` (RFC 3339), `facts` (JSON), and
+//! `expires_at` (epoch seconds, the table's TTL attribute) on digests the registry no longer
+//! has. Updates are conditional expressions, so two sweeps racing on one repository agree:
+//! `first_seen` and `untagged_since` are set once (`if_not_exists`), never moved later.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use chrono::{DateTime, Utc};
+
+use super::{Remembered, RepoInventory, StateError, StateStore};
+use crate::registry::Digest;
+
+/// How long a forgotten digest's item lingers before DynamoDB's TTL removes it.
+const FORGOTTEN_TTL_SECS: i64 = 7 * 24 * 3600;
+
+pub struct DynamoState {
+    client: Client,
+    table: String,
+    registry: String,
+    /// What each repository looked like when loaded, to write only what changed.
+    loaded: HashMap<String, RepoInventory>,
+}
+
+impl DynamoState {
+    pub fn new(client: Client, table: &str, registry: &str) -> DynamoState {
+        DynamoState {
+            client,
+            table: table.to_owned(),
+            registry: registry.to_owned(),
+            loaded: HashMap::new(),
+        }
+    }
+
+    fn pk(&self, repository: &str) -> String {
+        format!("{}/{repository}", self.registry)
+    }
+
+    fn fail(&self, operation: &str, e: impl std::error::Error) -> StateError {
+        StateError::Dynamo {
+            table: self.table.clone(),
+            operation: operation.to_owned(),
+            reason: DisplayErrorContext(e).to_string(),
+        }
+    }
+}
+
+fn text(item: &HashMap<String, AttributeValue>, key: &str) -> Option<String> {
+    item.get(key).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn time(item: &HashMap<String, AttributeValue>, key: &str) -> Option<DateTime<Utc>> {
+    text(item, key)
+        .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl StateStore for DynamoState {
+    async fn load(&mut self, repository: &str) -> Result<RepoInventory, StateError> {
+        let pk = self.pk(repository);
+        let mut inventory = RepoInventory::default();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.fail("Query", e))?;
+            for item in page.items() {
+                if item.contains_key("expires_at") {
+                    continue;
+                }
+                let Some(digest) = text(item, "digest").and_then(|d| d.parse::<Digest>().ok())
+                else {
+                    continue;
+                };
+                let Some(first_seen) = time(item, "first_seen") else {
+                    continue;
+                };
+                inventory.manifests.insert(
+                    digest,
+                    Remembered {
+                        first_seen,
+                        untagged_since: time(item, "untagged_since"),
+                        facts: text(item, "facts").and_then(|f| serde_json::from_str(&f).ok()),
+                    },
+                );
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => break,
+            }
+        }
+        self.loaded.insert(repository.to_owned(), inventory.clone());
+        Ok(inventory)
+    }
+
+    async fn save(&mut self, repository: &str, inventory: RepoInventory) -> Result<(), StateError> {
+        let pk = self.pk(repository);
+        let before = self.loaded.remove(repository).unwrap_or_default();
+        for (digest, now) in &inventory.manifests {
+            if before.manifests.get(digest) == Some(now) {
+                continue;
+            }
+            let mut update = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("digest", AttributeValue::S(digest.to_string()))
+                .expression_attribute_values(":fs", AttributeValue::S(now.first_seen.to_rfc3339()));
+            let mut set = vec!["first_seen = if_not_exists(first_seen, :fs)".to_owned()];
+            let mut remove = vec!["expires_at"];
+            if let Some(facts) = &now.facts {
+                let json = serde_json::to_string(facts).unwrap_or_default();
+                update = update.expression_attribute_values(":facts", AttributeValue::S(json));
+                set.push("facts = :facts".into());
+            }
+            match now.untagged_since {
+                Some(since) => {
+                    update = update
+                        .expression_attribute_values(":us", AttributeValue::S(since.to_rfc3339()));
+                    set.push("untagged_since = if_not_exists(untagged_since, :us)".into());
+                }
+                None => remove.push("untagged_since"),
+            }
+            update
+                .update_expression(format!(
+                    "SET {} REMOVE {}",
+                    set.join(", "),
+                    remove.join(", ")
+                ))
+                .send()
+                .await
+                .map_err(|e| self.fail("UpdateItem", e))?;
+        }
+        let expires = Utc::now().timestamp() + FORGOTTEN_TTL_SECS;
+        for digest in before
+            .manifests
+            .keys()
+            .filter(|d| !inventory.manifests.contains_key(*d))
+        {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("digest", AttributeValue::S(digest.to_string()))
+                .update_expression("SET expires_at = :exp")
+                .expression_attribute_values(":exp", AttributeValue::N(expires.to_string()))
+                .send()
+                .await
+                .map_err(|e| self.fail("UpdateItem", e))?;
+        }
+        self.loaded.insert(repository.to_owned(), inventory);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), StateError> {
+        Ok(())
+    }
+}
