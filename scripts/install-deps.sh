@@ -4,7 +4,18 @@
 #   skopeo           an independent client, to cross-check the registry
 #   htpasswd         (apache2-utils) basic-auth users for the auth tests
 #   openssl          signs the test token service's bearer tokens
+#   cargo-lambda     (PyPI) `cargo lambda watch` emulates the Lambda runtime and function URLs
+#   moto[server]     (PyPI) the AWS APIs the function calls, on loopback
 set -euo pipefail
+
+pip_missing=()
+command -v cargo-lambda >/dev/null || pip_missing+=(cargo-lambda)
+command -v moto_server >/dev/null || pip_missing+=("moto[server]")
+if [ ${#pip_missing[@]} -gt 0 ]; then
+    echo "installing from PyPI: ${pip_missing[*]}" >&2
+    python3 -m pip install -q --disable-pip-version-check "${pip_missing[@]}"
+    hash -r
+fi
 
 missing=()
 command -v docker-registry >/dev/null || missing+=(docker-registry)

@@ -292,13 +292,21 @@ fn is_http(payload: &Value) -> bool {
     payload.get("requestContext").is_some() && payload.get("rawPath").is_some()
 }
 
-/// The Lambda deadline (milliseconds since the epoch) as an instant, minus the margin.
+/// The Lambda deadline as an instant, minus the margin. Lambda sends milliseconds since the
+/// epoch; `cargo lambda watch` sends the timeout itself (600000): a value too small to be a
+/// date is read as time left.
 fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
+    const YEAR_2001_MS: u64 = 978_307_200_000;
     if deadline_ms == 0 {
         return None;
     }
-    let now_ms = Utc::now().timestamp_millis().max(0) as u64;
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    let left = if deadline_ms < YEAR_2001_MS {
+        Duration::from_millis(deadline_ms)
+    } else {
+        let now_ms = Utc::now().timestamp_millis().max(0) as u64;
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+    };
+    tracing::info!(time_left_ms = left.as_millis() as u64, "invocation");
     Some(Instant::now() + left.saturating_sub(DEADLINE_MARGIN))
 }
 
@@ -320,4 +328,24 @@ fn emit_metrics(origin: Origin, report: Option<&Report>, errors: u64) {
         "{}",
         metrics::emf(origin, report, errors, Utc::now().timestamp_millis())
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_are_read_as_dates_or_as_time_left() {
+        let soon = deadline_instant((Utc::now().timestamp_millis() + 60_000) as u64).unwrap();
+        let left = soon.saturating_duration_since(Instant::now());
+        assert!(
+            left > Duration::from_secs(45) && left <= Duration::from_secs(50),
+            "{left:?}"
+        );
+        let relative = deadline_instant(600_000).unwrap();
+        assert!(relative.saturating_duration_since(Instant::now()) > Duration::from_secs(580));
+        let passed = deadline_instant((Utc::now().timestamp_millis() - 1) as u64).unwrap();
+        assert!(passed <= Instant::now());
+        assert!(deadline_instant(0).is_none());
+    }
 }

@@ -8,6 +8,8 @@
 
 pub mod images;
 pub mod janitor;
+pub mod lambda_watch;
+pub mod moto;
 pub mod proxy;
 pub mod registry;
 pub mod server;

@@ -44,7 +44,7 @@ fn binary() -> String {
     std::env::var("REGISTRY_BIN").unwrap_or_else(|_| "docker-registry".to_owned())
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -58,12 +58,52 @@ impl TestRegistry {
     }
 
     pub async fn start_with(auth: RegistryAuth) -> TestRegistry {
+        TestRegistry::start_full(auth, None, None).await
+    }
+
+    /// A registry that sends its notifications (webhooks) to `url` with these headers, as
+    /// distribution's `notifications.endpoints` does: one event per POST, retried until it
+    /// is accepted.
+    pub async fn start_notifying(
+        auth: RegistryAuth,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> TestRegistry {
+        TestRegistry::start_notifying_on("", auth, url, headers).await
+    }
+
+    /// As `start_notifying`, on the port of `at` (`http://127.0.0.1:<port>`), when that
+    /// address must be known before the registry starts; empty for any free port.
+    pub async fn start_notifying_on(
+        at: &str,
+        auth: RegistryAuth,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> TestRegistry {
+        let mut yaml = format!(
+            "notifications:\n  endpoints:\n    - name: janitor\n      url: {url}\n      timeout: 10s\n      threshold: 3\n      backoff: 1s\n"
+        );
+        if !headers.is_empty() {
+            yaml.push_str("      headers:\n");
+            for (k, v) in headers {
+                yaml.push_str(&format!("        {k}: [\"{v}\"]\n"));
+            }
+        }
+        let port = at.rsplit(':').next().and_then(|p| p.parse().ok());
+        TestRegistry::start_full(auth, Some(yaml), port).await
+    }
+
+    async fn start_full(
+        auth: RegistryAuth,
+        notifications: Option<String>,
+        port: Option<u16>,
+    ) -> TestRegistry {
         super::init();
         // The port is free when we look; another process may take it before the registry
         // binds it, so try a few times.
         let mut last_log = String::new();
         for _ in 0..3 {
-            match TestRegistry::try_start(auth.clone()).await {
+            match TestRegistry::try_start(auth.clone(), notifications.as_deref(), port).await {
                 Ok(registry) => return registry,
                 Err(log) => last_log = log,
             }
@@ -71,15 +111,17 @@ impl TestRegistry {
         panic!("docker-registry did not start:\n{last_log}");
     }
 
-    async fn try_start(auth: RegistryAuth) -> Result<TestRegistry, String> {
+    async fn try_start(
+        auth: RegistryAuth,
+        notifications: Option<&str>,
+        port: Option<u16>,
+    ) -> Result<TestRegistry, String> {
         let dir = tempfile::tempdir().expect("temporary folder");
-        let port = free_port();
+        let port = port.unwrap_or_else(free_port);
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            config_yaml(dir.path().join("data"), port, &auth, dir.path()),
-        )
-        .expect("write registry config");
+        let mut yaml = config_yaml(dir.path().join("data"), port, &auth, dir.path());
+        yaml.push_str(notifications.unwrap_or(""));
+        std::fs::write(&config, yaml).expect("write registry config");
         let log_path = dir.path().join("registry.log");
         let log = std::fs::File::create(&log_path).expect("registry log");
         let child = Command::new(binary())

@@ -1,0 +1,120 @@
+//! The DynamoDB inventory against a `moto` server, through the real AWS SDK: what a sweep
+//! remembers, and two sweeps racing on one repository.
+
+mod support;
+
+use chrono::{DateTime, Utc};
+use registry_janitor::policy::Policy;
+use registry_janitor::registry::{ClientOptions, Digest, OciClient};
+use registry_janitor::state::{DynamoState, StateStore};
+use registry_janitor::sweep::Sweeper;
+use support::moto::Moto;
+use support::{Image, TestRegistry};
+
+const POLICY: &str = r#"{"rules":[{"name":"dangling","select":"untagged","older_than":"1d"}]}"#;
+
+fn t(s: &str) -> DateTime<Utc> {
+    s.parse().unwrap()
+}
+
+async fn sweep_once(client: &OciClient, store: &mut DynamoState, policy: &Policy, now: &str) {
+    let mut sweeper = Sweeper {
+        client,
+        policy,
+        store,
+        now: t(now),
+        concurrency: 4,
+        deadline: None,
+    };
+    sweeper
+        .run(&["app".to_owned()], false, |_, _, _| {})
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn racing_sweeps_agree_and_the_untagged_clock_is_never_moved_later() {
+    let moto = Moto::start().await;
+    moto.create_inventory_table("inv").await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk().await);
+    let registry = TestRegistry::start().await;
+    let first = Image::oci("app").tag("v1").push(&registry).await;
+    let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
+    let policy = Policy::from_json(POLICY).unwrap();
+    let host = registry.host();
+
+    let mut seed = DynamoState::new(dynamo.clone(), "inv", &host);
+    sweep_once(&client, &mut seed, &policy, "2030-01-01T00:00:00Z").await;
+    Image::oci("app").tag("v1").push(&registry).await;
+
+    // Two sweeps, as two invocations would be, both seeing the manifest untagged first.
+    let mut a = DynamoState::new(dynamo.clone(), "inv", &host);
+    let mut b = DynamoState::new(dynamo.clone(), "inv", &host);
+    tokio::join!(
+        sweep_once(&client, &mut a, &policy, "2030-01-02T00:00:00Z"),
+        sweep_once(&client, &mut b, &policy, "2030-01-03T00:00:00Z"),
+    );
+    let mut reader = DynamoState::new(dynamo.clone(), "inv", &host);
+    let inventory = reader.load("app").await.unwrap();
+    let digest: Digest = first.digest.parse().unwrap();
+    let since = inventory.manifests[&digest]
+        .untagged_since
+        .expect("untagged clock started");
+    assert!(
+        since == t("2030-01-02T00:00:00Z") || since == t("2030-01-03T00:00:00Z"),
+        "{since}"
+    );
+
+    // A later sweep never moves the clock, and the facts survive the round trip.
+    let mut later = DynamoState::new(dynamo.clone(), "inv", &host);
+    sweep_once(&client, &mut later, &policy, "2030-01-09T00:00:00Z").await;
+    let again = reader.load("app").await.unwrap();
+    assert_eq!(again.manifests[&digest].untagged_since, Some(since));
+    assert!(again.manifests[&digest].facts.is_some());
+    assert_eq!(again.manifests.len(), 2);
+}
+
+#[tokio::test]
+async fn forgotten_digests_get_a_ttl_and_leave_the_inventory() {
+    let moto = Moto::start().await;
+    moto.create_inventory_table("inv").await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk().await);
+    let registry = TestRegistry::start().await;
+    let first = Image::oci("app").tag("v1").push(&registry).await;
+    let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
+    let policy = Policy::from_json(POLICY).unwrap();
+    let mut store = DynamoState::new(dynamo.clone(), "inv", &registry.host());
+    sweep_once(&client, &mut store, &policy, "2030-01-01T00:00:00Z").await;
+    Image::oci("app").tag("v1").push(&registry).await;
+    registry_janitor::registry::OciClient::delete_manifest(
+        &client,
+        "app",
+        &first.digest.parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    sweep_once(&client, &mut store, &policy, "2030-01-02T00:00:00Z").await;
+
+    let item = dynamo
+        .get_item()
+        .table_name("inv")
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{}/app", registry.host())),
+        )
+        .key(
+            "digest",
+            aws_sdk_dynamodb::types::AttributeValue::S(first.digest.clone()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        item.item().is_some_and(|i| i.contains_key("expires_at")),
+        "{item:?}"
+    );
+    let inventory = store.load("app").await.unwrap();
+    assert!(!inventory
+        .manifests
+        .contains_key(&first.digest.parse::<Digest>().unwrap()));
+}

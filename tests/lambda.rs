@@ -1,0 +1,261 @@
+//! The function end to end on this machine, with no AWS: `cargo lambda watch` serves it, the
+//! real registry sends it push webhooks, `cargo lambda invoke` sends it a schedule, and a
+//! `moto` server stands in for Secrets Manager and DynamoDB.
+//!
+//! The tests run one at a time: each starts its own `cargo lambda watch`.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use support::lambda_watch::Watch;
+use support::moto::Moto;
+use support::{Image, RegistryAuth, TestRegistry};
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const SECRET: &str = "webhook-s3cret";
+const PURGE_UNTAGGED: &str =
+    r#"{"rules":[{"name":"dangling","select":"untagged","older_than":"0s"}]}"#;
+
+/// The function's environment: registry, policy file, state file, and more.
+fn function_env(
+    registry: &str,
+    dir: &Path,
+    policy: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let policy_path = dir.join("policy.json");
+    std::fs::write(&policy_path, policy).unwrap();
+    let mut env = vec![
+        ("JANITOR_REGISTRY".to_owned(), registry.to_owned()),
+        (
+            "JANITOR_POLICY_FILE".to_owned(),
+            policy_path.display().to_string(),
+        ),
+        (
+            "JANITOR_STATE".to_owned(),
+            format!("file:{}", dir.join("state.json").display()),
+        ),
+        ("JANITOR_LOG".to_owned(), "info".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+/// Wait until `check` holds, or fail with `what` and the function's log.
+async fn eventually<F: std::future::Future<Output = bool>>(
+    watch: &Watch,
+    what: &str,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!(
+        "timed out waiting until {what}; function log:\n{}",
+        watch.log()
+    );
+}
+
+fn state_mentions(dir: &Path, digest: &str) -> bool {
+    std::fs::read_to_string(dir.join("state.json")).is_ok_and(|s| s.contains(digest))
+}
+
+fn untagged_in_state(dir: &Path, digest: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join("state.json")) else {
+        return false;
+    };
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["repositories"]["app"]["manifests"][digest]["untagged_since"].is_string()
+}
+
+/// A registry whose webhooks reach the function with `header_secret`, and a function that
+/// expects `SECRET`. Returns after the first image's push was recorded (or refused).
+async fn webhook_setup(
+    dry_run: &str,
+    header_secret: &str,
+) -> (Watch, TestRegistry, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    // The function must know the registry's address before the registry starts, and the
+    // registry the function's URL: pick the registry's port first.
+    let url = format!("http://127.0.0.1:{}", support::registry::free_port());
+    let env = function_env(
+        &url,
+        dir.path(),
+        PURGE_UNTAGGED,
+        &[
+            ("JANITOR_DRY_RUN", dry_run),
+            ("JANITOR_WEBHOOK_SECRET", SECRET),
+        ],
+    );
+    let watch = Watch::start(&env).await;
+    let auth = format!("Bearer {header_secret}");
+    let registry = TestRegistry::start_notifying_on(
+        &url,
+        RegistryAuth::None,
+        &watch.url(),
+        &[("Authorization", &auth)],
+    )
+    .await;
+    (watch, registry, dir)
+}
+
+#[tokio::test]
+async fn a_push_over_a_tag_makes_the_function_delete_the_untagged_manifest() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (watch, registry, dir) = webhook_setup("false", SECRET).await;
+    let first = Image::oci("app").tag("v1").push(&registry).await;
+    eventually(&watch, "the first push is recorded", || async {
+        state_mentions(dir.path(), &first.digest)
+    })
+    .await;
+
+    let second = Image::oci("app").tag("v1").push(&registry).await;
+    eventually(&watch, "the untagged manifest is deleted", || async {
+        !registry.has_manifest("app", &first.digest).await
+    })
+    .await;
+    assert!(registry.has_manifest("app", &second.digest).await);
+    registry.assert_every_tag_pulls("app").await;
+}
+
+#[tokio::test]
+async fn dry_run_keeps_the_untagged_manifest() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (watch, registry, dir) = webhook_setup("true", SECRET).await;
+    let first = Image::oci("app").tag("v1").push(&registry).await;
+    eventually(&watch, "the first push is recorded", || async {
+        state_mentions(dir.path(), &first.digest)
+    })
+    .await;
+    Image::oci("app").tag("v1").push(&registry).await;
+    // The sweep ran (it started the untagged clock) and deleted nothing.
+    eventually(&watch, "the sweep sees the manifest untagged", || async {
+        untagged_in_state(dir.path(), &first.digest)
+    })
+    .await;
+    assert!(registry.has_manifest("app", &first.digest).await);
+}
+
+#[tokio::test]
+async fn a_wrong_secret_changes_nothing() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let (watch, registry, dir) = webhook_setup("false", "not-the-secret").await;
+    let first = Image::oci("app").tag("v1").push(&registry).await;
+    Image::oci("app").tag("v1").push(&registry).await;
+    eventually(&watch, "the function refuses the webhooks", || async {
+        watch.log().matches("webhook refused").count() >= 2
+    })
+    .await;
+    assert!(registry.has_manifest("app", &first.digest).await);
+    assert!(
+        !dir.path().join("state.json").exists(),
+        "a refused webhook ran a sweep"
+    );
+}
+
+#[tokio::test]
+async fn a_scheduled_event_sweeps_the_registry() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let registry = TestRegistry::start().await;
+    let doomed = Image::oci("ci/app")
+        .created("2020-01-01T00:00:00Z")
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let kept = Image::oci("ci/app")
+        .created("2020-01-01T00:00:00Z")
+        .tag("main")
+        .push(&registry)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = r#"{"rules":[{"name":"pr","repositories":"ci/.*","select":"tagged","tags":"pr-.*","older_than":"30d"}]}"#;
+    let watch = Watch::start(&function_env(
+        &registry.url,
+        dir.path(),
+        policy,
+        &[("JANITOR_DRY_RUN", "false")],
+    ))
+    .await;
+    let event = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/events/schedule-eventbridge-scheduler.json"
+    ))
+    .unwrap();
+    let report = watch.invoke(&event).await;
+    assert_eq!(report["dry_run"], false, "{report}");
+    assert_eq!(report["summary"]["manifests_deleted"], 1, "{report}");
+    assert!(!registry.has_manifest("ci/app", &doomed.digest).await);
+    assert!(registry.has_manifest("ci/app", &kept.digest).await);
+    registry.assert_every_tag_pulls("ci/app").await;
+}
+
+#[tokio::test]
+async fn credentials_come_from_secrets_manager_and_the_inventory_from_dynamodb() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start().await;
+    moto.create_secret(
+        "janitor/registry",
+        r#"{"username":"janitor","password":"from-moto","webhook_secret":"w"}"#,
+    )
+    .await;
+    moto.create_inventory_table("janitor-inventory").await;
+    let registry = TestRegistry::start_with(RegistryAuth::Basic {
+        username: "janitor".into(),
+        password: "from-moto".into(),
+    })
+    .await;
+    let image = Image::oci("app").tag("v1").push(&registry).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = function_env(
+        &registry.url,
+        dir.path(),
+        PURGE_UNTAGGED,
+        &[
+            ("JANITOR_SECRET_ID", "janitor/registry"),
+            ("JANITOR_STATE", "dynamodb:janitor-inventory"),
+        ],
+    );
+    env.retain(|(k, _)| k != "JANITOR_STATE");
+    env.push(("JANITOR_STATE".into(), "dynamodb:janitor-inventory".into()));
+    env.extend(moto.env());
+    let watch = Watch::start(&env).await;
+
+    let report = watch.invoke(r#"{"repository":"app"}"#).await;
+    assert_eq!(
+        report["repositories"][0]["complete"],
+        true,
+        "{report}\n{}",
+        watch.log()
+    );
+    assert_eq!(report["dry_run"], true);
+
+    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk().await);
+    let items = dynamo
+        .query()
+        .table_name("janitor-inventory")
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(
+            ":pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("{}/app", registry.host())),
+        )
+        .send()
+        .await
+        .unwrap();
+    let digests: Vec<String> = items
+        .items()
+        .iter()
+        .filter_map(|i| i.get("digest")?.as_s().ok().cloned())
+        .collect();
+    assert_eq!(
+        digests,
+        vec![image.digest.clone()],
+        "the sweep was not remembered in DynamoDB"
+    );
+}
