@@ -634,3 +634,50 @@ async fn a_tags_page_without_tags_is_an_error_not_an_empty_repository() {
     assert!(again.deleted("app").is_empty(), "{}", again.stdout);
     registry.assert_every_tag_pulls("app").await;
 }
+
+#[tokio::test]
+async fn past_its_deadline_a_run_starts_no_delete_and_lists_what_is_left() {
+    use registry_janitor::policy::Policy;
+    use registry_janitor::registry::{ClientOptions, OciClient};
+    use registry_janitor::state::NoState;
+    use registry_janitor::sweep::Sweeper;
+    use std::time::Instant;
+
+    let registry = TestRegistry::start().await;
+    let a = Image::oci("a")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let b = Image::oci("b")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
+    let policy = Policy::from_json(OLD_PR_BUILDS).unwrap();
+    let mut store = NoState;
+    let mut sweeper = Sweeper {
+        client: &client,
+        policy: &policy,
+        store: &mut store,
+        now: NOW.parse().unwrap(),
+        concurrency: 4,
+        deadline: None,
+    };
+    // Planned in time, but the time runs out before the deletes start.
+    let planned = sweeper.plan("a").await.unwrap();
+    assert_eq!(planned.plan.delete.len(), 1);
+    sweeper.deadline = Some(Instant::now());
+    let done = sweeper.apply(planned).await.unwrap();
+    assert!(done.unfinished);
+    assert!(done.delete.is_empty(), "{done:?}");
+    // A whole run past its deadline reads nothing and lists every repository as left.
+    let outcome = sweeper
+        .run(&["a".to_owned(), "b".to_owned()], true, |_, _, _| {})
+        .await
+        .unwrap();
+    assert_eq!(outcome.unfinished, vec!["a", "b"]);
+    assert!(registry.has_manifest("a", &a.digest).await);
+    assert!(registry.has_manifest("b", &b.digest).await);
+}
