@@ -274,17 +274,21 @@ impl App {
 }
 
 /// The AWS SDK configuration: the default credential and region chain, endpoint overrides
-/// from the environment (`AWS_ENDPOINT_URL`), and rustls with ring as the TLS stack.
+/// from the environment (`AWS_ENDPOINT_URL`), and our HTTP client.
 async fn aws_sdk_config() -> aws_config::SdkConfig {
-    let http = aws_smithy_http_client::Builder::new()
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(aws_http_client())
+        .load()
+        .await
+}
+
+/// The AWS SDK's HTTP client on rustls with ring: one TLS stack in the binary, as reqwest's.
+pub fn aws_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
-        .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+        .build_https()
 }
 
 /// Function URLs and API Gateway HTTP APIs (payload 2.0) both carry these.

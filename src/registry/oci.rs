@@ -361,8 +361,20 @@ impl OciClient {
         repository: &str,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
+        Ok(self
+            .head_manifest(repository, &Reference::from(digest))
+            .await?
+            .is_some())
+    }
+
+    /// HEAD a manifest with the full `Accept` list: the answer's headers, or `None` on 404.
+    async fn head_manifest(
+        &self,
+        repository: &str,
+        reference: &Reference,
+    ) -> Result<Option<reqwest::header::HeaderMap>, RegistryError> {
         check_repository(repository)?;
-        let url = self.url(&format!("/v2/{repository}/manifests/{digest}"))?;
+        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"))?;
         let extra = Extra {
             accept: Some(MANIFEST_ACCEPT),
             ..Extra::default()
@@ -372,8 +384,8 @@ impl OciClient {
             .send(Method::HEAD, &url, &pull_scope(repository), &extra)
             .await?;
         match response.status().as_u16() {
-            200 => Ok(true),
-            404 => Ok(false),
+            200 => Ok(Some(response.headers().clone())),
+            404 => Ok(None),
             _ => Err(status_error(&Method::HEAD, &url, response).await),
         }
     }
@@ -615,28 +627,16 @@ impl OciClient {
         repository: &str,
         reference: &Reference,
     ) -> Result<Option<Digest>, RegistryError> {
-        check_repository(repository)?;
-        let url = self.url(&format!("/v2/{repository}/manifests/{reference}"))?;
-        let extra = Extra {
-            accept: Some(MANIFEST_ACCEPT),
-            ..Extra::default()
+        let Some(headers) = self.head_manifest(repository, reference).await? else {
+            return Ok(None);
         };
-        let response = self
-            .transport
-            .send(Method::HEAD, &url, &pull_scope(repository), &extra)
-            .await?;
-        match response.status().as_u16() {
-            200 => {}
-            404 => return Ok(None),
-            _ => return Err(status_error(&Method::HEAD, &url, response).await),
-        }
-        match header(response.headers(), "docker-content-digest").map(str::parse::<Digest>) {
+        match header(&headers, "docker-content-digest").map(str::parse::<Digest>) {
             Some(Ok(digest)) => Ok(Some(digest)),
-            Some(Err(e)) => Err(invalid(
-                &Method::HEAD,
-                &url,
-                &format!("Docker-Content-Digest: {e}"),
-            )),
+            Some(Err(e)) => Err(RegistryError::InvalidResponse {
+                method: "HEAD".into(),
+                path: format!("/v2/{repository}/manifests/{reference}"),
+                reason: format!("Docker-Content-Digest: {e}"),
+            }),
             // Without the header only the body tells: read it.
             None => self
                 .manifest(repository, reference)

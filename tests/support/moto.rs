@@ -65,13 +65,8 @@ impl Moto {
 
     /// An SDK configuration for the test itself.
     pub async fn sdk(&self) -> aws_config::SdkConfig {
-        let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
         aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
+            .http_client(registry_janitor::lambda::aws_http_client())
             .endpoint_url(&self.url)
             .region(aws_config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
