@@ -31,7 +31,7 @@ fn main() -> ExitCode {
     }
     let cli = cli::Cli::parse();
     let filter = EnvFilter::try_from_env("JANITOR_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,registry_janitor=info"));
+        .unwrap_or_else(|_| EnvFilter::new("warn,registry_janitor::apply=info"));
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

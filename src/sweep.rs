@@ -81,6 +81,7 @@ impl<S: StateStore> Sweeper<'_, S> {
         let clock = self.now.max(Utc::now());
         inventory.observe(&mut snapshot, &collected.gone, clock);
         let plan = plan(&snapshot, self.policy, self.now);
+        log_decisions(&plan);
         self.store.save(repository, inventory.clone()).await?;
         Ok(Planned {
             snapshot,
@@ -173,5 +174,22 @@ impl<S: StateStore> Sweeper<'_, S> {
             }
         }
         self.store.flush().await
+    }
+}
+
+/// One log line per decision: deletes and untags at info, keeps at debug.
+fn log_decisions(plan: &RepositoryPlan) {
+    let repository = plan.name.as_str();
+    if let Some(error) = &plan.error {
+        tracing::warn!(repository, error = %error, "repository incomplete; nothing is deleted here this run");
+    }
+    for d in &plan.delete {
+        tracing::info!(decision = "delete", repository, digest = %d.digest, tags = ?d.tags, reason = %d.reason, bytes = d.bytes, "planned");
+    }
+    for u in &plan.untag {
+        tracing::info!(decision = "untag", repository, digest = %u.digest, tag = %u.tag, reason = %u.reason, "planned");
+    }
+    for k in &plan.keep {
+        tracing::debug!(decision = "keep", repository, digest = %k.digest, tags = ?k.tags, reason = %k.reason, "planned");
     }
 }
