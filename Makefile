@@ -1,7 +1,7 @@
 # The commands a person runs. `.ci/run` installs the system packages, then calls these.
 CARGO ?= cargo
 
-.PHONY: deps test lint build demo
+.PHONY: deps test lint build demo lint-infra build-lambda deploy
 
 ## Install the system programs the tests and the demo use (docker-registry, skopeo...).
 deps:
@@ -24,3 +24,18 @@ build:
 demo: deps
 	$(CARGO) build --locked --quiet --bin registry-janitor
 	JANITOR_BIN=target/debug/registry-janitor JANITOR_LOG=warn $(CARGO) run --locked --quiet --example demo
+
+## cfn-lint and checkov on the SAM template, offline.
+lint-infra:
+	@command -v cfn-lint >/dev/null && command -v checkov >/dev/null || python3 -m pip install -q --disable-pip-version-check cfn-lint checkov
+	cfn-lint infra/template.yaml
+	checkov -f infra/template.yaml --framework cloudformation --skip-download --quiet --compact
+
+## The Lambda bootstrap for arm64 (Graviton), as the template deploys it.
+build-lambda: deps
+	cargo lambda build --release --arm64 --bin registry-janitor
+	@ls -l target/lambda/registry-janitor/bootstrap
+
+## Deploy with SAM, asking for every parameter (needs AWS credentials; not part of CI).
+deploy: build-lambda
+	cd infra && sam deploy --guided --template-file template.yaml

@@ -5,6 +5,38 @@ use std::path::PathBuf;
 use crate::policy::{Policy, PolicyError};
 use crate::registry::oci::{redact_userinfo, registry_host};
 
+/// The environment variables the function reads. The SAM template sets the deployed ones,
+/// and a test checks that the template names nothing else.
+pub mod vars {
+    pub const REGISTRY: &str = "JANITOR_REGISTRY";
+    pub const POLICY: &str = "JANITOR_POLICY";
+    pub const POLICY_FILE: &str = "JANITOR_POLICY_FILE";
+    pub const DRY_RUN: &str = "JANITOR_DRY_RUN";
+    pub const CONCURRENCY: &str = "JANITOR_CONCURRENCY";
+    pub const STATE: &str = "JANITOR_STATE";
+    pub const SECRET_ID: &str = "JANITOR_SECRET_ID";
+    /// Local runs without Secrets Manager.
+    pub const WEBHOOK_SECRET: &str = "JANITOR_WEBHOOK_SECRET";
+    pub const LOG: &str = "JANITOR_LOG";
+    pub const USERNAME: &str = "REGISTRY_USERNAME";
+    pub const PASSWORD: &str = "REGISTRY_PASSWORD";
+
+    /// Every variable of the function's own (the AWS SDK reads its `AWS_*` ones itself).
+    pub const ALL: [&str; 11] = [
+        REGISTRY,
+        POLICY,
+        POLICY_FILE,
+        DRY_RUN,
+        CONCURRENCY,
+        STATE,
+        SECRET_ID,
+        WEBHOOK_SECRET,
+        LOG,
+        USERNAME,
+        PASSWORD,
+    ];
+}
+
 /// Where the inventory lives (`JANITOR_STATE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StateChoice {
@@ -55,30 +87,30 @@ impl Config {
     /// Read and check the configuration. `env` is `std::env::var` in the function.
     pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let get = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        let registry = get("JANITOR_REGISTRY").ok_or(ConfigError::NoRegistry)?;
+        let registry = get(vars::REGISTRY).ok_or(ConfigError::NoRegistry)?;
         let host = url::Url::parse(&registry)
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .and_then(|u| registry_host(&u))
             .ok_or_else(|| ConfigError::BadRegistry(redact_userinfo(&registry)))?;
-        let policy = match (get("JANITOR_POLICY"), get("JANITOR_POLICY_FILE")) {
+        let policy = match (get(vars::POLICY), get(vars::POLICY_FILE)) {
             (Some(json), None) => Policy::from_json(&json)?,
             (None, Some(path)) => Policy::from_file(std::path::Path::new(&path))?,
             _ => return Err(ConfigError::PolicySource),
         };
-        let dry_run = match get("JANITOR_DRY_RUN").as_deref().map(str::trim) {
+        let dry_run = match get(vars::DRY_RUN).as_deref().map(str::trim) {
             None => true,
             Some(v) if v.eq_ignore_ascii_case("true") || v == "1" => true,
             Some(v) if v.eq_ignore_ascii_case("false") || v == "0" => false,
             Some(v) => {
                 return Err(ConfigError::Value {
-                    name: "JANITOR_DRY_RUN",
+                    name: vars::DRY_RUN,
                     value: v.to_owned(),
                     expected: "true or false (default true: nothing is deleted)",
                 })
             }
         };
-        let concurrency = match get("JANITOR_CONCURRENCY") {
+        let concurrency = match get(vars::CONCURRENCY) {
             None => 8,
             Some(v) => v
                 .trim()
@@ -86,12 +118,12 @@ impl Config {
                 .ok()
                 .filter(|n| (1..=64).contains(n))
                 .ok_or(ConfigError::Value {
-                    name: "JANITOR_CONCURRENCY",
+                    name: vars::CONCURRENCY,
                     value: v,
                     expected: "a number from 1 to 64",
                 })?,
         };
-        let state = match get("JANITOR_STATE") {
+        let state = match get(vars::STATE) {
             None => StateChoice::None,
             Some(v) => match v.split_once(':') {
                 Some(("file", path)) if !path.is_empty() => StateChoice::File(PathBuf::from(path)),
@@ -100,7 +132,7 @@ impl Config {
                 }
                 _ => {
                     return Err(ConfigError::Value {
-                        name: "JANITOR_STATE",
+                        name: vars::STATE,
                         value: v,
                         expected: "dynamodb:<table> or file:<path>",
                     })
@@ -114,7 +146,7 @@ impl Config {
             dry_run,
             concurrency,
             state,
-            secret_id: get("JANITOR_SECRET_ID"),
+            secret_id: get(vars::SECRET_ID),
         })
     }
 }

@@ -31,7 +31,7 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
 /// Run the Lambda runtime loop (called by `main` when `AWS_LAMBDA_RUNTIME_API` is set).
 pub async fn run() -> Result<(), lambda_runtime::Error> {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("JANITOR_LOG")
+    let filter = tracing_subscriber::EnvFilter::try_from_env(config::vars::LOG)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,registry_janitor=info"));
     tracing_subscriber::fmt()
         .json()

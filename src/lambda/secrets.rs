@@ -42,7 +42,7 @@ impl Secrets {
         let credentials = Credentials::resolve(host, None, &env).map_err(|e| e.to_string())?;
         Ok(Secrets {
             credentials,
-            webhook_secret: env("JANITOR_WEBHOOK_SECRET").filter(|s| !s.is_empty()),
+            webhook_secret: env(super::config::vars::WEBHOOK_SECRET).filter(|s| !s.is_empty()),
         })
     }
 

@@ -31,7 +31,7 @@ impl Drop for Watch {
     }
 }
 
-pub const TARGET_DIR: &str = "target/lambda";
+pub const TARGET_DIR: &str = "target/lambda-watch";
 
 impl Watch {
     /// Start `cargo lambda watch` with this environment for the function, and wait until
