@@ -352,4 +352,60 @@ mod tests {
         assert!(passed <= Instant::now());
         assert!(deadline_instant(0).is_none());
     }
+
+    fn function_url_request(secret: &str) -> Value {
+        json!({
+            "version": "2.0", "routeKey": "$default", "rawPath": "/", "rawQueryString": "",
+            "headers": {"authorization": format!("Bearer {secret}")},
+            "requestContext": {"http": {"method": "POST", "path": "/"}},
+            "body": "{\"events\":[]}", "isBase64Encoded": false
+        })
+    }
+
+    #[tokio::test]
+    async fn a_bad_configuration_answers_every_invocation_with_the_same_clear_error() {
+        let app =
+            App::cold_start(|k| (k == "JANITOR_REGISTRY").then(|| "http://127.0.0.1:9".to_owned()))
+                .await;
+        let err = app
+            .handle(json!({"repository": "app"}), 0)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("JANITOR_POLICY"), "{err}");
+        let answer = app.handle(function_url_request("x"), 0).await.unwrap();
+        assert_eq!(answer["statusCode"], 500);
+        assert!(answer["body"]
+            .as_str()
+            .unwrap()
+            .contains("configuration error"));
+    }
+
+    #[tokio::test]
+    async fn webhooks_without_a_configured_secret_get_503_and_unknown_events_an_error() {
+        let env = |k: &str| match k {
+            "JANITOR_REGISTRY" => Some("http://127.0.0.1:9".to_owned()),
+            "JANITOR_POLICY" => Some(r#"{"rules":[{"name":"u","select":"untagged"}]}"#.to_owned()),
+            _ => None,
+        };
+        let app = App::cold_start(env).await;
+        let answer = app
+            .handle(function_url_request("anything"), 0)
+            .await
+            .unwrap();
+        assert_eq!(answer["statusCode"], 503, "{answer}");
+        for key in [
+            "statusCode",
+            "headers",
+            "multiValueHeaders",
+            "body",
+            "isBase64Encoded",
+            "cookies",
+        ] {
+            assert!(answer.get(key).is_some(), "response lacks {key}: {answer}");
+        }
+        let err = app.handle(json!({"hello": "world"}), 0).await.unwrap_err();
+        assert!(err.to_string().contains("expected"), "{err}");
+        let ignored = app.handle(json!({"detail-type": "Other"}), 0).await;
+        assert!(ignored.is_err());
+    }
 }
