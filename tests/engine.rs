@@ -17,6 +17,22 @@ const PURGE_UNTAGGED: &str = r#"{"rules":[{"name":"dangling","select":"untagged"
 const OLD_PR_BUILDS: &str =
     r#"{"rules":[{"name":"old-pr-builds","select":"tagged","tags":"pr-.*","older_than":"30d"}]}"#;
 
+/// A library-level sweeper over `client`, as of `NOW`, without memory.
+fn sweeper<'a>(
+    client: &'a registry_janitor::registry::OciClient,
+    policy: &'a registry_janitor::policy::Policy,
+    store: &'a mut registry_janitor::state::NoState,
+) -> registry_janitor::sweep::Sweeper<'a, registry_janitor::state::NoState> {
+    registry_janitor::sweep::Sweeper {
+        client,
+        policy,
+        store,
+        now: NOW.parse().unwrap(),
+        concurrency: 4,
+        deadline: None,
+    }
+}
+
 /// Push `tag` to a fresh image so the manifest it named becomes untagged.
 async fn repush(registry: &TestRegistry, repo: &str, tag: &str) -> support::Pushed {
     Image::oci(repo).created(NEW).tag(tag).push(registry).await
@@ -312,7 +328,6 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
     use registry_janitor::policy::Policy;
     use registry_janitor::registry::{ClientOptions, OciClient};
     use registry_janitor::state::NoState;
-    use registry_janitor::sweep::Sweeper;
 
     let registry = TestRegistry::start().await;
     let doomed = Image::oci("app")
@@ -331,14 +346,7 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
     let every_pr = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#;
     let policy = Policy::from_json(every_pr).unwrap();
     let mut store = NoState;
-    let mut sweeper = Sweeper {
-        client: &client,
-        policy: &policy,
-        store: &mut store,
-        now: NOW.parse().unwrap(),
-        concurrency: 4,
-        deadline: None,
-    };
+    let mut sweeper = sweeper(&client, &policy, &mut store);
     let planned = sweeper.plan("app").await.unwrap();
     let planned_digests: Vec<String> = planned
         .plan
@@ -640,7 +648,6 @@ async fn past_its_deadline_a_run_starts_no_delete_and_lists_what_is_left() {
     use registry_janitor::policy::Policy;
     use registry_janitor::registry::{ClientOptions, OciClient};
     use registry_janitor::state::NoState;
-    use registry_janitor::sweep::Sweeper;
     use std::time::Instant;
 
     let registry = TestRegistry::start().await;
@@ -657,14 +664,7 @@ async fn past_its_deadline_a_run_starts_no_delete_and_lists_what_is_left() {
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
     let policy = Policy::from_json(OLD_PR_BUILDS).unwrap();
     let mut store = NoState;
-    let mut sweeper = Sweeper {
-        client: &client,
-        policy: &policy,
-        store: &mut store,
-        now: NOW.parse().unwrap(),
-        concurrency: 4,
-        deadline: None,
-    };
+    let mut sweeper = sweeper(&client, &policy, &mut store);
     // Planned in time, but the time runs out before the deletes start.
     let planned = sweeper.plan("a").await.unwrap();
     assert_eq!(planned.plan.delete.len(), 1);

@@ -414,20 +414,26 @@ const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, applicatio
 application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 impl TestRegistry {
+    /// A manifest request accepting every manifest type, with the harness's credentials.
+    async fn manifest_request(
+        &self,
+        method: reqwest::Method,
+        repository: &str,
+        reference: &str,
+    ) -> reqwest::RequestBuilder {
+        let auth = self.seed_auth(repository).await;
+        let url = format!("{}/v2/{repository}/manifests/{reference}", self.url);
+        Self::with_auth(self.http.request(method, url), &auth).header(ACCEPT, ACCEPT_ALL)
+    }
+
     /// Whether a manifest exists (HEAD with every manifest type accepted).
     pub async fn has_manifest(&self, repository: &str, reference: &str) -> bool {
-        let auth = self.seed_auth(repository).await;
-        let r = Self::with_auth(
-            self.http.head(format!(
-                "{}/v2/{repository}/manifests/{reference}",
-                self.url
-            )),
-            &auth,
-        )
-        .header(ACCEPT, ACCEPT_ALL)
-        .send()
-        .await
-        .expect("manifest head");
+        let r = self
+            .manifest_request(reqwest::Method::HEAD, repository, reference)
+            .await
+            .send()
+            .await
+            .expect("manifest head");
         match r.status().as_u16() {
             200 => true,
             404 => false,
@@ -473,17 +479,12 @@ impl TestRegistry {
         let auth = self.seed_auth(repository).await;
         let mut pending = vec![tag.to_owned()];
         while let Some(reference) = pending.pop() {
-            let r = Self::with_auth(
-                self.http.get(format!(
-                    "{}/v2/{repository}/manifests/{reference}",
-                    self.url
-                )),
-                &auth,
-            )
-            .header(ACCEPT, ACCEPT_ALL)
-            .send()
-            .await
-            .expect("manifest get");
+            let r = self
+                .manifest_request(reqwest::Method::GET, repository, &reference)
+                .await
+                .send()
+                .await
+                .expect("manifest get");
             assert_eq!(
                 r.status(),
                 200,
