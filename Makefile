@@ -1,7 +1,7 @@
 # The commands a person runs. `.ci/run` installs the system packages, then calls these.
 CARGO ?= cargo
 
-.PHONY: deps test lint build demo lint-infra build-lambda deploy
+.PHONY: deps test lint build demo lint-infra build-lambda deploy bench
 
 ## Install the system programs the tests and the demo use (docker-registry, skopeo...).
 deps:
@@ -39,3 +39,7 @@ build-lambda: deps
 ## Deploy with SAM, asking for every parameter (needs AWS credentials; not part of CI).
 deploy: build-lambda
 	cd infra && sam deploy --guided --template-file template.yaml
+
+## Benchmarks (not part of make test): the planner on 100k manifests, time and peak memory.
+bench:
+	$(CARGO) bench --locked --bench plan_scale
