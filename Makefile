@@ -25,11 +25,13 @@ demo: deps
 	$(CARGO) build --locked --quiet --bin registry-janitor
 	JANITOR_BIN=target/debug/registry-janitor JANITOR_LOG=warn $(CARGO) run --locked --quiet --example demo
 
-## cfn-lint and checkov on the SAM template, offline.
+## cfn-lint and checkov on the SAM template, offline. They live in their own virtualenv
+## (target/infra-venv): checkov pins botocore versions that would upset moto.
+INFRA_VENV := target/infra-venv
 lint-infra:
-	@command -v cfn-lint >/dev/null && command -v checkov >/dev/null || python3 -m pip install -q --disable-pip-version-check cfn-lint checkov
-	cfn-lint infra/template.yaml
-	checkov -f infra/template.yaml --framework cloudformation --skip-download --quiet --compact
+	@test -x $(INFRA_VENV)/bin/checkov || { python3 -m venv $(INFRA_VENV) && $(INFRA_VENV)/bin/pip install -q --disable-pip-version-check cfn-lint checkov; }
+	$(INFRA_VENV)/bin/cfn-lint infra/template.yaml
+	$(INFRA_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --skip-download --quiet --compact
 
 ## The Lambda bootstrap for arm64 (Graviton), as the template deploys it.
 build-lambda: deps

@@ -317,6 +317,17 @@ mod tests {
     }
 
     #[test]
+    fn the_infra_example_policy_parses() {
+        let p = Policy::from_json(include_str!("../infra/policy.example.json")).unwrap();
+        assert!(p.untagged_owner("any/repo").is_some());
+        assert_eq!(
+            p.tag_owner("ci/app", "pr-12").unwrap().name,
+            "old-pr-builds"
+        );
+        assert!(p.protecting_pattern("v1.2.3").is_some());
+    }
+
+    #[test]
     fn toml_uses_the_same_keys() {
         let p = Policy::from_toml(
             r#"

@@ -21,6 +21,9 @@ pub mod vars {
     pub const USERNAME: &str = "REGISTRY_USERNAME";
     pub const PASSWORD: &str = "REGISTRY_PASSWORD";
 
+    /// What a deployment sets (`infra/template.yaml`); the rest are for local runs.
+    pub const DEPLOYED: [&str; 6] = [REGISTRY, POLICY, DRY_RUN, CONCURRENCY, STATE, SECRET_ID];
+
     /// Every variable of the function's own (the AWS SDK reads its `AWS_*` ones itself).
     pub const ALL: [&str; 11] = [
         REGISTRY,

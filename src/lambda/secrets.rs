@@ -66,10 +66,11 @@ impl Secrets {
                 json_error_position(&e)
             )
         })?;
-        let credentials = match (doc.username, doc.password) {
-            (Some(username), Some(password)) if !username.is_empty() => {
-                Some(Credentials { username, password })
-            }
+        // The template creates the secret with empty `username` and `password` for the
+        // owner to fill in; empty means "not given", so an anonymous registry works as is.
+        let given = |v: Option<String>| v.filter(|s| !s.is_empty());
+        let credentials = match (given(doc.username), given(doc.password)) {
+            (Some(username), Some(password)) => Some(Credentials { username, password }),
             (None, None) => None,
             _ => {
                 return Err(format!(
