@@ -18,7 +18,7 @@ fn functions(t: &Value) -> Vec<&Value> {
         .as_mapping()
         .expect("Resources")
         .values()
-        .filter(|r| r["Type"] == Value::from("AWS::Serverless::Function"))
+        .filter(|r| r["Type"] == "AWS::Serverless::Function")
         .collect()
 }
 
@@ -44,8 +44,8 @@ fn the_function_sets_exactly_the_variables_the_code_reads() {
 fn the_function_is_arm64_on_provided_al2023_built_with_cargo_lambda() {
     let t = template();
     let f = functions(&t)[0];
-    assert_eq!(f["Properties"]["Runtime"], Value::from("provided.al2023"));
-    assert_eq!(f["Properties"]["Architectures"][0], Value::from("arm64"));
+    assert_eq!(f["Properties"]["Runtime"], "provided.al2023");
+    assert_eq!(f["Properties"]["Architectures"][0], "arm64");
     assert_eq!(
         f["Metadata"]["BuildMethod"],
         Value::from("rust-cargolambda")
