@@ -32,8 +32,17 @@ async fn sweep_once(client: &OciClient, store: &mut DynamoState, policy: &Policy
         .unwrap();
 }
 
-#[tokio::test]
-async fn racing_sweeps_agree_and_the_untagged_clock_is_never_moved_later() {
+/// moto with an inventory table, a registry whose `app:v1` is `first`, and a client.
+struct Setup {
+    _moto: Moto,
+    dynamo: aws_sdk_dynamodb::Client,
+    registry: TestRegistry,
+    first: support::Pushed,
+    client: OciClient,
+    policy: Policy,
+}
+
+async fn setup() -> Setup {
     let moto = Moto::start().await;
     moto.create_inventory_table("inv").await;
     let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk().await);
@@ -41,6 +50,26 @@ async fn racing_sweeps_agree_and_the_untagged_clock_is_never_moved_later() {
     let first = Image::oci("app").tag("v1").push(&registry).await;
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
     let policy = Policy::from_json(POLICY).unwrap();
+    Setup {
+        _moto: moto,
+        dynamo,
+        registry,
+        first,
+        client,
+        policy,
+    }
+}
+
+#[tokio::test]
+async fn racing_sweeps_agree_and_the_untagged_clock_is_never_moved_later() {
+    let Setup {
+        _moto,
+        dynamo,
+        registry,
+        first,
+        client,
+        policy,
+    } = setup().await;
     let host = registry.host();
 
     let mut seed = DynamoState::new(dynamo.clone(), "inv", &host);
@@ -76,13 +105,14 @@ async fn racing_sweeps_agree_and_the_untagged_clock_is_never_moved_later() {
 
 #[tokio::test]
 async fn forgotten_digests_get_a_ttl_and_leave_the_inventory() {
-    let moto = Moto::start().await;
-    moto.create_inventory_table("inv").await;
-    let dynamo = aws_sdk_dynamodb::Client::new(&moto.sdk().await);
-    let registry = TestRegistry::start().await;
-    let first = Image::oci("app").tag("v1").push(&registry).await;
-    let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
-    let policy = Policy::from_json(POLICY).unwrap();
+    let Setup {
+        _moto,
+        dynamo,
+        registry,
+        first,
+        client,
+        policy,
+    } = setup().await;
     let mut store = DynamoState::new(dynamo.clone(), "inv", &registry.host());
     sweep_once(&client, &mut store, &policy, "2030-01-01T00:00:00Z").await;
     Image::oci("app").tag("v1").push(&registry).await;

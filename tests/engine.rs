@@ -33,6 +33,11 @@ fn sweeper<'a>(
     }
 }
 
+/// An OCI image built at `OLD`, tagged `tag`.
+async fn old_build(registry: &TestRegistry, repo: &str, tag: &str) -> support::Pushed {
+    Image::oci(repo).created(OLD).tag(tag).push(registry).await
+}
+
 /// Push `tag` to a fresh image so the manifest it named becomes untagged.
 async fn repush(registry: &TestRegistry, repo: &str, tag: &str) -> support::Pushed {
     Image::oci(repo).created(NEW).tag(tag).push(registry).await
@@ -52,11 +57,7 @@ async fn children_of_tagged_index_survive_untagged_purge() {
         .push(&registry)
         .await;
     registry.index("app", &[&amd, &arm], &["latest"]).await;
-    let old = Image::oci("app")
-        .created(OLD)
-        .tag("v1")
-        .push(&registry)
-        .await;
+    let old = old_build(&registry, "app", "v1").await;
     let janitor = Janitor::new(&registry);
     janitor.plan(PURGE_UNTAGGED, &["--now", NOW]).await;
     repush(&registry, "app", "v1").await;
@@ -112,21 +113,13 @@ async fn nested_indexes_are_deleted_parents_first_and_kept_whole() {
 #[tokio::test]
 async fn signatures_and_referrers_live_and_die_with_their_subject() {
     let registry = TestRegistry::start().await;
-    let doomed = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    let doomed = old_build(&registry, "app", "pr-1").await;
     let doomed_sbom = Image::oci("app")
         .referrer_of(&doomed, "application/spdx+json")
         .push(&registry)
         .await;
     let doomed_sig = registry.cosign_signature(&doomed).await;
-    let kept = Image::oci("app")
-        .created(OLD)
-        .tag("stable")
-        .push(&registry)
-        .await;
+    let kept = old_build(&registry, "app", "stable").await;
     let kept_sbom = Image::oci("app")
         .referrer_of(&kept, "application/spdx+json")
         .push(&registry)
@@ -232,16 +225,8 @@ async fn keep_n_keeps_the_newest_of_the_selected() {
 #[tokio::test]
 async fn a_pinned_digest_is_kept() {
     let registry = TestRegistry::start().await;
-    let pinned = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
-    let other = Image::oci("app")
-        .created(OLD)
-        .tag("pr-2")
-        .push(&registry)
-        .await;
+    let pinned = old_build(&registry, "app", "pr-1").await;
+    let other = old_build(&registry, "app", "pr-2").await;
     let policy = format!(
         r#"{{"rules":[{{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"30d"}}],
             "protect":{{"digests":["{}"]}}}}"#,
@@ -274,21 +259,9 @@ async fn unknown_age_is_kept() {
 #[tokio::test]
 async fn the_repositories_filter_is_respected() {
     let registry = TestRegistry::start().await;
-    let ci = Image::oci("ci/app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
-    let prod = Image::oci("prod/app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
-    let other_ci = Image::oci("ci/tool")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    let ci = old_build(&registry, "ci/app", "pr-1").await;
+    let prod = old_build(&registry, "prod/app", "pr-1").await;
+    let other_ci = old_build(&registry, "ci/tool", "pr-1").await;
     let policy =
         r#"{"rules":[{"name":"pr","repositories":"ci/.*","select":"tagged","tags":"pr-.*"}]}"#;
     let janitor = Janitor::new(&registry);
@@ -330,16 +303,8 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
     use registry_janitor::state::NoState;
 
     let registry = TestRegistry::start().await;
-    let doomed = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
-    let rolled_back = Image::oci("app")
-        .created(OLD)
-        .tag("pr-5")
-        .push(&registry)
-        .await;
+    let doomed = old_build(&registry, "app", "pr-1").await;
+    let rolled_back = old_build(&registry, "app", "pr-5").await;
     let child = Image::oci("app").created(OLD).push(&registry).await;
     let index = registry.index("app", &[&child], &["pr-2"]).await;
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
@@ -437,11 +402,7 @@ async fn an_image_untagged_by_a_repush_waits_out_older_than_then_goes() {
 #[tokio::test]
 async fn plan_changes_nothing_and_prints_one_json_document() {
     let registry = TestRegistry::start().await;
-    let doomed = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    let doomed = old_build(&registry, "app", "pr-1").await;
     let janitor = Janitor::new(&registry);
     let plan = janitor.plan(OLD_PR_BUILDS, &["--now", NOW]).await;
     assert_eq!(plan.code, 0);
@@ -461,11 +422,7 @@ async fn plan_changes_nothing_and_prints_one_json_document() {
 #[tokio::test]
 async fn bad_input_is_a_usage_error_that_changes_nothing() {
     let registry = TestRegistry::start().await;
-    let image = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    let image = old_build(&registry, "app", "pr-1").await;
     let janitor = Janitor::new(&registry);
     for policy in [
         r#"{"rules":[{"name":"r","select":"tagged","tagz":"pr-.*"}]}"#,
@@ -528,11 +485,7 @@ async fn an_unreachable_registry_is_a_runtime_error() {
 #[tokio::test]
 async fn the_table_groups_by_repository_and_ends_with_totals() {
     let registry = TestRegistry::start().await;
-    Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    old_build(&registry, "app", "pr-1").await;
     Image::oci("app")
         .created(NEW)
         .tag("main")
@@ -620,11 +573,7 @@ async fn a_signature_on_an_untagged_image_follows_that_image() {
 async fn a_tags_page_without_tags_is_an_error_not_an_empty_repository() {
     use support::proxy::{Fault, FlakyProxy};
     let registry = TestRegistry::start().await;
-    let image = Image::oci("app")
-        .created(OLD)
-        .tag("v1")
-        .push(&registry)
-        .await;
+    let image = old_build(&registry, "app", "v1").await;
     let proxy = FlakyProxy::start(&registry.url).await;
     let janitor = Janitor::for_url(&proxy.url);
     janitor.plan(PURGE_UNTAGGED, &["--now", NOW]).await;
@@ -651,16 +600,8 @@ async fn past_its_deadline_a_run_starts_no_delete_and_lists_what_is_left() {
     use std::time::Instant;
 
     let registry = TestRegistry::start().await;
-    let a = Image::oci("a")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
-    let b = Image::oci("b")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    let a = old_build(&registry, "a", "pr-1").await;
+    let b = old_build(&registry, "b", "pr-1").await;
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
     let policy = Policy::from_json(OLD_PR_BUILDS).unwrap();
     let mut store = NoState;

@@ -146,17 +146,8 @@ impl StateStore for FileState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Digest;
+    use crate::state::tests::{d, t};
     use crate::state::Remembered;
-    use chrono::{DateTime, Utc};
-
-    fn d(n: u32) -> Digest {
-        format!("sha256:{n:064x}").parse().unwrap()
-    }
-
-    fn t(s: &str) -> DateTime<Utc> {
-        s.parse().unwrap()
-    }
 
     #[tokio::test]
     async fn file_state_round_trips_and_locks_out_a_second_run() {

@@ -177,15 +177,15 @@ impl StateStore for NoState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::plan::TagRef;
 
-    fn d(n: u32) -> Digest {
+    pub(in crate::state) fn d(n: u32) -> Digest {
         format!("sha256:{n:064x}").parse().unwrap()
     }
 
-    fn t(s: &str) -> DateTime<Utc> {
+    pub(in crate::state) fn t(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
     }
 
