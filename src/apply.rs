@@ -24,13 +24,44 @@ use crate::registry::{
 
 const OUT_OF_TIME: &str = "not started: the run's time ran out; the next run finishes it";
 
+/// What decides, at planning and again at the re-check: a policy, or a manual operation.
+pub struct Decider<'a> {
+    decide: Box<dyn Fn(&Snapshot) -> RepositoryPlan + Send + Sync + 'a>,
+    /// Manifests the user forced out: deleted although something that stays reaches them.
+    forced: BTreeSet<Digest>,
+}
+
+impl<'a> Decider<'a> {
+    /// The planner with `policy`, evaluated at `now`.
+    pub fn policy(policy: &'a Policy, now: DateTime<Utc>) -> Decider<'a> {
+        Decider::new(move |s| plan(s, policy, now))
+    }
+
+    pub fn new(decide: impl Fn(&Snapshot) -> RepositoryPlan + Send + Sync + 'a) -> Decider<'a> {
+        Decider {
+            decide: Box::new(decide),
+            forced: BTreeSet::new(),
+        }
+    }
+
+    /// Let these go even if something that stays still reaches them (`--force`).
+    pub fn forcing(mut self, forced: BTreeSet<Digest>) -> Decider<'a> {
+        self.forced = forced;
+        self
+    }
+
+    pub fn decide(&self, snapshot: &Snapshot) -> RepositoryPlan {
+        (self.decide)(snapshot)
+    }
+}
+
 /// Carry out `planned`, made from `snapshot`. Returns what was done: the entries of the plan,
 /// with an `error` on those that failed and, among the kept, what changed since planning.
 pub async fn apply(
     client: &OciClient,
     snapshot: &Snapshot,
     planned: RepositoryPlan,
-    policy: &Policy,
+    decider: &Decider<'_>,
     now: DateTime<Utc>,
     concurrency: usize,
     deadline: Option<Instant>,
@@ -51,7 +82,7 @@ pub async fn apply(
     if !fresh.problems.is_empty() {
         return abandon(planned, &fresh.problems.join("; "));
     }
-    let again = plan(&fresh, policy, now);
+    let again = decider.decide(&fresh);
     if !again.complete {
         return abandon(planned, again.error.as_deref().unwrap_or("incomplete"));
     }
@@ -87,7 +118,8 @@ pub async fn apply(
             .map(|d| d.digest.clone())
             .collect()
     };
-    let go = graph.safe_subset(fresh.manifests.keys().cloned(), &both);
+    let mut go = graph.safe_subset(fresh.manifests.keys().cloned(), &both);
+    go.extend(both.intersection(&decider.forced).cloned());
     let again_keep: BTreeMap<&Digest, &Keep> = again.keep.iter().map(|k| (&k.digest, k)).collect();
 
     let mut done = RepositoryPlan {

@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 
-use crate::apply::apply;
+use crate::apply::{apply, Decider};
 use crate::collect::collect;
-use crate::plan::{plan, RepositoryPlan, Snapshot};
+use crate::plan::{RepositoryPlan, Snapshot};
 use crate::policy::Policy;
 use crate::registry::{OciClient, RegistryError};
 use crate::state::{Remembered, RepoInventory, StateError, StateStore};
@@ -66,6 +66,18 @@ impl<S: StateStore> Sweeper<'_, S> {
     /// Read one repository and decide. Records what it saw, so a dry run also starts the
     /// clocks of manifests that just became untagged.
     pub async fn plan(&mut self, repository: &str) -> Result<Planned, StateError> {
+        let policy = self.policy;
+        self.plan_with(repository, &Decider::policy(policy, self.now))
+            .await
+    }
+
+    /// As `plan`, with another decider (a manual operation). The policy still says which
+    /// digests are pinned and which tags need an age.
+    pub async fn plan_with(
+        &mut self,
+        repository: &str,
+        decider: &Decider<'_>,
+    ) -> Result<Planned, StateError> {
         let mut inventory = self.store.load(repository).await?;
         let collected = collect(
             self.client,
@@ -80,7 +92,7 @@ impl<S: StateStore> Sweeper<'_, S> {
         // the past (`--now`) must never backdate a clock and cut a grace period short.
         let clock = self.now.max(Utc::now());
         inventory.observe(&mut snapshot, &collected.gone, clock);
-        let plan = plan(&snapshot, self.policy, self.now);
+        let plan = decider.decide(&snapshot);
         log_decisions(&plan);
         self.store.save(repository, inventory.clone()).await?;
         Ok(Planned {
@@ -92,6 +104,17 @@ impl<S: StateStore> Sweeper<'_, S> {
 
     /// Carry out a plan made by `plan`, and forget what was deleted.
     pub async fn apply(&mut self, planned: Planned) -> Result<RepositoryPlan, StateError> {
+        let policy = self.policy;
+        self.apply_with(planned, &Decider::policy(policy, self.now))
+            .await
+    }
+
+    /// As `apply`, re-checking with `decider` (the one the plan was made with).
+    pub async fn apply_with(
+        &mut self,
+        planned: Planned,
+        decider: &Decider<'_>,
+    ) -> Result<RepositoryPlan, StateError> {
         let Planned {
             snapshot,
             plan,
@@ -101,7 +124,7 @@ impl<S: StateStore> Sweeper<'_, S> {
             self.client,
             &snapshot,
             plan,
-            self.policy,
+            decider,
             self.now,
             self.concurrency,
             self.deadline,

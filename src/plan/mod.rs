@@ -15,6 +15,7 @@
 
 pub mod decision;
 pub mod graph;
+pub mod manual;
 pub mod select;
 pub mod snapshot;
 
@@ -30,7 +31,7 @@ use select::{judge, Item, Verdict};
 pub use snapshot::{ManifestFacts, Snapshot, TagRef};
 
 /// A manifest's own verdict, before the graph has its say.
-enum Own {
+pub(crate) enum Own {
     Keep(String),
     Candidate(String),
     /// Untagged, but a present index or subject keeps it: it follows them.
@@ -38,9 +39,7 @@ enum Own {
 }
 
 pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> RepositoryPlan {
-    let repo = snapshot.repository.as_str();
     let tags = TagKinds::of(snapshot);
-    let tags_of = |d: &Digest| tags.all.get(d).cloned().unwrap_or_default();
     if !snapshot.problems.is_empty() {
         return incomplete(snapshot, &tags);
     }
@@ -86,6 +85,27 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
         own.insert(digest, verdict);
     }
 
+    let selected_tag = |t: &str| {
+        tag_verdicts
+            .get(t)
+            .filter(|v| v.selected)
+            .map(|v| v.reason.clone())
+    };
+    settle(snapshot, &tags, &graph, own, selected_tag)
+}
+
+/// From each manifest's own verdict to the plan: what a kept manifest reaches stays, what a
+/// candidate reaches otherwise goes. `selected_tag` gives the reason a user tag is selected;
+/// such a tag on a manifest that stays becomes an untag.
+pub(crate) fn settle(
+    snapshot: &Snapshot,
+    tags: &TagKinds,
+    graph: &Graph,
+    mut own: BTreeMap<&Digest, Own>,
+    selected_tag: impl Fn(&str) -> Option<String>,
+) -> RepositoryPlan {
+    let repo = snapshot.repository.as_str();
+    let tags_of = |d: &Digest| tags.all.get(d).cloned().unwrap_or_default();
     let doomed = graph.reach(
         own.iter()
             .filter(|(_, o)| matches!(o, Own::Candidate(_)))
@@ -119,7 +139,7 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
         .cloned()
         .collect();
 
-    let since = |d: &Digest| manifest_since(snapshot, &tags, d);
+    let since = |d: &Digest| manifest_since(snapshot, tags, d);
     let mut keep = Vec::new();
     let mut untag = Vec::new();
     for digest in snapshot.manifests.keys() {
@@ -140,14 +160,11 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
             ),
         };
         for t in tags.user.get(digest).into_iter().flatten() {
-            if tag_verdicts[t].selected {
+            if let Some(why) = selected_tag(t) {
                 untag.push(Untag {
                     tag: t.clone(),
                     digest: digest.clone(),
-                    reason: format!(
-                        "{}; the manifest stays because {reason}",
-                        tag_verdicts[t].reason
-                    ),
+                    reason: format!("{why}; the manifest stays because {reason}"),
                     error: None,
                 });
             }
@@ -304,7 +321,7 @@ fn judge_untagged(
 }
 
 /// When a manifest's age counts from, for people: its newest tag, else since untagged.
-fn manifest_since(snapshot: &Snapshot, tags: &TagKinds, d: &Digest) -> Option<DateTime<Utc>> {
+pub fn manifest_since(snapshot: &Snapshot, tags: &TagKinds, d: &Digest) -> Option<DateTime<Utc>> {
     let facts = snapshot.manifests.get(d)?;
     match tags.user.get(d) {
         Some(names) => names
@@ -315,7 +332,7 @@ fn manifest_since(snapshot: &Snapshot, tags: &TagKinds, d: &Digest) -> Option<Da
     }
 }
 
-fn incomplete(snapshot: &Snapshot, tags: &TagKinds) -> RepositoryPlan {
+pub(crate) fn incomplete(snapshot: &Snapshot, tags: &TagKinds) -> RepositoryPlan {
     let error = snapshot.problems.join("; ");
     RepositoryPlan {
         name: snapshot.repository.clone(),

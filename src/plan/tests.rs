@@ -364,3 +364,88 @@ fn a_protected_pattern_covers_signature_tags_too() {
     assert!(p.delete.is_empty(), "{p:#?}");
     assert!(kept(&p, &d(1)).contains("protected"));
 }
+
+// The manual operations' plans (`image delete`, `tag delete`): the user names what goes.
+
+fn chosen(repo: &Repo, digests: &[u32], force: bool) -> manual::Chosen {
+    let set = digests.iter().map(|n| d(*n)).collect();
+    manual::delete_chosen(&repo.0, &set, "image delete", force)
+}
+
+#[test]
+fn image_delete_takes_children_and_signatures_that_nothing_else_uses() {
+    let repo = Repo::new()
+        .image(2, days_ago(1))
+        .image(3, days_ago(1))
+        .image(6, days_ago(1))
+        .index(1, &[2, 3])
+        .index(5, &[3, 6])
+        .referrer(4, 1)
+        .tag("v1", 1)
+        .tag("v2", 5);
+    let c = chosen(&repo, &[1], false);
+    assert!(c.refused.is_empty(), "{:?}", c.refused);
+    assert_eq!(deleted(&c.plan), vec![d(1), d(2), d(4)]);
+    assert!(kept(&c.plan, &d(3)).contains(&d(5).short().to_string()));
+    assert_eq!(c.plan.delete[0].tags, vec!["v1".to_string()]);
+}
+
+#[test]
+fn image_delete_refuses_a_child_of_a_tagged_index_unless_forced() {
+    let repo = Repo::new()
+        .image(2, days_ago(1))
+        .image(3, days_ago(1))
+        .index(1, &[2, 3])
+        .tag("latest", 1)
+        .tag("amd64", 2);
+    let c = chosen(&repo, &[2], false);
+    assert!(deleted(&c.plan).is_empty());
+    assert_eq!(c.refused.len(), 1);
+    assert!(c.refused[0].reason.contains("latest"), "{:?}", c.refused);
+    let f = chosen(&repo, &[2], true);
+    assert_eq!(deleted(&f.plan), vec![d(2)]);
+    assert_eq!(f.forced, [d(2)].into_iter().collect());
+}
+
+#[test]
+fn image_delete_refuses_to_orphan_a_referrer_that_stays() {
+    let repo = Repo::new()
+        .image(1, days_ago(1))
+        .referrer(4, 1)
+        .referrer(5, 1)
+        .tag("v1", 1)
+        .tag("sbom-v1", 4);
+    let c = chosen(&repo, &[1], false);
+    assert!(deleted(&c.plan).is_empty(), "{:?}", deleted(&c.plan));
+    assert!(c.refused[0].reason.contains("sbom-v1"), "{:?}", c.refused);
+    // The untagged signature 5 is not deleted either while its subject stays.
+    assert!(kept(&c.plan, &d(5)).contains("not deleted"));
+    let f = chosen(&repo, &[1], true);
+    assert_eq!(deleted(&f.plan), vec![d(1), d(5)]);
+    assert!(!deleted(&f.plan).contains(&d(4)));
+}
+
+#[test]
+fn image_delete_never_forces_a_registry_lock() {
+    let mut repo = Repo::new().image(1, days_ago(1)).tag("v1", 1);
+    repo.0.manifests.get_mut(&d(1)).unwrap().locked = true;
+    let f = chosen(&repo, &[1], true);
+    assert!(deleted(&f.plan).is_empty());
+    assert!(f.forced.is_empty());
+    assert!(f.refused[0].reason.contains("locked"));
+}
+
+#[test]
+fn tag_delete_removes_only_the_tag_and_keeps_the_manifest() {
+    let repo = Repo::new().image(1, days_ago(1)).tag("v1", 1).tag("v2", 1);
+    let p = manual::untag_only(&repo.0, "v1", "tag delete");
+    assert!(p.delete.is_empty());
+    assert_eq!(p.untag.len(), 1);
+    assert_eq!((p.untag[0].tag.as_str(), &p.untag[0].digest), ("v1", &d(1)));
+    assert_eq!(p.keep[0].tags, vec!["v2".to_string()]);
+    let mut locked = repo;
+    locked.0.tags.get_mut("v1").unwrap().locked = true;
+    let p = manual::untag_only(&locked.0, "v1", "tag delete");
+    assert!(p.untag.is_empty());
+    assert!(p.keep[0].reason.contains("locked"));
+}

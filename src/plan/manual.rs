@@ -1,0 +1,237 @@
+//! Plans for the manual operations (`image delete`, `repository delete`, `tag delete`): the
+//! user names what goes instead of a policy selecting it, and the safety model stays the
+//! same. What a named manifest reaches goes with it unless something else still uses it, and
+//! a named manifest that something kept still uses is kept, with the reason, unless forced.
+//!
+//! Pure, like the planner: a snapshot in, a plan out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::graph::{Edge, Graph, TagKinds};
+use super::{incomplete, settle, Delete, Keep, Own, RepositoryPlan, Snapshot, Untag};
+use crate::registry::Digest;
+
+/// A plan that deletes `chosen` (and what only they reach), giving `reason` for each.
+///
+/// Without `force`, a chosen manifest that something staying still uses is kept, with a
+/// reason naming it, and so is one whose referrers stay (a tagged SBOM, a locked signature):
+/// deleting it would leave them orphaned. With `force`, both go anyway; `forced` on the
+/// result lists them, for apply.
+pub fn delete_chosen(
+    snapshot: &Snapshot,
+    chosen: &BTreeSet<Digest>,
+    reason: &str,
+    force: bool,
+) -> Chosen {
+    let tags = TagKinds::of(snapshot);
+    if !snapshot.problems.is_empty() {
+        return Chosen {
+            plan: incomplete(snapshot, &tags),
+            refused: Vec::new(),
+            forced: BTreeSet::new(),
+        };
+    }
+    let graph = Graph::build(snapshot, &tags);
+    let own = verdicts(snapshot, &tags, &graph, chosen, reason);
+    let mut plan = settle(snapshot, &tags, &graph, own, |_| None);
+    // Chosen manifests whose referrers would outlive them.
+    let going: BTreeSet<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
+    let mut orphaning: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
+    for d in chosen.iter().filter(|d| going.contains(*d)) {
+        let staying: Vec<Digest> = graph
+            .edges(d)
+            .iter()
+            .filter(|(r, e)| *e == Edge::Referrer && !going.contains(r))
+            .map(|(r, _)| r.clone())
+            .collect();
+        if !staying.is_empty() {
+            orphaning.insert(d.clone(), staying);
+        }
+    }
+    let mut refused = Vec::new();
+    for k in plan.keep.iter().filter(|k| chosen.contains(&k.digest)) {
+        refused.push(Refusal {
+            digest: k.digest.clone(),
+            reason: k.reason.clone(),
+        });
+    }
+    for (d, staying) in &orphaning {
+        let names: Vec<String> = staying
+            .iter()
+            .map(|r| {
+                let t = tags.all.get(r).map(|t| t.join(", ")).unwrap_or_default();
+                if t.is_empty() {
+                    r.short().to_owned()
+                } else {
+                    format!("{} ({t})", r.short())
+                }
+            })
+            .collect();
+        refused.push(Refusal {
+            digest: d.clone(),
+            reason: format!(
+                "its referrers {} stay, and would lose their subject",
+                names.join(", ")
+            ),
+        });
+    }
+    refused.sort_by(|a, b| a.digest.cmp(&b.digest));
+    let mut forced = BTreeSet::new();
+    if force {
+        // Delete what was refused anyway, with what it alone reaches.
+        // Not a registry lock: lifting one is a separate, explicit step.
+        let locked = |d: &Digest| {
+            snapshot.manifests.get(d).is_some_and(|f| f.locked)
+                || snapshot.tags.values().any(|t| &t.digest == d && t.locked)
+        };
+        for r in refused.iter().filter(|r| !locked(&r.digest)) {
+            forced.insert(r.digest.clone());
+        }
+        let keep: Vec<Keep> = std::mem::take(&mut plan.keep);
+        for k in keep {
+            if forced.contains(&k.digest) {
+                let facts = &snapshot.manifests[&k.digest];
+                plan.delete.push(Delete {
+                    digest: k.digest.clone(),
+                    tags: k.tags,
+                    reason: format!("{reason} (forced: {})", k.reason),
+                    bytes: facts.size,
+                    since: k.since,
+                    parent: None,
+                    error: None,
+                });
+            } else {
+                plan.keep.push(k);
+            }
+        }
+        for d in plan
+            .delete
+            .iter_mut()
+            .filter(|d| orphaning.contains_key(&d.digest))
+        {
+            d.reason = format!("{reason} (forced: its referrers stay)");
+        }
+    } else {
+        // Nothing of a refused manifest goes: not its children, not its referrers.
+        let refused_set: BTreeSet<&Digest> = refused.iter().map(|r| &r.digest).collect();
+        if !refused_set.is_empty() {
+            let below = graph.reach(refused_set.iter().copied());
+            let (held, delete): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.delete)
+                .into_iter()
+                .partition(|d| below.contains_key(&d.digest));
+            plan.delete = delete;
+            for d in held {
+                let root = &below[&d.digest].root;
+                let why = match refused.iter().find(|r| &r.digest == root) {
+                    Some(r) if r.digest == d.digest => r.reason.clone(),
+                    Some(r) => format!("{} stays: {}", root.short(), r.reason),
+                    None => format!("{} stays", root.short()),
+                };
+                plan.keep.push(Keep {
+                    digest: d.digest,
+                    tags: d.tags,
+                    reason: format!("not deleted: {why}"),
+                    since: d.since,
+                });
+            }
+            plan.keep.sort_by(|a, b| a.digest.cmp(&b.digest));
+        }
+    }
+    Chosen {
+        plan,
+        refused,
+        forced,
+    }
+}
+
+/// A plan that removes one tag and nothing else: the manifest stays, with its other tags.
+/// A tag the registry has locked is kept.
+pub fn untag_only(snapshot: &Snapshot, tag: &str, reason: &str) -> RepositoryPlan {
+    let mut plan = RepositoryPlan {
+        name: snapshot.repository.clone(),
+        complete: snapshot.problems.is_empty(),
+        error: (!snapshot.problems.is_empty()).then(|| snapshot.problems.join("; ")),
+        delete: Vec::new(),
+        untag: Vec::new(),
+        keep: Vec::new(),
+        unfinished: false,
+    };
+    let Some(t) = snapshot.tags.get(tag) else {
+        return plan;
+    };
+    let others: Vec<String> = snapshot
+        .tags
+        .iter()
+        .filter(|(n, o)| o.digest == t.digest && n.as_str() != tag)
+        .map(|(n, _)| n.clone())
+        .collect();
+    let locked = t.locked || snapshot.manifests.get(&t.digest).is_some_and(|f| f.locked);
+    if locked {
+        plan.keep.push(Keep {
+            digest: t.digest.clone(),
+            tags: vec![tag.to_owned()],
+            reason: format!("tag {tag:?} is locked in the registry"),
+            since: t.updated,
+        });
+    } else if plan.complete {
+        plan.untag.push(Untag {
+            tag: tag.to_owned(),
+            digest: t.digest.clone(),
+            reason: reason.to_owned(),
+            error: None,
+        });
+        plan.keep.push(Keep {
+            digest: t.digest.clone(),
+            tags: others,
+            reason: "only the tag goes; the manifest stays".into(),
+            since: t.updated,
+        });
+    }
+    plan
+}
+
+/// What `delete_chosen` decided, and what it refused or forced.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    pub plan: RepositoryPlan,
+    /// Chosen manifests kept because something staying still uses them.
+    pub refused: Vec<Refusal>,
+    /// Chosen manifests deleted although something staying uses them (`force`).
+    pub forced: BTreeSet<Digest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub digest: Digest,
+    pub reason: String,
+}
+
+fn verdicts<'s>(
+    snapshot: &'s Snapshot,
+    tags: &TagKinds,
+    graph: &Graph,
+    chosen: &BTreeSet<Digest>,
+    reason: &str,
+) -> BTreeMap<&'s Digest, Own> {
+    snapshot
+        .manifests
+        .iter()
+        .map(|(digest, facts)| {
+            let user = tags.user.get(digest);
+            let verdict = if facts.locked
+                || user.is_some_and(|u| u.iter().any(|t| snapshot.tags[t].locked))
+            {
+                Own::Keep("locked in the registry".into())
+            } else if chosen.contains(digest) {
+                Own::Candidate(reason.to_owned())
+            } else if let Some(t) = user.and_then(|u| u.first()) {
+                Own::Keep(format!("tag {t:?} stays"))
+            } else if graph.has_parent(digest) {
+                Own::Dependent
+            } else {
+                Own::Keep("untagged, and not part of this operation".into())
+            };
+            (digest, verdict)
+        })
+        .collect()
+}
