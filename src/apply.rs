@@ -183,8 +183,10 @@ pub async fn apply(
                 );
                 match result {
                     Ok(true) => Some(u),
-                    // The tag moved in the last moment: it is someone else's now.
+                    // The tag moved in the last moment: it is someone else's now. Or it is
+                    // locked, which is the registry owner's decision, not a failure.
                     Ok(false) => None,
+                    Err(e) if e.is_locked() => None,
                     Err(e) => {
                         u.error = Some(e.to_string());
                         Some(u)
@@ -205,6 +207,7 @@ pub async fn apply(
         .map(|d| (d.digest.clone(), d))
         .collect();
     let mut failed: BTreeSet<Digest> = BTreeSet::new();
+    let mut locked: BTreeSet<Digest> = BTreeSet::new();
     for wave in graph.waves(&go) {
         if out_of_time() {
             // Start no new delete; what is left waits for the next run.
@@ -221,17 +224,26 @@ pub async fn apply(
             .into_iter()
             .partition(|(_, parents)| parents.iter().any(|p| failed.contains(p)));
         for (digest, parents) in blocked {
-            let parent = parents
-                .iter()
-                .find(|p| failed.contains(*p))
-                .map(|p| p.short().to_owned())
-                .unwrap_or_default();
-            let mut entry = entries[&digest].clone();
-            entry.error = Some(format!(
-                "not deleted: its parent {parent} could not be deleted"
-            ));
-            failed.insert(digest);
-            done.delete.push(entry);
+            let parent = parents.iter().find(|p| failed.contains(*p));
+            let entry = entries[&digest].clone();
+            failed.insert(digest.clone());
+            match parent {
+                Some(p) if locked.contains(p) => {
+                    locked.insert(digest);
+                    done.keep.push(kept_for_lock(
+                        entry,
+                        format!("its parent {} is locked in the registry", p.short()),
+                    ));
+                }
+                _ => {
+                    let mut entry = entry;
+                    entry.error = Some(format!(
+                        "not deleted: its parent {} could not be deleted",
+                        parent.map(|p| p.short()).unwrap_or_default()
+                    ));
+                    done.delete.push(entry);
+                }
+            }
         }
         let results: Vec<(Digest, Result<Deleted, RegistryError>)> = stream::iter(ready)
             .map(|(digest, _)| {
@@ -256,9 +268,20 @@ pub async fn apply(
                 &entry.reason,
                 &result,
             );
-            if let Err(e) = result {
-                entry.error = Some(e.to_string());
-                failed.insert(digest);
+            match result {
+                // A lock is the registry owner's decision, not a failure of the run.
+                Err(e) if e.is_locked() => {
+                    failed.insert(digest.clone());
+                    locked.insert(digest);
+                    done.keep
+                        .push(kept_for_lock(entry, "the registry refused: locked".into()));
+                    continue;
+                }
+                Err(e) => {
+                    entry.error = Some(e.to_string());
+                    failed.insert(digest);
+                }
+                Ok(_) => {}
             }
             done.delete.push(entry);
         }
@@ -329,6 +352,16 @@ fn log_action<T, E: std::fmt::Display>(
         Err(e) => {
             tracing::warn!(action, repository, digest = %digest, tags = ?tags, reason, error = %e, "failed")
         }
+    }
+}
+
+/// A planned delete the registry refused because of a lock, as a keep.
+fn kept_for_lock(entry: crate::plan::Delete, why: String) -> Keep {
+    Keep {
+        digest: entry.digest,
+        tags: entry.tags,
+        reason: format!("not deleted: {why}"),
+        since: entry.since,
     }
 }
 

@@ -14,7 +14,8 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::plan::{ManifestFacts, Snapshot, TagRef};
 use crate::policy::Policy;
-use crate::registry::{Digest, Manifest, OciClient, Reference, RegistryError};
+use crate::registry::acr::{AcrManifest, AcrTag};
+use crate::registry::{Digest, Kind, Manifest, OciClient, Reference, RegistryError};
 use crate::state::RepoInventory;
 
 /// A snapshot, and the remembered digests the registry no longer has.
@@ -44,19 +45,9 @@ pub async fn collect(
     policy: &Policy,
     concurrency: usize,
 ) -> Collected {
-    let mut snapshot = Snapshot {
+    let snapshot = Snapshot {
         repository: repository.to_owned(),
         ..Snapshot::default()
-    };
-    let tags = match client.tags(repository).await {
-        Ok(listing) => listing.items,
-        Err(e) => {
-            snapshot.problems.push(format!("cannot list tags: {e}"));
-            return Collected {
-                snapshot,
-                gone: Vec::new(),
-            };
-        }
     };
     let mut reader = Reader {
         client,
@@ -66,8 +57,24 @@ pub async fn collect(
         snapshot,
         gone: Vec::new(),
         absent: BTreeSet::new(),
+        listed_all: false,
     };
-    reader.read_tags(&tags).await;
+    match client.kind() {
+        Kind::Acr => match acr_listing(client, repository).await {
+            Ok((tags, manifests)) => reader.read_listed(tags, manifests).await,
+            Err(e) => {
+                reader.problem(format!("cannot list tags and manifests: {e}"));
+                return reader.into_collected();
+            }
+        },
+        Kind::Oci => match client.tags(repository).await {
+            Ok(listing) => reader.read_tags(&listing.items).await,
+            Err(e) => {
+                reader.problem(format!("cannot list tags: {e}"));
+                return reader.into_collected();
+            }
+        },
+    }
     // Pinned manifests keep what they reach, so they must be in the picture even untagged.
     reader
         .read_digests(policy.protect.digests.clone(), true)
@@ -75,10 +82,20 @@ pub async fn collect(
     reader.read_remembered().await;
     reader.read_referrers().await;
     reader.work_out_ages(policy).await;
-    Collected {
-        snapshot: reader.snapshot,
-        gone: reader.gone,
-    }
+    reader.into_collected()
+}
+
+/// ACR's tag and manifest listings of one repository, read side by side.
+async fn acr_listing(
+    client: &OciClient,
+    repository: &str,
+) -> Result<(Vec<AcrTag>, Vec<AcrManifest>), RegistryError> {
+    let (tags, manifests) = futures_util::future::join(
+        client.acr_tags(repository),
+        client.acr_manifests(repository),
+    )
+    .await;
+    Ok((tags?, manifests?))
 }
 
 /// Re-read the tags of a repository just before changing it, and read any manifest they
@@ -90,6 +107,9 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
         ..Snapshot::default()
     };
     let inventory = RepoInventory::default();
+    if client.kind() == Kind::Acr {
+        return refresh_listed(client, snapshot, fresh, concurrency).await;
+    }
     let names = match client.tags(&snapshot.repository).await {
         Ok(listing) => listing.items,
         Err(e) => {
@@ -143,9 +163,60 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
         snapshot: fresh,
         gone: Vec::new(),
         absent: BTreeSet::new(),
+        listed_all: false,
     };
     reader.read_digests(unknown, true).await;
     reader.snapshot
+}
+
+/// `refresh_tags` on ACR: one tag listing gives every tag's digest, time and lock.
+async fn refresh_listed(
+    client: &OciClient,
+    snapshot: &Snapshot,
+    mut fresh: Snapshot,
+    concurrency: usize,
+) -> Snapshot {
+    let listed = match client.acr_tags(&snapshot.repository).await {
+        Ok(t) => t,
+        Err(e) => {
+            fresh.problems.push(format!(
+                "cannot list tags again before changing anything: {e}"
+            ));
+            return fresh;
+        }
+    };
+    let inventory = RepoInventory::default();
+    let mut reader = Reader {
+        client,
+        repository: &snapshot.repository,
+        inventory: &inventory,
+        concurrency,
+        snapshot: fresh,
+        gone: Vec::new(),
+        absent: BTreeSet::new(),
+        listed_all: false,
+    };
+    let mut unknown = BTreeSet::new();
+    for t in listed {
+        if !reader.snapshot.manifests.contains_key(&t.digest) {
+            unknown.insert(t.digest.clone());
+        }
+        unknown.extend(
+            Digest::from_link_tag(&t.name).filter(|s| !reader.snapshot.manifests.contains_key(s)),
+        );
+        reader.snapshot.tags.insert(t.name.clone(), tag_ref(&t));
+    }
+    reader.read_digests(unknown, true).await;
+    reader.check_tag_targets();
+    reader.snapshot
+}
+
+fn tag_ref(t: &AcrTag) -> TagRef {
+    TagRef {
+        digest: t.digest.clone(),
+        updated: t.last_update_time,
+        locked: t.changeable_attributes.locked(),
+    }
 }
 
 struct Reader<'a> {
@@ -157,9 +228,57 @@ struct Reader<'a> {
     gone: Vec<Digest>,
     /// Digests asked for and not found (dangling children, missing subjects).
     absent: BTreeSet<Digest>,
+    /// The registry listed every manifest (ACR): a remembered digest it did not list is gone.
+    listed_all: bool,
 }
 
 impl Reader<'_> {
+    fn into_collected(self) -> Collected {
+        Collected {
+            snapshot: self.snapshot,
+            gone: self.gone,
+        }
+    }
+
+    /// ACR: the listings name every tag's digest and every manifest, with the registry's
+    /// own timestamps and locks. One GET per distinct digest not known from the inventory.
+    async fn read_listed(&mut self, tags: Vec<AcrTag>, manifests: Vec<AcrManifest>) {
+        let mut wanted: BTreeSet<Digest> = manifests.iter().map(|m| m.digest.clone()).collect();
+        let mut subjects = BTreeSet::new();
+        for t in &tags {
+            wanted.insert(t.digest.clone());
+            subjects.extend(Digest::from_link_tag(&t.name));
+            self.snapshot.tags.insert(t.name.clone(), tag_ref(t));
+        }
+        self.read_digests(wanted, false).await;
+        for m in &manifests {
+            if let Some(f) = self.snapshot.manifests.get_mut(&m.digest) {
+                f.updated = m.last_update_time;
+                f.locked = m.changeable_attributes.locked();
+            }
+        }
+        self.listed_all = true;
+        self.check_tag_targets();
+        self.read_digests(subjects, true).await;
+    }
+
+    /// A listed tag whose manifest could not be found leaves the picture incomplete.
+    fn check_tag_targets(&mut self) {
+        let missing: Vec<String> = self
+            .snapshot
+            .tags
+            .iter()
+            .filter(|(_, t)| !self.snapshot.manifests.contains_key(&t.digest))
+            .map(|(n, t)| {
+                format!(
+                    "tag {n}: the registry lists it on {}, which cannot be read",
+                    t.digest
+                )
+            })
+            .collect();
+        self.snapshot.problems.extend(missing);
+    }
+
     fn problem(&mut self, what: String) {
         self.snapshot.problems.push(what);
     }
@@ -277,6 +396,12 @@ impl Reader<'_> {
             .filter(|d| !self.snapshot.manifests.contains_key(*d))
             .cloned()
             .collect();
+        if self.listed_all {
+            // The registry's listing is whole: what it did not list is gone, no HEAD needed.
+            self.gone.extend(unseen.iter().cloned());
+            self.absent.extend(unseen);
+            return;
+        }
         self.read_digests(unseen, true).await;
     }
 

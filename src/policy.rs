@@ -134,6 +134,39 @@ impl Policy {
         }
     }
 
+    /// A policy with no rules: it selects nothing and protects nothing (the manual
+    /// operations name what goes themselves).
+    pub fn nothing() -> Policy {
+        Policy {
+            rules: Vec::new(),
+            protect: Protect::default(),
+        }
+    }
+
+    /// Everything in `repository` older than `older_than`, tagged or not (`manifest delete
+    /// --older-than`, the ACR guide's script). Nothing protected; registry locks still hold.
+    /// With no age (`None`), it only makes collect work out every tag's age (`manifest list`).
+    pub fn whole_repository(repository: &str, older_than: Duration) -> Policy {
+        let only = Regex::new(&format!("^(?:{})$", regex::escape(repository)))
+            .unwrap_or_else(|_| Regex::new("^$").expect("empty regex"));
+        let any = Regex::new("^(?:.*)$").expect("valid regex");
+        let rule = |name: &str, select| Rule {
+            name: name.to_owned(),
+            repositories: only.clone(),
+            select,
+            tags: any.clone(),
+            older_than,
+            keep: 0,
+        };
+        Policy {
+            rules: vec![
+                rule("older than (tagged)", Select::Tagged),
+                rule("older than (untagged)", Select::Untagged),
+            ],
+            protect: Protect::default(),
+        }
+    }
+
     pub fn from_json(text: &str) -> Result<Policy, PolicyError> {
         let doc: Document = serde_json::from_str(text).map_err(|e| PolicyError::Syntax {
             format: "JSON",

@@ -235,3 +235,56 @@ fn verdicts<'s>(
         })
         .collect()
 }
+
+/// One row of `manifest list`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Listed {
+    pub digest: Digest,
+    pub tags: Vec<String>,
+    /// The registry's last update time where it has one, else the image's created time, else
+    /// (untagged) when registry-janitor first saw it untagged: the age the planner uses.
+    pub timestamp: Option<chrono::DateTime<chrono::Utc>>,
+    /// The manifest, its blobs and, for an index, its children's.
+    pub size: u64,
+    pub media_type: String,
+    /// For an untagged manifest that something still uses: what (`child of sha256:…`).
+    #[serde(skip)]
+    pub used_by: Option<String>,
+}
+
+/// Every manifest of the snapshot, as `manifest list` shows it, in digest order.
+pub fn listing(snapshot: &Snapshot) -> Vec<Listed> {
+    let tags = TagKinds::of(snapshot);
+    let graph = Graph::build(snapshot, &tags);
+    let mut parent: BTreeMap<&Digest, (&Digest, Edge)> = BTreeMap::new();
+    for d in snapshot.manifests.keys() {
+        for (next, edge) in graph.edges(d) {
+            parent.entry(next).or_insert((d, *edge));
+        }
+    }
+    let own_size = |d: &Digest| {
+        snapshot
+            .manifests
+            .get(d)
+            .map_or(0, |f| f.size + f.blobs.iter().map(|(_, s)| s).sum::<u64>())
+    };
+    snapshot
+        .manifests
+        .iter()
+        .map(|(digest, facts)| {
+            let all = tags.all.get(digest).cloned().unwrap_or_default();
+            let used_by = match (all.is_empty(), parent.get(digest)) {
+                (true, Some((p, e))) => Some(format!("{} of {}", e.noun(), p.short())),
+                _ => None,
+            };
+            Listed {
+                digest: digest.clone(),
+                timestamp: super::manifest_since(snapshot, &tags, digest),
+                size: own_size(digest) + facts.children.iter().map(own_size).sum::<u64>(),
+                media_type: facts.media_type.clone(),
+                tags: all,
+                used_by,
+            }
+        })
+        .collect()
+}

@@ -252,6 +252,8 @@ pub struct TokenResponse {
     pub token: Option<String>,
     pub access_token: Option<String>,
     pub expires_in: Option<u64>,
+    /// ACR's `/oauth2/exchange` answer.
+    pub refresh_token: Option<String>,
 }
 
 impl AuthState {
@@ -276,7 +278,10 @@ impl AuthState {
     /// Keep a token for `scope`. It is refreshed a little before the server says it expires.
     /// The token spec's default lifetime is 60 seconds.
     pub fn store_token(&self, scope: &str, token: String, expires_in: Option<u64>) -> String {
-        // A token service may say anything; a day is the longest we trust a token.
+        // A token service may say anything; a day is the longest we trust a token. Without
+        // `expires_in` (ACR), a JWT's own `exp` says it.
+        let expires_in =
+            expires_in.or_else(|| jwt_lifetime(&token, chrono::Utc::now().timestamp()));
         let lifetime = Duration::from_secs(expires_in.unwrap_or(60).clamp(1, 86_400));
         let margin = (lifetime / 10).min(Duration::from_secs(30));
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -300,9 +305,39 @@ impl AuthState {
     }
 }
 
+/// Seconds until a JWT's `exp`, read without checking its signature (we only use it to
+/// refresh before the registry would refuse it). `None` if it is not a JWT with an `exp`.
+fn jwt_lifetime(token: &str, now: i64) -> Option<u64> {
+    use base64::Engine as _;
+    #[derive(Deserialize)]
+    struct Claims {
+        exp: i64,
+    }
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Claims = serde_json::from_slice(&bytes).ok()?;
+    u64::try_from(claims.exp - now).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_jwt_without_expires_in_lives_until_its_exp() {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256"}"#),
+            b64(r#"{"exp":1000}"#)
+        );
+        assert_eq!(jwt_lifetime(&token, 400), Some(600));
+        assert_eq!(jwt_lifetime(&token, 1400), None, "expired");
+        assert_eq!(jwt_lifetime("opaque-token", 0), None);
+    }
 
     #[test]
     fn bearer_challenge_keeps_commas_inside_quotes() {

@@ -37,6 +37,15 @@ pub enum RegistryError {
         path: String,
         reason: String,
     },
+    #[error("{method} {path}: HTTP {status}: locked in the registry{}", detail_suffix(.detail))]
+    Locked {
+        method: String,
+        path: String,
+        status: u16,
+        detail: Option<String>,
+    },
+    #[error("{operation} is not available on {registry} (it needs --kind acr)")]
+    Unsupported { operation: String, registry: String },
     #[error("token request to {realm}: {reason}")]
     Token { realm: String, reason: String },
     #[error("{repository}@{reference}: the registry served content with digest {actual}, not {expected}")]
@@ -75,8 +84,15 @@ impl RegistryError {
             RegistryError::Status { status, .. } => Some(*status),
             RegistryError::CredentialsRefused { status, .. } => Some(*status),
             RegistryError::CredentialsNeeded { .. } => Some(401),
+            RegistryError::Locked { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    /// The registry refused because the manifest, tag or repository is locked (ACR
+    /// `REGISTRY_DISALLOWED_OPERATION`): not a failure of the run.
+    pub fn is_locked(&self) -> bool {
+        matches!(self, RegistryError::Locked { .. })
     }
 
     /// The thing asked for does not exist (404).

@@ -1,6 +1,7 @@
 //! Everything about registries: the model (digests, names, manifests) and the backends that
 //! read and delete through a registry's API.
 
+pub mod acr;
 pub mod auth;
 pub mod digest;
 pub mod error;
@@ -18,5 +19,5 @@ pub use error::RegistryError;
 pub use manifest::{Body, Descriptor, Manifest};
 pub use media_type::MediaType;
 pub use name::Reference;
-pub use oci::{Capabilities, ClientOptions, Deleted, OciClient, Support, TagDeleted};
+pub use oci::{Capabilities, ClientOptions, Deleted, Kind, OciClient, Support, TagDeleted};
 pub use retry::RetryPolicy;

@@ -70,10 +70,39 @@ impl LearnedSupport {
     }
 }
 
+/// Which API a registry speaks beyond the OCI distribution API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The OCI distribution API only.
+    Oci,
+    /// Azure Container Registry: also `/acr/v1/` (timestamps, locks, tag and repository
+    /// delete) and Azure AD token exchange.
+    Acr,
+}
+
+impl Kind {
+    /// The kind a host's name implies: ACR's public and sovereign clouds, else OCI.
+    pub fn of_host(host: &str) -> Kind {
+        let name = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+        if [".azurecr.io", ".azurecr.cn", ".azurecr.us"]
+            .iter()
+            .any(|s| name.ends_with(s))
+        {
+            Kind::Acr
+        } else {
+            Kind::Oci
+        }
+    }
+}
+
 /// How to reach a registry.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientOptions {
     pub credentials: Option<Credentials>,
+    /// The registry's kind; `None` works it out from the host name.
+    pub kind: Option<Kind>,
+    /// ACR: an Azure AD access token to exchange for registry tokens.
+    pub aad_token: Option<String>,
     pub retry: RetryPolicy,
     /// Page size asked for with `n` on listings (distribution refuses more than 1000).
     pub page_size: usize,
@@ -85,6 +114,8 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             credentials: None,
+            kind: None,
+            aad_token: None,
             retry: RetryPolicy::default(),
             page_size: 1000,
             timeout: Duration::from_secs(30),
@@ -133,6 +164,7 @@ pub struct Referrers {
 pub struct OciClient {
     base: Url,
     host: String,
+    kind: Kind,
     transport: Transport,
     page_size: usize,
     tag_delete: LearnedSupport,
@@ -163,8 +195,14 @@ impl OciClient {
         }
         let host = registry_host(&base).ok_or_else(|| bad("no host"))?;
         let tls = base.scheme() == "https";
-        let transport = Transport::new(options.credentials, options.retry, options.timeout, tls)?;
+        let kind = options.kind.unwrap_or_else(|| Kind::of_host(&host));
+        let mut transport =
+            Transport::new(options.credentials, options.retry, options.timeout, tls)?;
+        if kind == Kind::Acr {
+            transport = transport.for_acr(options.aad_token);
+        }
         Ok(OciClient {
+            kind,
             base,
             host,
             transport,
@@ -180,6 +218,18 @@ impl OciClient {
         &self.host
     }
 
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(super) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    pub(super) fn page_size(&self) -> usize {
+        self.page_size
+    }
+
     pub fn capabilities(&self) -> Capabilities {
         Capabilities {
             tag_delete: self.tag_delete.get(),
@@ -193,7 +243,17 @@ impl OciClient {
         self.transport.request_count()
     }
 
-    fn url(&self, path: &str) -> Result<Url, RegistryError> {
+    /// The auth scope for `action` on `repository`. On ACR one token covers everything the
+    /// janitor does in a repository (ACR grants the part the credentials allow), so a sweep
+    /// asks for one token per repository, not one per action.
+    pub(super) fn scope(&self, repository: &str, action: &str) -> String {
+        match self.kind {
+            Kind::Acr => format!("repository:{repository}:pull,delete,metadata_read"),
+            Kind::Oci => format!("repository:{repository}:{action}"),
+        }
+    }
+
+    pub(super) fn url(&self, path: &str) -> Result<Url, RegistryError> {
         self.base.join(path).map_err(|e| RegistryError::Url {
             url: path.to_owned(),
             reason: e.to_string(),
@@ -202,7 +262,12 @@ impl OciClient {
 
     /// Every repository in the catalog.
     pub async fn repositories(&self) -> Result<Listing, RegistryError> {
-        let first = self.url(&format!("/v2/_catalog?n={}", self.page_size))?;
+        // ACR's own catalog takes the same paging and answers in the same shape.
+        let path = match self.kind {
+            Kind::Acr => "/acr/v1/_catalog",
+            Kind::Oci => "/v2/_catalog",
+        };
+        let first = self.url(&format!("{path}?n={}", self.page_size))?;
         let listing = self
             .list("registry:catalog:*", first, Field::Repositories)
             .await?;
@@ -217,7 +282,7 @@ impl OciClient {
         check_repository(repository)?;
         let first = self.url(&format!("/v2/{repository}/tags/list?n={}", self.page_size))?;
         let listing = self
-            .list(&pull_scope(repository), first, Field::Tags)
+            .list(&self.scope(repository, "pull"), first, Field::Tags)
             .await?;
         for tag in &listing.items {
             check_tag(tag)?;
@@ -227,9 +292,33 @@ impl OciClient {
 
     /// Follow `Link` pages from `first` to the end.
     async fn list(&self, scope: &str, first: Url, field: Field) -> Result<Listing, RegistryError> {
+        // distribution answers `"tags": null` once the last tag is gone; a page without the
+        // key at all is not a listing, and must not read as "no tags".
+        let (items, pages) = self
+            .walk(scope, first, |page: Page| {
+                match field {
+                    Field::Repositories => page.repositories,
+                    Field::Tags => page.tags,
+                }
+                .map(Option::unwrap_or_default)
+                .ok_or("listing has no `repositories`/`tags` field")
+            })
+            .await?;
+        Ok(Listing { items, pages })
+    }
+
+    /// Follow `Link` pages from `first` to the end, taking `items` out of each page. The
+    /// next page is always the one the `Link` header names: its query is the registry's
+    /// (ACR's `last` is opaque), never built here.
+    pub(super) async fn walk<P: serde::de::DeserializeOwned, I>(
+        &self,
+        scope: &str,
+        first: Url,
+        items: impl Fn(P) -> Result<Vec<I>, &'static str>,
+    ) -> Result<(Vec<I>, usize), RegistryError> {
         let mut url = first;
         let mut seen = HashSet::new();
-        let mut items = Vec::new();
+        let mut all = Vec::new();
         let mut pages = 0;
         loop {
             if !seen.insert(url.clone()) {
@@ -247,43 +336,30 @@ impl OciClient {
                 None => None,
             };
             let bytes = read_limited(&Method::GET, &url, response, LISTING_LIMIT).await?;
-            let page: Page = serde_json::from_slice(&bytes).map_err(|e| {
+            let page: P = serde_json::from_slice(&bytes).map_err(|e| {
                 invalid(
                     &Method::GET,
                     &url,
                     &format!("listing is not the expected JSON: {e}"),
                 )
             })?;
-            // distribution answers `"tags": null` once the last tag is gone; a page without
-            // the key at all is not a listing, and must not read as "no tags".
-            let page_items = match field {
-                Field::Repositories => page.repositories,
-                Field::Tags => page.tags,
-            }
-            .ok_or_else(|| {
-                invalid(
-                    &Method::GET,
-                    &url,
-                    "listing has no `repositories`/`tags` field",
-                )
-            })?
-            .unwrap_or_default();
+            let page_items = items(page).map_err(|r| invalid(&Method::GET, &url, r))?;
             pages += 1;
             if page_items.len() > self.page_size {
                 self.page_size_honoured.set(Support::No);
             } else if next.is_some() {
                 self.page_size_honoured.set(Support::Yes);
             }
-            items.extend(page_items);
+            all.extend(page_items);
             match next {
                 Some(n) => url = n,
-                None => return Ok(Listing { items, pages }),
+                None => return Ok((all, pages)),
             }
         }
     }
 
     /// GET that must answer 200.
-    async fn get(
+    pub(super) async fn get(
         &self,
         url: &Url,
         scope: &str,
@@ -311,7 +387,7 @@ impl OciClient {
         check_repository(repository)?;
         let url = self.url(&format!("/v2/{repository}/manifests/{reference}"))?;
         let response = self
-            .get(&url, &pull_scope(repository), Some(MANIFEST_ACCEPT))
+            .get(&url, &self.scope(repository, "pull"), Some(MANIFEST_ACCEPT))
             .await?;
         let content_type = header(response.headers(), "content-type").map(str::to_owned);
         let claimed = header(response.headers(), "docker-content-digest").map(str::to_owned);
@@ -381,7 +457,7 @@ impl OciClient {
         };
         let response = self
             .transport
-            .send(Method::HEAD, &url, &pull_scope(repository), &extra)
+            .send(Method::HEAD, &url, &self.scope(repository, "pull"), &extra)
             .await?;
         match response.status().as_u16() {
             200 => Ok(Some(response.headers().clone())),
@@ -403,7 +479,7 @@ impl OciClient {
             .send(
                 Method::DELETE,
                 &url,
-                &delete_scope(repository),
+                &self.scope(repository, "delete"),
                 &Extra::default(),
             )
             .await?;
@@ -423,6 +499,9 @@ impl OciClient {
     ) -> Result<TagDeleted, RegistryError> {
         check_repository(repository)?;
         check_tag(tag)?;
+        if self.kind == Kind::Acr {
+            return self.acr_delete_tag(repository, tag).await;
+        }
         if self.tag_delete.get() == Support::No {
             return Ok(TagDeleted::Unsupported);
         }
@@ -432,7 +511,7 @@ impl OciClient {
             .send(
                 Method::DELETE,
                 &url,
-                &delete_scope(repository),
+                &self.scope(repository, "delete"),
                 &Extra::default(),
             )
             .await?;
@@ -495,7 +574,7 @@ impl OciClient {
         };
         let response = self
             .transport
-            .send(Method::GET, &url, &pull_scope(repository), &extra)
+            .send(Method::GET, &url, &self.scope(repository, "pull"), &extra)
             .await?;
         match response.status().as_u16() {
             200 => {
@@ -583,7 +662,7 @@ impl OciClient {
                 Some(n) => {
                     url = n;
                     response = self
-                        .get(&url, &pull_scope(repository), Some(OCI_INDEX))
+                        .get(&url, &self.scope(repository, "pull"), Some(OCI_INDEX))
                         .await?;
                 }
                 None => return Ok(out),
@@ -654,7 +733,9 @@ impl OciClient {
     ) -> Result<Vec<u8>, RegistryError> {
         check_repository(repository)?;
         let url = self.url(&format!("/v2/{repository}/blobs/{digest}"))?;
-        let response = self.get(&url, &pull_scope(repository), None).await?;
+        let response = self
+            .get(&url, &self.scope(repository, "pull"), None)
+            .await?;
         let bytes = read_limited(&Method::GET, &url, response, limit).await?;
         if !digest.verifies(&bytes) {
             return Err(RegistryError::DigestMismatch {
@@ -696,16 +777,8 @@ pub fn registry_host(url: &Url) -> Option<String> {
     })
 }
 
-fn pull_scope(repository: &str) -> String {
-    format!("repository:{repository}:pull")
-}
-
 fn push_scope(repository: &str) -> String {
     format!("repository:{repository}:pull,push")
-}
-
-fn delete_scope(repository: &str) -> String {
-    format!("repository:{repository}:delete")
 }
 
 fn invalid(method: &Method, url: &Url, reason: &str) -> RegistryError {

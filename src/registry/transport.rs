@@ -27,6 +27,13 @@ pub struct Transport {
     requests: AtomicU64,
     /// Whether the registry itself is reached over TLS (then credentials never go over HTTP).
     tls: bool,
+    /// Ask the token service for the scope we need rather than the one the challenge names
+    /// (ACR, where one broader token per repository saves a token request per action).
+    own_scope: bool,
+    /// ACR: an Azure AD access token, exchanged for a refresh token, then for access tokens.
+    aad_token: Option<String>,
+    /// ACR: the refresh token from that exchange, reused until the registry refuses it.
+    refresh_token: std::sync::Mutex<Option<String>>,
 }
 
 /// What a request carries besides its method and URL.
@@ -60,7 +67,17 @@ impl Transport {
             retry,
             requests: AtomicU64::new(0),
             tls,
+            own_scope: false,
+            aad_token: None,
+            refresh_token: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Talk to ACR: one token per repository, and an Azure AD token to exchange if given.
+    pub fn for_acr(mut self, aad_token: Option<String>) -> Transport {
+        self.own_scope = true;
+        self.aad_token = aad_token;
+        self
     }
 
     /// HTTP requests sent so far, retries and token requests included.
@@ -132,7 +149,10 @@ impl Transport {
                     service,
                     scope: wanted,
                 }) => {
-                    let wanted = wanted.as_deref().unwrap_or(scope);
+                    let wanted = match wanted.as_deref() {
+                        Some(w) if !self.own_scope => w,
+                        _ => scope,
+                    };
                     let token = self.fetch_token(&realm, service.as_deref(), wanted).await?;
                     self.auth.store_token(scope, token.0, token.1)
                 }
@@ -160,10 +180,16 @@ impl Transport {
             reason,
         };
         let mut url = Url::parse(realm).map_err(|e| fail(format!("realm is not a URL: {e}")))?;
-        if self.tls && url.scheme() != "https" && self.credentials.is_some() {
+        if self.tls
+            && url.scheme() != "https"
+            && (self.credentials.is_some() || self.aad_token.is_some())
+        {
             return Err(fail(
                 "refusing to send credentials to a token service without TLS".into(),
             ));
+        }
+        if let Some(aad) = &self.aad_token {
+            return self.acr_token(url, service, scope, aad).await;
         }
         {
             let mut query = url.query_pairs_mut();
@@ -196,6 +222,101 @@ impl Transport {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| fail("answer has no token".into()))?;
         Ok((token, answer.expires_in))
+    }
+
+    /// ACR with an Azure AD token: exchange it at `/oauth2/exchange` for a refresh token
+    /// (kept), then trade that at the realm (`/oauth2/token`) for an access token for
+    /// `scope`. A refused refresh token is exchanged again, once.
+    async fn acr_token(
+        &self,
+        realm: Url,
+        service: Option<&str>,
+        scope: &str,
+        aad: &str,
+    ) -> Result<(String, Option<u64>), RegistryError> {
+        let fail = |reason: String| RegistryError::Token {
+            realm: strip_query(realm.as_str()),
+            reason,
+        };
+        let service = service.unwrap_or_else(|| realm.host_str().unwrap_or_default());
+        for attempt in 0..2 {
+            let cached = self
+                .refresh_token
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let refresh = match cached {
+                Some(r) => r,
+                None => {
+                    let mut exchange = realm.clone();
+                    exchange.set_path("/oauth2/exchange");
+                    exchange.set_query(None);
+                    let form = [
+                        ("grant_type", "access_token"),
+                        ("service", service),
+                        ("access_token", aad),
+                    ];
+                    let (status, answer) = self.post_form(&exchange, &form).await?;
+                    let answer = answer.filter(|_| status == 200).ok_or_else(|| {
+                        fail(format!(
+                            "exchanging the Azure AD token at /oauth2/exchange: HTTP {status}"
+                        ))
+                    })?;
+                    let r = answer
+                        .refresh_token
+                        .filter(|t| !t.is_empty())
+                        .ok_or_else(|| {
+                            fail("the /oauth2/exchange answer has no refresh_token".into())
+                        })?;
+                    *self.refresh_token.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.clone());
+                    r
+                }
+            };
+            let form = [
+                ("grant_type", "refresh_token"),
+                ("service", service),
+                ("scope", scope),
+                ("refresh_token", refresh.as_str()),
+            ];
+            let (status, answer) = self.post_form(&realm, &form).await?;
+            if status == 401 && attempt == 0 {
+                *self.refresh_token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                continue;
+            }
+            let answer = answer
+                .filter(|_| status == 200)
+                .ok_or_else(|| fail(format!("HTTP {status}")))?;
+            let token = answer
+                .access_token
+                .or(answer.token)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| fail("answer has no access_token".into()))?;
+            return Ok((token, answer.expires_in));
+        }
+        Err(fail("the registry refused a fresh refresh token".into()))
+    }
+
+    /// POST a form to a token endpoint; the status, and the answer if it is a token document.
+    async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, Option<TokenResponse>), RegistryError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = self
+            .send_with_retries(&Method::POST, url, |b| {
+                b.header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body.clone())
+            })
+            .await?;
+        let status = response.status().as_u16();
+        let bytes = read_limited(&Method::POST, url, response, ERROR_BODY_LIMIT).await?;
+        Ok((status, serde_json::from_slice(&bytes).ok()))
     }
 
     /// Send, retrying transport failures, 429, and 5xx as the policy says.
@@ -301,9 +422,14 @@ pub async fn read_limited(
     }
 }
 
-/// The registry's own explanation of an error, from an OCI error body
+/// The registry's own explanation of an error, from an OCI or ACR error body
 /// `{"errors":[{"code":"...","message":"..."}]}`, if it sent one.
 pub async fn error_detail(response: Response) -> Option<String> {
+    error_body(response).await.map(|(_, text)| text)
+}
+
+/// The first error's code and its text (`CODE: message`).
+async fn error_body(response: Response) -> Option<(Option<String>, String)> {
     #[derive(serde::Deserialize)]
     struct Body {
         errors: Vec<Item>,
@@ -319,22 +445,36 @@ pub async fn error_detail(response: Response) -> Option<String> {
         .ok()?;
     let body: Body = serde_json::from_slice(&bytes).ok()?;
     let first = body.errors.into_iter().next()?;
-    let text = match (first.code, first.message) {
+    let text = match (&first.code, first.message) {
         (Some(c), Some(m)) => format!("{c}: {m}"),
-        (Some(x), None) | (None, Some(x)) => x,
+        (Some(x), None) => x.clone(),
+        (None, Some(x)) => x,
         (None, None) => return None,
     };
-    Some(text.chars().take(300).collect())
+    Some((first.code, text.chars().take(300).collect()))
 }
 
-/// A typed error for a response whose status the caller did not expect.
+/// A typed error for a response whose status the caller did not expect. ACR's
+/// `REGISTRY_DISALLOWED_OPERATION` (a lock) becomes `Locked`.
 pub async fn status_error(method: &Method, url: &Url, response: Response) -> RegistryError {
     let status = response.status().as_u16();
+    let (code, detail) = match error_body(response).await {
+        Some((code, text)) => (code, Some(text)),
+        None => (None, None),
+    };
+    if code.as_deref() == Some("REGISTRY_DISALLOWED_OPERATION") {
+        return RegistryError::Locked {
+            method: method.to_string(),
+            path: url.path().to_owned(),
+            status,
+            detail,
+        };
+    }
     RegistryError::Status {
         method: method.to_string(),
         path: url.path().to_owned(),
         status,
-        detail: error_detail(response).await,
+        detail,
     }
 }
 

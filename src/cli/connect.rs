@@ -1,0 +1,121 @@
+//! What every command needs to reach a registry: its URL, credentials, the backend kind,
+//! and where the inventory lives.
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use clap::{Args, ValueEnum};
+
+use registry_janitor::registry::oci::{redact_userinfo, registry_host};
+use registry_janitor::registry::{ClientOptions, Credentials, Kind, OciClient};
+use registry_janitor::state::{AnyState, FileState, NoState};
+
+use super::{runtime, usage, Failure};
+
+#[derive(Args, Clone)]
+pub struct ConnectArgs {
+    /// Registry URL: http://127.0.0.1:5000 or https://registry.example (the scheme picks TLS).
+    #[arg(long, value_name = "URL")]
+    pub registry: String,
+    /// Username (else REGISTRY_USERNAME, else the docker config.json). On ACR: the admin
+    /// user, a service principal's id, or a repository-scoped token's name.
+    #[arg(long, requires = "password")]
+    username: Option<String>,
+    /// Password or token (else REGISTRY_PASSWORD). Other local users can see command lines:
+    /// prefer the environment or a docker login.
+    #[arg(long, requires = "username")]
+    password: Option<String>,
+    /// The registry's API: `acr` adds Azure's metadata API (timestamps, locks, tag and
+    /// repository delete). Default: `acr` for *.azurecr.io, else `oci`.
+    #[arg(long, value_enum, default_value_t = KindArg::Auto)]
+    kind: KindArg,
+    /// ACR: an Azure AD access token, exchanged for registry tokens (`az account
+    /// get-access-token --query accessToken`). Prefer the environment variable.
+    #[arg(
+        long,
+        env = "AZURE_ACCESS_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    aad_token: Option<String>,
+    /// Inventory file. Default: $XDG_STATE_HOME/registry-janitor/<registry host>.json.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_state")]
+    state: Option<PathBuf>,
+    /// Run without memory: untagged manifests are then only those something still links to.
+    #[arg(long)]
+    no_state: bool,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum KindArg {
+    Auto,
+    Oci,
+    Acr,
+}
+
+/// A client for the registry, and its host as the inventory names it.
+pub struct Connection {
+    pub client: OciClient,
+    pub host: String,
+}
+
+impl ConnectArgs {
+    pub fn connect(&self) -> Result<Connection, Failure> {
+        let url = url::Url::parse(&self.registry).map_err(|e| {
+            usage(anyhow!(
+                "--registry {:?}: {e}",
+                redact_userinfo(&self.registry)
+            ))
+        })?;
+        let host = registry_host(&url).ok_or_else(|| {
+            usage(anyhow!(
+                "--registry {:?} has no host",
+                redact_userinfo(&self.registry)
+            ))
+        })?;
+        let explicit = self
+            .username
+            .clone()
+            .zip(self.password.clone())
+            .map(|(username, password)| Credentials { username, password });
+        let credentials =
+            Credentials::resolve(&host, explicit, |k| std::env::var(k).ok()).map_err(usage)?;
+        let kind = match self.kind {
+            KindArg::Auto => None,
+            KindArg::Oci => Some(Kind::Oci),
+            KindArg::Acr => Some(Kind::Acr),
+        };
+        let client = OciClient::new(
+            &self.registry,
+            ClientOptions {
+                credentials,
+                kind,
+                aad_token: self.aad_token.clone().filter(|t| !t.is_empty()),
+                ..ClientOptions::default()
+            },
+        )
+        .map_err(usage)?;
+        Ok(Connection { client, host })
+    }
+
+    /// The inventory: the file (locked for this run), or none with `--no-state`.
+    pub fn open_store(&self, host: &str) -> Result<AnyState, Failure> {
+        if self.no_state {
+            return Ok(AnyState::None(NoState));
+        }
+        let path = match &self.state {
+            Some(p) => p.clone(),
+            None => FileState::default_path(host, |k| std::env::var(k).ok()).ok_or_else(|| {
+                usage(anyhow!(
+                    "no --state given and neither XDG_STATE_HOME nor HOME is set"
+                ))
+            })?,
+        };
+        Ok(AnyState::File(
+            FileState::open(&path, host).map_err(runtime)?,
+        ))
+    }
+}

@@ -1,0 +1,137 @@
+//! `plan` and `apply`: sweep with a policy and print the report.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+
+use registry_janitor::policy::Policy;
+use registry_janitor::registry::oci::redact_userinfo;
+use registry_janitor::registry::OciClient;
+use registry_janitor::report::Report;
+use registry_janitor::state::StateStore;
+use registry_janitor::sweep::{scope, Planned, Sweeper};
+
+use super::{can_ask, confirm, needs_yes, runtime, usage, ConnectArgs, Failure, Progress};
+
+#[derive(Args)]
+pub struct SweepArgs {
+    #[command(flatten)]
+    connect: ConnectArgs,
+    /// Policy file, JSON (.json) or TOML (.toml).
+    #[arg(long, value_name = "FILE")]
+    policy: PathBuf,
+    /// Only these repositories (repeatable). Default: every repository a rule matches.
+    #[arg(long = "repository", value_name = "NAME")]
+    repositories: Vec<String>,
+    /// Evaluate as if at this instant (RFC 3339), to preview a later cleanup.
+    #[arg(long, value_name = "RFC3339")]
+    now: Option<DateTime<Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum Mode {
+    Plan,
+    ApplyNow,
+    ApplyAfterAsking,
+}
+
+pub async fn sweep(args: SweepArgs, mode: Mode) -> Result<ExitCode, Failure> {
+    let policy = Policy::from_file(&args.policy).map_err(usage)?;
+    if mode == Mode::ApplyAfterAsking && !can_ask() {
+        return Err(needs_yes());
+    }
+    let conn = args.connect.connect()?;
+    let now = args.now.unwrap_or_else(Utc::now);
+    if mode != Mode::Plan && args.now.is_some() {
+        tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");
+    }
+    let mut store = args.connect.open_store(&conn.host)?;
+    let result = run_sweep(&conn.client, &policy, &mut store, &args, now, mode).await;
+    store.flush().await.map_err(runtime)?;
+    result
+}
+
+async fn run_sweep<S: StateStore>(
+    client: &OciClient,
+    policy: &Policy,
+    store: &mut S,
+    args: &SweepArgs,
+    now: DateTime<Utc>,
+    mode: Mode,
+) -> Result<ExitCode, Failure> {
+    let repositories = scope(client, policy, &args.repositories)
+        .await
+        .context("listing the repositories to sweep")
+        .map_err(runtime)?;
+    let mut sweeper = Sweeper {
+        client,
+        policy,
+        store,
+        now,
+        concurrency: usize::from(args.connect.concurrency),
+        deadline: None,
+    };
+    let progress = Progress::new(repositories.len());
+    let results = if mode == Mode::ApplyAfterAsking {
+        let mut planned: Vec<Planned> = Vec::new();
+        for (i, repo) in repositories.iter().enumerate() {
+            progress.show(i, repo, "reading");
+            planned.push(sweeper.plan(repo).await.map_err(runtime)?);
+        }
+        progress.clear();
+        let preview = Report::new(now, true, planned.iter().map(|p| p.plan.clone()).collect());
+        print!("{}", preview.to_table());
+        let s = &preview.summary;
+        if s.manifests_deleted + s.tags_removed == 0 {
+            eprintln!("Nothing to do.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !confirm(&format!(
+            "Delete {} manifests and remove {} tags in {}? [y/N] ",
+            s.manifests_deleted,
+            s.tags_removed,
+            redact_userinfo(&args.connect.registry)
+        )) {
+            eprintln!("Nothing was changed.");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let mut results = Vec::new();
+        for (i, p) in planned.into_iter().enumerate() {
+            progress.show(i, &p.plan.name.clone(), "applying");
+            results.push(sweeper.apply(p).await.map_err(runtime)?);
+        }
+        progress.clear();
+        results
+    } else {
+        let outcome = sweeper
+            .run(&repositories, mode == Mode::ApplyNow, |i, repo, phase| {
+                progress.show(i, repo, phase)
+            })
+            .await
+            .map_err(runtime)?;
+        progress.clear();
+        outcome.repositories
+    };
+    let report = Report::new(now, mode == Mode::Plan, results);
+    match args.format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Table => print!("{}", report.to_table()),
+    }
+    Ok(if report.has_failures() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

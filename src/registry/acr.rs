@@ -1,0 +1,175 @@
+//! The `acr` backend: what Azure Container Registry offers beyond the OCI API, through
+//! `/acr/v1/`. Tag and manifest listings with timestamps, sizes and locks (one paginated
+//! request gives what would otherwise take a request per tag), tag delete, and repository
+//! delete. Shapes follow ACR's published REST examples (API version 2021-07-01).
+//!
+//! Pagination always follows the `Link` header: ACR's `last` is opaque.
+
+use chrono::{DateTime, Utc};
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::digest::Digest;
+use super::error::RegistryError;
+use super::name::{check_repository, check_tag};
+use super::oci::{Deleted, Kind, OciClient, TagDeleted};
+use super::transport::{status_error, Extra};
+
+/// ACR's write and delete switches. Either one off means locked: the registry refuses to
+/// delete it (`REGISTRY_DISALLOWED_OPERATION`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeableAttributes {
+    pub delete_enabled: Option<bool>,
+    pub write_enabled: Option<bool>,
+}
+
+impl ChangeableAttributes {
+    pub fn locked(&self) -> bool {
+        self.delete_enabled == Some(false) || self.write_enabled == Some(false)
+    }
+}
+
+/// One entry of `GET /acr/v1/<repo>/_tags` (example `GetTagList`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcrTag {
+    pub name: String,
+    pub digest: Digest,
+    pub created_time: Option<DateTime<Utc>>,
+    pub last_update_time: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub changeable_attributes: ChangeableAttributes,
+}
+
+/// One entry of `GET /acr/v1/<repo>/_manifests` (example `GetManifestList`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AcrManifest {
+    pub digest: Digest,
+    pub image_size: Option<u64>,
+    pub created_time: Option<DateTime<Utc>>,
+    pub last_update_time: Option<DateTime<Utc>>,
+    pub media_type: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub changeable_attributes: ChangeableAttributes,
+}
+
+#[derive(Deserialize)]
+struct TagPage {
+    tags: Option<Vec<AcrTag>>,
+}
+
+#[derive(Deserialize)]
+struct ManifestPage {
+    manifests: Option<Vec<AcrManifest>>,
+}
+
+impl OciClient {
+    fn require_acr(&self, what: &str) -> Result<(), RegistryError> {
+        match self.kind() {
+            Kind::Acr => Ok(()),
+            Kind::Oci => Err(RegistryError::Unsupported {
+                operation: what.to_owned(),
+                registry: self.host().to_owned(),
+            }),
+        }
+    }
+
+    /// Every tag of `repository` with its digest, timestamps and locks.
+    pub async fn acr_tags(&self, repository: &str) -> Result<Vec<AcrTag>, RegistryError> {
+        self.require_acr("the /acr/v1 tag listing")?;
+        check_repository(repository)?;
+        let first = self.url(&format!(
+            "/acr/v1/{repository}/_tags?n={}",
+            self.page_size()
+        ))?;
+        // An empty repository's page may leave the array out.
+        let (tags, _) = self
+            .walk(
+                &self.scope(repository, "metadata_read"),
+                first,
+                |p: TagPage| Ok(p.tags.unwrap_or_default()),
+            )
+            .await?;
+        for t in &tags {
+            check_tag(&t.name)?;
+        }
+        Ok(tags)
+    }
+
+    /// Every manifest of `repository`, tagged or not, with timestamps, size and locks.
+    pub async fn acr_manifests(&self, repository: &str) -> Result<Vec<AcrManifest>, RegistryError> {
+        self.require_acr("the /acr/v1 manifest listing")?;
+        check_repository(repository)?;
+        let first = self.url(&format!(
+            "/acr/v1/{repository}/_manifests?n={}",
+            self.page_size()
+        ))?;
+        let (manifests, _) = self
+            .walk(
+                &self.scope(repository, "metadata_read"),
+                first,
+                |p: ManifestPage| Ok(p.manifests.unwrap_or_default()),
+            )
+            .await?;
+        Ok(manifests)
+    }
+
+    /// Delete just a tag (`DELETE /acr/v1/<repo>/_tags/<tag>`).
+    pub(super) async fn acr_delete_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<TagDeleted, RegistryError> {
+        let url = self.url(&format!("/acr/v1/{repository}/_tags/{tag}"))?;
+        match self.acr_delete(&url, repository).await? {
+            Deleted::Removed => Ok(TagDeleted::Removed),
+            Deleted::AlreadyGone => Ok(TagDeleted::AlreadyGone),
+        }
+    }
+
+    /// Delete a repository with every tag and manifest in it (`DELETE /acr/v1/<repo>`).
+    pub async fn delete_repository(&self, repository: &str) -> Result<Deleted, RegistryError> {
+        self.require_acr("repository delete")?;
+        check_repository(repository)?;
+        let url = self.url(&format!("/acr/v1/{repository}"))?;
+        self.acr_delete(&url, repository).await
+    }
+
+    async fn acr_delete(&self, url: &url::Url, repository: &str) -> Result<Deleted, RegistryError> {
+        let response = self
+            .transport()
+            .send(
+                Method::DELETE,
+                url,
+                &self.scope(repository, "delete"),
+                &Extra::default(),
+            )
+            .await?;
+        match response.status().as_u16() {
+            200 | 202 | 204 => Ok(Deleted::Removed),
+            404 => Ok(Deleted::AlreadyGone),
+            _ => Err(status_error(&Method::DELETE, url, response).await),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn either_switch_off_locks() {
+        let attrs = |d, w| ChangeableAttributes {
+            delete_enabled: d,
+            write_enabled: w,
+        };
+        assert!(!attrs(Some(true), Some(true)).locked());
+        assert!(!attrs(None, None).locked());
+        assert!(attrs(Some(false), Some(true)).locked());
+        assert!(attrs(Some(true), Some(false)).locked());
+    }
+}

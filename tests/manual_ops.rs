@@ -1,0 +1,448 @@
+//! The manual operations of the ACR guide, end to end: the real binary against a real
+//! registry. Each test names what the operation must do, and checks the registry afterwards,
+//! not only what the command printed.
+
+mod support;
+
+use serde_json::Value;
+use support::janitor::Janitor;
+use support::{Image, TestRegistry};
+
+const OLD: &str = "2025-01-01T00:00:00Z";
+const RECENT: &str = "2026-11-20T00:00:00Z";
+
+fn url(registry: &TestRegistry) -> &str {
+    &registry.url
+}
+
+#[tokio::test]
+async fn image_delete_by_tag_names_every_tag_that_goes_and_removes_the_manifest() {
+    let registry = TestRegistry::start().await;
+    let v1 = Image::oci("app").tag("v1").push(&registry).await;
+    registry.tag(&v1, "latest").await;
+    let v2 = Image::oci("app").tag("v2").push(&registry).await;
+    let janitor = Janitor::new(&registry);
+
+    let out = janitor
+        .run(&[
+            "image",
+            "delete",
+            "--registry",
+            url(&registry),
+            "app:v1",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains(&format!(
+            "This operation will delete the manifest '{}' and all the following images: 'app:latest', 'app:v1'.",
+            v1.digest
+        )),
+        "{}",
+        out.stdout
+    );
+    assert!(!registry.has_manifest("app", &v1.digest).await);
+    assert!(registry.has_manifest("app", &v2.digest).await);
+    assert_eq!(registry.assert_every_tag_pulls("app").await, vec!["v2"]);
+}
+
+#[tokio::test]
+async fn image_delete_of_an_index_takes_its_platform_images_and_signature_but_not_shared_ones() {
+    let registry = TestRegistry::start().await;
+    let amd = Image::oci("app")
+        .platform("linux", "amd64")
+        .push(&registry)
+        .await;
+    let arm = Image::oci("app")
+        .platform("linux", "arm64")
+        .push(&registry)
+        .await;
+    let index = registry.index("app", &[&amd, &arm], &["1.0"]).await;
+    let signature = registry.cosign_signature(&index).await;
+    // `arm` is shared with another tagged index, which must keep working.
+    let other = registry.index("app", &[&arm], &["arm-only"]).await;
+    let janitor = Janitor::new(&registry);
+
+    let out = janitor
+        .run(&[
+            "image",
+            "delete",
+            "--registry",
+            url(&registry),
+            "app:1.0",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("With it go 2 manifests only it uses"),
+        "{}",
+        out.stdout
+    );
+    for gone in [&index.digest, &amd.digest, &signature.digest] {
+        assert!(!registry.has_manifest("app", gone).await, "{gone} survived");
+    }
+    assert!(registry.has_manifest("app", &arm.digest).await);
+    assert!(registry.has_manifest("app", &other.digest).await);
+    assert_eq!(
+        registry.assert_every_tag_pulls("app").await,
+        vec!["arm-only"]
+    );
+}
+
+#[tokio::test]
+async fn image_delete_refuses_a_platform_image_a_tagged_index_uses_unless_forced() {
+    let registry = TestRegistry::start().await;
+    let amd = Image::oci("app")
+        .platform("linux", "amd64")
+        .push(&registry)
+        .await;
+    let arm = Image::oci("app")
+        .platform("linux", "arm64")
+        .push(&registry)
+        .await;
+    registry.index("app", &[&amd, &arm], &["latest"]).await;
+    let janitor = Janitor::new(&registry);
+    let reference = format!("app@{}", amd.digest);
+
+    let refused = janitor
+        .run(&[
+            "image",
+            "delete",
+            "--registry",
+            url(&registry),
+            &reference,
+            "--yes",
+        ])
+        .await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("Refusing to delete"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("latest"), "{}", refused.stderr);
+    assert!(registry.has_manifest("app", &amd.digest).await);
+
+    let forced = janitor
+        .run(&[
+            "image",
+            "delete",
+            "--registry",
+            url(&registry),
+            &reference,
+            "--yes",
+            "--force",
+        ])
+        .await;
+    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
+    assert!(
+        forced.stdout.contains("WARNING: --force"),
+        "{}",
+        forced.stdout
+    );
+    assert!(!registry.has_manifest("app", &amd.digest).await);
+    assert!(registry.has_manifest("app", &arm.digest).await);
+}
+
+#[tokio::test]
+async fn image_delete_off_a_terminal_without_yes_changes_nothing() {
+    let registry = TestRegistry::start().await;
+    let v1 = Image::oci("app").tag("v1").push(&registry).await;
+    let janitor = Janitor::new(&registry);
+    let out = janitor
+        .run(&["image", "delete", "--registry", url(&registry), "app:v1"])
+        .await;
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--yes"), "{}", out.stderr);
+    assert!(registry.has_manifest("app", &v1.digest).await);
+    let bad = janitor
+        .run(&[
+            "image",
+            "delete",
+            "--registry",
+            url(&registry),
+            "app",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("NAME:TAG or NAME@DIGEST"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[tokio::test]
+async fn tag_delete_removes_only_the_tag_and_the_manifest_stays() {
+    let registry = TestRegistry::start().await;
+    let v1 = Image::oci("app").tag("v1").push(&registry).await;
+    registry.tag(&v1, "stable").await;
+    let janitor = Janitor::new(&registry);
+
+    let out = janitor
+        .run(&[
+            "tag",
+            "delete",
+            "--registry",
+            url(&registry),
+            "app:v1",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("no space is freed"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("still tagged 'app:stable'"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(registry.tags("app").await, vec!["stable"]);
+    assert!(registry.has_manifest("app", &v1.digest).await);
+    registry.assert_pulls_completely("app", "stable").await;
+
+    // The last tag: the manifest stays, untagged.
+    let out = janitor
+        .run(&[
+            "tag",
+            "delete",
+            "--registry",
+            url(&registry),
+            "app:stable",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("The manifest stays, untagged"),
+        "{}",
+        out.stdout
+    );
+    assert!(registry.tags("app").await.is_empty());
+    assert!(registry.has_manifest("app", &v1.digest).await);
+}
+
+#[tokio::test]
+async fn repository_delete_removes_every_manifest_and_leaves_other_repositories_alone() {
+    let registry = TestRegistry::start().await;
+    let amd = Image::oci("app")
+        .platform("linux", "amd64")
+        .push(&registry)
+        .await;
+    let arm = Image::oci("app")
+        .platform("linux", "arm64")
+        .push(&registry)
+        .await;
+    let index = registry.index("app", &[&amd, &arm], &["latest"]).await;
+    let signature = registry.cosign_signature(&index).await;
+    let v1 = Image::oci("app").tag("v1").push(&registry).await;
+    let other = Image::oci("other").tag("v1").push(&registry).await;
+    let janitor = Janitor::new(&registry);
+
+    let out = janitor
+        .run(&[
+            "repository",
+            "delete",
+            "--registry",
+            url(&registry),
+            "--repository",
+            "app",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("delete the repository 'app': 5 manifests with 3 tags"),
+        "{}",
+        out.stdout
+    );
+    for d in [
+        &amd.digest,
+        &arm.digest,
+        &index.digest,
+        &signature.digest,
+        &v1.digest,
+    ] {
+        assert!(!registry.has_manifest("app", d).await, "{d} survived");
+    }
+    assert!(registry.tags("app").await.is_empty());
+    assert!(registry.has_manifest("other", &other.digest).await);
+}
+
+/// `manifest list --format json`: the rows, as an array of exactly the documented keys.
+async fn list(janitor: &Janitor, registry: &TestRegistry, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec![
+        "manifest",
+        "list",
+        "--registry",
+        &registry.url,
+        "--repository",
+        "app",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    let out = janitor.run(&args).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let rows: Value = serde_json::from_str(&out.stdout).expect("a JSON array");
+    rows.as_array().expect("an array").clone()
+}
+
+#[tokio::test]
+async fn manifest_list_shows_time_size_and_tags_in_the_order_asked() {
+    let registry = TestRegistry::start().await;
+    let old = Image::oci("app")
+        .created(OLD)
+        .tag("v1")
+        .push(&registry)
+        .await;
+    let recent = Image::oci("app")
+        .created(RECENT)
+        .tag("v2")
+        .push(&registry)
+        .await;
+    let amd = Image::oci("app")
+        .platform("linux", "amd64")
+        .created(OLD)
+        .push(&registry)
+        .await;
+    let index = registry.index("app", &[&amd], &["multi"]).await;
+    let janitor = Janitor::new(&registry);
+
+    let rows = list(&janitor, &registry, &["--orderby", "time_desc"]).await;
+    let keys: Vec<Vec<&str>> = rows
+        .iter()
+        .map(|r| {
+            let mut k: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+            k.sort();
+            k
+        })
+        .collect();
+    assert!(keys
+        .iter()
+        .all(|k| k == &["digest", "media_type", "size", "tags", "timestamp"]));
+    let digests: Vec<&str> = rows.iter().map(|r| r["digest"].as_str().unwrap()).collect();
+    assert_eq!(digests[0], recent.digest, "newest first");
+    assert_eq!(rows[0]["timestamp"], "2026-11-20T00:00:00Z");
+    assert_eq!(rows[0]["tags"], serde_json::json!(["v2"]));
+    assert!(rows[0]["size"].as_u64().unwrap() > recent.size() as u64);
+    assert_eq!(digests.len(), 4);
+
+    let asc = list(&janitor, &registry, &["--orderby", "time_asc"]).await;
+    assert_eq!(asc.last().unwrap()["digest"], recent.digest.as_str());
+
+    // Untagged: the platform image, which no tag points at.
+    let untagged = list(&janitor, &registry, &["--untagged"]).await;
+    let untagged: Vec<&str> = untagged
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(untagged, vec![amd.digest.as_str()]);
+
+    // Older than a date: the old image, its index (as old as its newest child) and the child.
+    let older = list(&janitor, &registry, &["--older-than", "2025-06-01"]).await;
+    let mut older: Vec<&str> = older
+        .iter()
+        .map(|r| r["digest"].as_str().unwrap())
+        .collect();
+    older.sort();
+    let mut want = vec![
+        old.digest.as_str(),
+        amd.digest.as_str(),
+        index.digest.as_str(),
+    ];
+    want.sort();
+    assert_eq!(older, want);
+
+    let table = janitor
+        .run(&[
+            "manifest",
+            "list",
+            "--registry",
+            &registry.url,
+            "--repository",
+            "app",
+            "--untagged",
+        ])
+        .await;
+    assert!(table.stdout.contains("1 manifests"), "{}", table.stdout);
+    assert!(
+        table
+            .stdout
+            .contains(&format!("child of {}", &index.digest[7..19])),
+        "{}",
+        table.stdout
+    );
+    assert!(
+        table.stderr.contains("no API that lists every manifest"),
+        "{}",
+        table.stderr
+    );
+}
+
+#[tokio::test]
+async fn manifest_delete_older_than_is_a_dry_run_and_never_breaks_a_newer_image() {
+    let registry = TestRegistry::start().await;
+    let old = Image::oci("app")
+        .created(OLD)
+        .tag("v1")
+        .push(&registry)
+        .await;
+    let recent = Image::oci("app")
+        .created(RECENT)
+        .tag("v2")
+        .push(&registry)
+        .await;
+    // An old platform image inside a recent multi-arch index.
+    let old_amd = Image::oci("app")
+        .platform("linux", "amd64")
+        .created(OLD)
+        .push(&registry)
+        .await;
+    let new_arm = Image::oci("app")
+        .platform("linux", "arm64")
+        .created(RECENT)
+        .push(&registry)
+        .await;
+    registry
+        .index("app", &[&old_amd, &new_arm], &["multi"])
+        .await;
+    let janitor = Janitor::new(&registry);
+    let args = [
+        "manifest",
+        "delete",
+        "--registry",
+        &registry.url,
+        "--repository",
+        "app",
+        "--older-than",
+        "2025-06-01",
+    ];
+
+    let dry = janitor.run(&args).await;
+    assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
+    assert!(
+        dry.stdout.contains("Dry run: nothing was deleted"),
+        "{}",
+        dry.stdout
+    );
+    assert!(registry.has_manifest("app", &old.digest).await);
+
+    let mut yes = args.to_vec();
+    yes.push("--yes");
+    let done = janitor.run(&yes).await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert!(!registry.has_manifest("app", &old.digest).await);
+    assert!(registry.has_manifest("app", &recent.digest).await);
+    assert!(
+        registry.has_manifest("app", &old_amd.digest).await,
+        "an old child of a recent index was deleted"
+    );
+    assert_eq!(
+        registry.assert_every_tag_pulls("app").await,
+        vec!["multi", "v2"]
+    );
+}
