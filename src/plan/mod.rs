@@ -85,10 +85,12 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
         own.insert(digest, verdict);
     }
 
+    // A locked tag is the registry owner's decision: it is not untagged either.
     let selected_tag = |t: &str| {
+        let locked = snapshot.tags.get(t).is_some_and(|r| r.locked);
         tag_verdicts
             .get(t)
-            .filter(|v| v.selected)
+            .filter(|v| v.selected && (!locked || policy.protect.include_locked))
             .map(|v| v.reason.clone())
     };
     settle(snapshot, &tags, &graph, own, selected_tag)

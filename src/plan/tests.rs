@@ -307,6 +307,20 @@ fn locked_manifests_are_kept_unless_locks_are_included() {
 }
 
 #[test]
+fn a_locked_tag_is_neither_deleted_nor_untagged() {
+    let mut repo = Repo::new()
+        .image(1, days_ago(40))
+        .tag("pr-1", 1)
+        .tag("pr-2", 1);
+    repo.0.tags.get_mut("pr-1").unwrap().locked = true;
+    let p = repo.plan(PR_BUILDS);
+    assert!(p.delete.is_empty());
+    let untagged: Vec<&str> = p.untag.iter().map(|u| u.tag.as_str()).collect();
+    assert_eq!(untagged, vec!["pr-2"], "only the unlocked tag goes");
+    assert!(kept(&p, &d(1)).contains("locked"));
+}
+
+#[test]
 fn an_incomplete_repository_deletes_nothing() {
     let mut repo = Repo::new().image(1, days_ago(40)).tag("pr-1", 1);
     repo.0

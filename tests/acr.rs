@@ -1,0 +1,557 @@
+//! The `acr` backend against recorded responses shaped like ACR's published REST examples
+//! (`tests/fixtures/acr/`), served from loopback. Where a test needs manifests, a real
+//! registry stands behind the recorded `/acr/v1/` and `/oauth2/` answers.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use registry_janitor::registry::{
+    ClientOptions, Credentials, Digest, Kind, OciClient, RetryPolicy, TagDeleted,
+};
+use support::acr::{Recorded, RecordedAcr};
+use support::janitor::Janitor;
+use support::{Image, TestRegistry};
+
+const OLD: &str = "2025-01-01T00:00:00.0000000Z";
+
+fn d(n: u8) -> String {
+    format!("sha256:{}", format!("{n:02x}").repeat(32))
+}
+
+/// Fixture values for tags `v1` (old), `v2` (old, locked) and `v3` (a day old).
+fn vars(digests: [&str; 4]) -> BTreeMap<&'static str, String> {
+    let recent =
+        (Utc::now() - chrono::Duration::days(1)).to_rfc3339_opts(SecondsFormat::Micros, true);
+    BTreeMap::from([
+        ("registry", "acrapi.azurecr-test.io".to_owned()),
+        ("repository", "app".to_owned()),
+        ("tag1", "v1".to_owned()),
+        ("tag2", "v2".to_owned()),
+        ("tag3", "v3".to_owned()),
+        ("digest1", digests[0].to_owned()),
+        ("digest2", digests[1].to_owned()),
+        ("digest3", digests[2].to_owned()),
+        ("untagged", digests[3].to_owned()),
+        ("old", OLD.to_owned()),
+        ("recent", recent),
+        ("refresh_token", "acr-refresh-token-1".to_owned()),
+        // A JWT whose `exp` is an hour away (ACR answers without `expires_in`).
+        ("access_token", jwt(3600)),
+    ])
+}
+
+fn fake_vars() -> BTreeMap<&'static str, String> {
+    vars([&d(1), &d(2), &d(3), &d(4)])
+}
+
+fn jwt(seconds: i64) -> String {
+    use base64::Engine as _;
+    let b64 = |s: String| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = Utc::now().timestamp() + seconds;
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#.into()),
+        b64(format!(r#"{{"exp":{exp},"access":[]}}"#))
+    )
+}
+
+fn acr_client(url: &str, options: ClientOptions) -> OciClient {
+    OciClient::new(
+        url,
+        ClientOptions {
+            kind: Some(Kind::Acr),
+            retry: RetryPolicy {
+                max_attempts: 3,
+                base_delay: Duration::from_millis(5),
+                max_delay: Duration::from_millis(20),
+                max_retry_after: Duration::from_secs(5),
+            },
+            ..options
+        },
+    )
+    .expect("client")
+}
+
+const OPAQUE_NEXT: &str = "/acr/v1/app/_tags?last=djJ8MjAyNS0wMS0wMQ%3D%3D&n=1000&orderby=";
+
+/// The tag listing over two pages, the second named by an opaque `last`.
+fn serve_tags(acr: &RecordedAcr, vars: &BTreeMap<&str, String>) {
+    acr.on(
+        "GET",
+        "/acr/v1/app/_tags?n=1000",
+        vec![Recorded::fixture(200, "GetTagList.page1.json", vars)
+            .header("link", &format!("<{OPAQUE_NEXT}>; rel=\"next\""))],
+    );
+    acr.on(
+        "GET",
+        OPAQUE_NEXT,
+        vec![Recorded::fixture(200, "GetTagList.page2.json", vars)],
+    );
+}
+
+#[tokio::test]
+async fn tag_listing_follows_the_opaque_last_of_the_link_header() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    serve_tags(&acr, &vars);
+    let client = acr_client(&acr.url, ClientOptions::default());
+
+    let tags = client.acr_tags("app").await.expect("tags");
+    let names: Vec<&str> = tags.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, vec!["v1", "v2", "v3"]);
+    assert!(!tags[0].changeable_attributes.locked());
+    assert!(
+        tags[1].changeable_attributes.locked(),
+        "deleteEnabled false is a lock"
+    );
+    assert_eq!(tags[0].digest, d(1).parse::<Digest>().unwrap());
+    assert_eq!(
+        tags[0].last_update_time.unwrap().to_rfc3339(),
+        "2025-01-01T00:00:00+00:00"
+    );
+    let pages: Vec<String> = acr
+        .seen_at("GET", "/acr/v1/app/_tags")
+        .into_iter()
+        .map(|s| s.path)
+        .collect();
+    assert_eq!(
+        pages,
+        vec![
+            "/acr/v1/app/_tags?n=1000".to_owned(),
+            OPAQUE_NEXT.to_owned()
+        ]
+    );
+}
+
+#[tokio::test]
+async fn manifest_listing_gives_times_sizes_and_locks_untagged_ones_included() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        vec![Recorded::fixture(200, "GetManifestList.json", &vars)],
+    );
+    let client = acr_client(&acr.url, ClientOptions::default());
+
+    let manifests = client.acr_manifests("app").await.expect("manifests");
+    assert_eq!(manifests.len(), 4);
+    let untagged = &manifests[3];
+    assert_eq!(untagged.digest, d(4).parse::<Digest>().unwrap());
+    assert!(untagged.tags.is_empty());
+    assert_eq!(untagged.image_size, Some(4135121));
+    assert!(manifests[1].changeable_attributes.locked());
+    assert!(!manifests[0].changeable_attributes.locked());
+}
+
+#[tokio::test]
+async fn an_azure_ad_token_is_exchanged_once_and_traded_for_one_token_per_scope() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    acr.on(
+        "GET",
+        "/acr/v1/_catalog",
+        vec![
+            acr.unauthorized("registry:catalog:*", &vars),
+            Recorded::fixture(200, "GetRepositoryList.json", &vars),
+        ],
+    );
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        vec![
+            acr.unauthorized("repository:app:metadata_read", &vars),
+            Recorded::fixture(200, "GetManifestList.json", &vars),
+        ],
+    );
+    acr.on(
+        "POST",
+        "/oauth2/exchange",
+        vec![Recorded::fixture(200, "PostRefreshToken.json", &vars)],
+    );
+    acr.on(
+        "POST",
+        "/oauth2/token",
+        vec![Recorded::fixture(200, "PostAccessToken.json", &vars)],
+    );
+    let client = acr_client(
+        &acr.url,
+        ClientOptions {
+            aad_token: Some("aad-access-token".into()),
+            ..ClientOptions::default()
+        },
+    );
+
+    let repositories = client.repositories().await.expect("catalog");
+    assert_eq!(repositories.items, vec!["app", "tools/builder"]);
+    client.acr_manifests("app").await.expect("manifests");
+
+    let exchanges = acr.seen_at("POST", "/oauth2/exchange");
+    assert_eq!(exchanges.len(), 1, "the refresh token is reused");
+    let form = &exchanges[0].body;
+    assert!(form.contains("grant_type=access_token"), "{form}");
+    assert!(form.contains("access_token=aad-access-token"), "{form}");
+    assert!(form.contains("service=acrapi.azurecr-test.io"), "{form}");
+    let tokens = acr.seen_at("POST", "/oauth2/token");
+    assert_eq!(tokens.len(), 2);
+    assert!(tokens[0].body.contains("grant_type=refresh_token"));
+    assert!(tokens[0].body.contains("refresh_token=acr-refresh-token-1"));
+    assert!(
+        tokens[0].body.contains("scope=registry%3Acatalog%3A*"),
+        "{}",
+        tokens[0].body
+    );
+    // One token covers everything the janitor does in a repository.
+    assert!(
+        tokens[1]
+            .body
+            .contains("scope=repository%3Aapp%3Apull%2Cdelete%2Cmetadata_read"),
+        "{}",
+        tokens[1].body
+    );
+    let listed = acr.seen_at("GET", "/acr/v1/_catalog");
+    assert_eq!(
+        listed[1].authorization.as_deref(),
+        Some(format!("Bearer {}", vars["access_token"]).as_str())
+    );
+    assert!(
+        acr.seen().iter().all(|s| !s
+            .authorization
+            .as_deref()
+            .unwrap_or("")
+            .contains("aad-access-token")),
+        "the Azure AD token went to the registry API"
+    );
+}
+
+#[tokio::test]
+async fn admin_credentials_get_an_access_token_and_a_refused_token_is_replaced() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    let catalog = Recorded::fixture(200, "GetRepositoryList.json", &vars);
+    acr.on(
+        "GET",
+        "/acr/v1/_catalog",
+        // Second call: the cached token is refused (revoked), and a fresh one works.
+        vec![
+            acr.unauthorized("registry:catalog:*", &vars),
+            catalog.clone(),
+            acr.unauthorized("registry:catalog:*", &vars),
+            catalog,
+        ],
+    );
+    acr.on(
+        "GET",
+        "/oauth2/token",
+        vec![Recorded::fixture(200, "PostAccessToken.json", &vars)],
+    );
+    let client = acr_client(
+        &acr.url,
+        ClientOptions {
+            credentials: Some(Credentials {
+                username: "myregistry".into(),
+                password: "admin-password".into(),
+            }),
+            ..ClientOptions::default()
+        },
+    );
+
+    client.repositories().await.expect("first listing");
+    client
+        .repositories()
+        .await
+        .expect("second listing, after a 401");
+    let tokens = acr.seen_at("GET", "/oauth2/token");
+    assert_eq!(tokens.len(), 2, "one token, then a fresh one after the 401");
+    assert!(tokens[0]
+        .authorization
+        .as_deref()
+        .unwrap_or("")
+        .starts_with("Basic "));
+    assert!(
+        tokens[0].path.contains("service=acrapi.azurecr-test.io"),
+        "{}",
+        tokens[0].path
+    );
+    let listed = acr.seen_at("GET", "/acr/v1/_catalog");
+    assert_eq!(listed.len(), 4);
+    assert_eq!(
+        listed[2].authorization, listed[1].authorization,
+        "the cached token was sent first"
+    );
+}
+
+#[tokio::test]
+async fn too_many_requests_waits_as_long_as_acr_asks() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        vec![
+            Recorded::fixture(429, "Error.TOOMANYREQUESTS.json", &vars).header("retry-after", "1"),
+            Recorded::fixture(200, "GetManifestList.json", &vars),
+        ],
+    );
+    let client = acr_client(&acr.url, ClientOptions::default());
+    let started = Instant::now();
+    let manifests = client
+        .acr_manifests("app")
+        .await
+        .expect("manifests after a 429");
+    assert_eq!(manifests.len(), 4);
+    assert_eq!(acr.seen_at("GET", "/acr/v1/app/_manifests").len(), 2);
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "did not wait for Retry-After"
+    );
+}
+
+#[tokio::test]
+async fn a_lock_is_a_typed_error_and_tags_are_deleted_through_acr_v1() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    let digest: Digest = d(2).parse().unwrap();
+    acr.on(
+        "DELETE",
+        &format!("/v2/app/manifests/{digest}"),
+        vec![Recorded::fixture(
+            405,
+            "Error.REGISTRY_DISALLOWED_OPERATION.json",
+            &vars,
+        )],
+    );
+    acr.on("DELETE", "/acr/v1/app/_tags/v3", vec![Recorded::empty(202)]);
+    acr.on(
+        "DELETE",
+        "/acr/v1/app/_tags/v2",
+        vec![Recorded::fixture(
+            405,
+            "Error.REGISTRY_DISALLOWED_OPERATION.json",
+            &vars,
+        )],
+    );
+    let client = acr_client(&acr.url, ClientOptions::default());
+
+    let err = client
+        .delete_manifest("app", &digest)
+        .await
+        .expect_err("locked");
+    assert!(err.is_locked(), "{err}");
+    assert!(err.to_string().contains("locked in the registry"), "{err}");
+    assert_eq!(
+        client.delete_tag("app", "v3").await.expect("tag delete"),
+        TagDeleted::Removed
+    );
+    assert!(client
+        .delete_tag("app", "v2")
+        .await
+        .expect_err("locked tag")
+        .is_locked());
+    assert!(
+        acr.seen_at("DELETE", "/v2/app/manifests/v3").is_empty(),
+        "tag deleted through /v2"
+    );
+}
+
+/// A real registry with `v1` (old), `v2` (old, locked), `v3` (recent) and an untagged old
+/// manifest, behind recorded ACR listings that describe them.
+async fn acr_over_real_registry() -> (TestRegistry, RecordedAcr, [support::Pushed; 4]) {
+    let registry = TestRegistry::start().await;
+    let v1 = Image::oci("app").tag("v1").push(&registry).await;
+    let v2 = Image::oci("app").tag("v2").push(&registry).await;
+    let v3 = Image::oci("app").tag("v3").push(&registry).await;
+    let untagged = Image::oci("app").push(&registry).await;
+    let acr = RecordedAcr::start(Some(&registry.url)).await;
+    let vars = vars([&v1.digest, &v2.digest, &v3.digest, &untagged.digest]);
+    serve_tags(&acr, &vars);
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        vec![Recorded::fixture(200, "GetManifestList.json", &vars)],
+    );
+    (registry, acr, [v1, v2, v3, untagged])
+}
+
+const POLICY: &str = r#"{"rules":[
+    {"name":"old","select":"tagged","tags":".*","older_than":"30d"},
+    {"name":"dangling","select":"untagged","older_than":"7d"}]}"#;
+
+#[tokio::test]
+async fn acr_sweep_ages_by_registry_timestamps_and_keeps_locked_tags() {
+    let (registry, acr, [v1, v2, v3, untagged]) = acr_over_real_registry().await;
+    let janitor = Janitor::for_url(&acr.url);
+
+    // A first sweep, with an empty inventory: ACR's own listing and timestamps find the old untagged manifest.
+    let done = janitor
+        .apply(POLICY, &["--kind", "acr", "--repository", "app"])
+        .await;
+    assert_eq!(done.code, 0, "{}", done.stderr);
+    let mut deleted = done.deleted("app");
+    deleted.sort();
+    let mut want = vec![v1.digest.clone(), untagged.digest.clone()];
+    want.sort();
+    assert_eq!(deleted, want);
+    assert!(done
+        .kept_reason("app", &v2.digest)
+        .unwrap()
+        .contains("locked"));
+    assert!(done.kept_reason("app", &v3.digest).is_some());
+    assert!(!registry.has_manifest("app", &v1.digest).await);
+    assert!(!registry.has_manifest("app", &untagged.digest).await);
+    assert!(registry.has_manifest("app", &v2.digest).await);
+    assert!(registry.has_manifest("app", &v3.digest).await);
+    // One GET per distinct digest, and no HEAD per tag: the listing names every digest.
+    assert_eq!(acr.seen_at("GET", "/v2/app/manifests").len(), 0);
+    let gets = acr
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "GET" && s.path.starts_with("/v2/app/manifests/"))
+        .count();
+    assert_eq!(gets, 4);
+    assert!(
+        acr.seen().iter().all(|s| s.method != "HEAD"),
+        "{:?}",
+        acr.seen()
+    );
+}
+
+#[tokio::test]
+async fn a_delete_refused_for_a_lock_is_reported_as_kept_not_as_a_failure() {
+    let (registry, acr, [v1, ..]) = acr_over_real_registry().await;
+    let vars = fake_vars();
+    acr.on(
+        "DELETE",
+        &format!("/v2/app/manifests/{}", v1.digest),
+        vec![Recorded::fixture(
+            405,
+            "Error.REGISTRY_DISALLOWED_OPERATION.json",
+            &vars,
+        )],
+    );
+    let janitor = Janitor::for_url(&acr.url);
+    let done = janitor
+        .apply(POLICY, &["--kind", "acr", "--repository", "app"])
+        .await;
+    assert_eq!(done.code, 0, "a lock is not a failure: {}", done.stdout);
+    assert!(!done.deleted("app").contains(&v1.digest));
+    assert!(done
+        .kept_reason("app", &v1.digest)
+        .unwrap()
+        .contains("locked"));
+    assert!(registry.has_manifest("app", &v1.digest).await);
+}
+
+#[tokio::test]
+async fn repository_and_tag_delete_use_acr_v1() {
+    let (_registry, acr, _) = acr_over_real_registry().await;
+    acr.on("DELETE", "/acr/v1/app", vec![Recorded::empty(202)]);
+    acr.on("DELETE", "/acr/v1/app/_tags/v3", vec![Recorded::empty(202)]);
+    let janitor = Janitor::for_url(&acr.url);
+
+    let tag = janitor
+        .run(&[
+            "tag",
+            "delete",
+            "--kind",
+            "acr",
+            "--registry",
+            &acr.url,
+            "app:v3",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(tag.code, 0, "{}\n{}", tag.stdout, tag.stderr);
+    assert_eq!(acr.seen_at("DELETE", "/acr/v1/app/_tags/v3").len(), 1);
+
+    let locked = janitor
+        .run(&[
+            "tag",
+            "delete",
+            "--kind",
+            "acr",
+            "--registry",
+            &acr.url,
+            "app:v2",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(locked.code, 1);
+    assert!(locked.stderr.contains("locked"), "{}", locked.stderr);
+
+    let repo = janitor
+        .run(&[
+            "repository",
+            "delete",
+            "--kind",
+            "acr",
+            "--registry",
+            &acr.url,
+            "--repository",
+            "app",
+            "--yes",
+        ])
+        .await;
+    // v2 is locked, so the repository cannot go in one call; the rest is deleted by digest.
+    assert!(
+        repo.stdout.contains("stays"),
+        "{}\n{}",
+        repo.stdout,
+        repo.stderr
+    );
+    assert!(acr.seen_at("DELETE", "/acr/v1/app").is_empty());
+
+    // Nothing locked: one call deletes the repository.
+    let (registry, acr, [_, _, v3, _]) = acr_over_real_registry().await;
+    let vars = vars([&d(1), &d(2), &v3.digest, &d(4)]);
+    acr.clear_routes();
+    acr.on(
+        "GET",
+        "/acr/v1/app/_tags",
+        vec![Recorded::fixture(200, "GetTagList.page2.json", &vars)],
+    );
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        vec![Recorded::fixture(200, "GetManifestList.single.json", &vars)],
+    );
+    acr.on("DELETE", "/acr/v1/app", vec![Recorded::empty(202)]);
+    let janitor = Janitor::for_url(&acr.url);
+    let repo = janitor
+        .run(&[
+            "repository",
+            "delete",
+            "--kind",
+            "acr",
+            "--registry",
+            &acr.url,
+            "--repository",
+            "app",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(repo.code, 0, "{}\n{}", repo.stdout, repo.stderr);
+    assert!(
+        repo.stdout.contains("Deleted the repository app"),
+        "{}",
+        repo.stdout
+    );
+    assert_eq!(acr.seen_at("DELETE", "/acr/v1/app").len(), 1);
+    assert!(acr
+        .seen()
+        .iter()
+        .all(|s| !(s.method == "DELETE" && s.path.starts_with("/v2/"))));
+    assert!(
+        registry.has_manifest("app", &v3.digest).await,
+        "the recorded 202 changed nothing real"
+    );
+}
