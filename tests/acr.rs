@@ -175,10 +175,25 @@ async fn an_azure_ad_token_is_exchanged_once_and_traded_for_one_token_per_scope(
         "/oauth2/exchange",
         vec![Recorded::fixture(200, "PostRefreshToken.json", &vars)],
     );
+    let access = Recorded::fixture(200, "PostAccessToken.json", &vars);
     acr.on(
         "POST",
         "/oauth2/token",
-        vec![Recorded::fixture(200, "PostAccessToken.json", &vars)],
+        // The third trade is refused: the refresh token expired, so it is exchanged again.
+        vec![
+            access.clone(),
+            access.clone(),
+            Recorded::fixture(401, "Error.UNAUTHORIZED.json", &vars),
+            access,
+        ],
+    );
+    acr.on(
+        "GET",
+        "/acr/v1/tools/builder/_manifests",
+        vec![
+            acr.unauthorized("repository:tools/builder:metadata_read", &vars),
+            Recorded::fixture(200, "GetManifestList.json", &vars),
+        ],
     );
     let client = acr_client(
         &acr.url,
@@ -194,12 +209,21 @@ async fn an_azure_ad_token_is_exchanged_once_and_traded_for_one_token_per_scope(
 
     let exchanges = acr.seen_at("POST", "/oauth2/exchange");
     assert_eq!(exchanges.len(), 1, "the refresh token is reused");
+    client
+        .acr_manifests("tools/builder")
+        .await
+        .expect("manifests after a refused refresh token");
+    assert_eq!(acr.seen_at("POST", "/oauth2/exchange").len(), 2);
     let form = &exchanges[0].body;
     assert!(form.contains("grant_type=access_token"), "{form}");
     assert!(form.contains("access_token=aad-access-token"), "{form}");
     assert!(form.contains("service=acrapi.azurecr-test.io"), "{form}");
     let tokens = acr.seen_at("POST", "/oauth2/token");
-    assert_eq!(tokens.len(), 2);
+    assert_eq!(
+        tokens.len(),
+        4,
+        "catalog, app, then builder twice around the re-exchange"
+    );
     assert!(tokens[0].body.contains("grant_type=refresh_token"));
     assert!(tokens[0].body.contains("refresh_token=acr-refresh-token-1"));
     assert!(
@@ -423,6 +447,29 @@ async fn acr_sweep_ages_by_registry_timestamps_and_keeps_locked_tags() {
         "{:?}",
         acr.seen()
     );
+
+    // v2 is deleted behind our back. The inventory remembers it, and the listing, which is
+    // whole, says it is gone: no HEAD to find out.
+    let before = acr.seen().len();
+    let vars = vars([&v1.digest, &v2.digest, &v3.digest, &untagged.digest]);
+    acr.clear_routes();
+    acr.on(
+        "GET",
+        "/acr/v1/app/_tags",
+        vec![Recorded::fixture(200, "GetTagList.page2.json", &vars)],
+    );
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        vec![Recorded::fixture(200, "GetManifestList.single.json", &vars)],
+    );
+    let again = janitor
+        .plan(POLICY, &["--kind", "acr", "--repository", "app"])
+        .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let new: Vec<_> = acr.seen().into_iter().skip(before).collect();
+    assert!(new.iter().all(|s| s.method != "HEAD"), "{new:?}");
+    assert!(again.kept_reason("app", &v2.digest).is_none());
 }
 
 #[tokio::test]
