@@ -29,6 +29,8 @@ pub struct Decider<'a> {
     decide: Box<dyn Fn(&Snapshot) -> RepositoryPlan + Send + Sync + 'a>,
     /// Manifests the user forced out: deleted although something that stays reaches them.
     forced: BTreeSet<Digest>,
+    /// The user allowed lifting registry locks on what is deleted (`apply --unlock`).
+    unlock: bool,
 }
 
 impl<'a> Decider<'a> {
@@ -41,7 +43,14 @@ impl<'a> Decider<'a> {
         Decider {
             decide: Box::new(decide),
             forced: BTreeSet::new(),
+            unlock: false,
         }
+    }
+
+    /// Lift the registry's lock on a manifest (and its tags) before deleting it.
+    pub fn unlocking(mut self, unlock: bool) -> Decider<'a> {
+        self.unlock = unlock;
+        self
     }
 
     /// Let these go even if something that stays still reaches them (`--force`).
@@ -248,7 +257,21 @@ pub async fn apply(
         let results: Vec<(Digest, Result<Deleted, RegistryError>)> = stream::iter(ready)
             .map(|(digest, _)| {
                 let repo = repo.as_str();
+                let locked_tags: Vec<&str> = fresh
+                    .tags
+                    .iter()
+                    .filter(|(_, t)| t.digest == digest && t.locked)
+                    .map(|(n, _)| n.as_str())
+                    .collect();
+                let locked = fresh.manifests.get(&digest).is_some_and(|f| f.locked)
+                    || !locked_tags.is_empty();
                 async move {
+                    if decider.unlock && locked {
+                        if let Err(e) = client.unlock(repo, &digest, &locked_tags).await {
+                            return (digest, Err(e));
+                        }
+                        tracing::warn!(action = "unlock", repository = repo, digest = %digest, tags = ?locked_tags, "lifted the registry's lock to delete it (--unlock)");
+                    }
                     let r = client.delete_manifest(repo, &digest).await;
                     (digest, r)
                 }

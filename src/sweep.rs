@@ -32,6 +32,9 @@ pub struct Sweeper<'a, S: StateStore> {
     pub concurrency: usize,
     /// No new repository and no new delete starts after this (the Lambda deadline).
     pub deadline: Option<Instant>,
+    /// Lift a registry lock (ACR) on a manifest the plan deletes, logging it. Only a policy
+    /// with `protect.include_locked` plans such deletes.
+    pub unlock: bool,
 }
 
 /// What a run over several repositories did.
@@ -105,8 +108,8 @@ impl<S: StateStore> Sweeper<'_, S> {
     /// Carry out a plan made by `plan`, and forget what was deleted.
     pub async fn apply(&mut self, planned: Planned) -> Result<RepositoryPlan, StateError> {
         let policy = self.policy;
-        self.apply_with(planned, &Decider::policy(policy, self.now))
-            .await
+        let decider = Decider::policy(policy, self.now).unlocking(self.unlock);
+        self.apply_with(planned, &decider).await
     }
 
     /// As `apply`, re-checking with `decider` (the one the plan was made with).

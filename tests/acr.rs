@@ -602,3 +602,77 @@ async fn repository_and_tag_delete_use_acr_v1() {
         "the recorded 202 changed nothing real"
     );
 }
+
+const POLICY_WITH_LOCKED: &str = r#"{"rules":[
+    {"name":"old","select":"tagged","tags":".*","older_than":"30d"}],
+    "protect":{"include_locked":true}}"#;
+
+#[tokio::test]
+async fn locked_manifests_are_unlocked_only_with_the_unlock_flag() {
+    let (registry, acr, [_, v2, ..]) = acr_over_real_registry().await;
+    let vars = fake_vars();
+    let manifest_path = format!("/acr/v1/app/_manifests/{}", v2.digest);
+    acr.on("PATCH", "/acr/v1/app/_tags/v2", vec![Recorded::empty(200)]);
+    acr.on("PATCH", &manifest_path, vec![Recorded::empty(200)]);
+    let janitor = Janitor::for_url(&acr.url);
+
+    // Selected (include_locked), but without --unlock the registry's refusal stands.
+    acr.on(
+        "DELETE",
+        &format!("/v2/app/manifests/{}", v2.digest),
+        vec![Recorded::fixture(
+            405,
+            "Error.REGISTRY_DISALLOWED_OPERATION.json",
+            &vars,
+        )],
+    );
+    let refused = janitor
+        .apply(
+            POLICY_WITH_LOCKED,
+            &["--kind", "acr", "--repository", "app"],
+        )
+        .await;
+    assert_eq!(refused.code, 0, "{}", refused.stdout);
+    assert!(refused
+        .kept_reason("app", &v2.digest)
+        .unwrap()
+        .contains("locked"));
+    assert!(
+        acr.seen().iter().all(|s| s.method != "PATCH"),
+        "unlocked without --unlock"
+    );
+    assert!(registry.has_manifest("app", &v2.digest).await);
+
+    // With --unlock: the tag and the manifest are unlocked first, then the manifest goes.
+    let (registry, acr, [_, v2, ..]) = acr_over_real_registry().await;
+    let manifest_path = format!("/acr/v1/app/_manifests/{}", v2.digest);
+    acr.on("PATCH", "/acr/v1/app/_tags/v2", vec![Recorded::empty(200)]);
+    acr.on("PATCH", &manifest_path, vec![Recorded::empty(200)]);
+    let janitor = Janitor::for_url(&acr.url);
+    let done = janitor
+        .apply(
+            POLICY_WITH_LOCKED,
+            &["--kind", "acr", "--repository", "app", "--unlock"],
+        )
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert!(done.deleted("app").contains(&v2.digest));
+    assert!(!registry.has_manifest("app", &v2.digest).await);
+    let log = acr.seen();
+    let at = |method: &str, path: &str| {
+        log.iter()
+            .position(|s| s.method == method && s.path == path)
+    };
+    let unlocked = at("PATCH", &manifest_path).expect("manifest unlocked");
+    assert!(
+        at("PATCH", "/acr/v1/app/_tags/v2").is_some(),
+        "tag unlocked"
+    );
+    assert!(log[unlocked].body.contains(r#""deleteEnabled":true"#));
+    assert!(unlocked < at("DELETE", &format!("/v2/app/manifests/{}", v2.digest)).unwrap());
+    assert!(
+        done.stderr.contains("unlock"),
+        "the unlock is logged: {}",
+        done.stderr
+    );
+}

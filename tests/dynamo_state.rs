@@ -25,6 +25,7 @@ async fn sweep_once(client: &OciClient, store: &mut DynamoState, policy: &Policy
         now: t(now),
         concurrency: 4,
         deadline: None,
+        unlock: false,
     };
     sweeper
         .run(&["app".to_owned()], false, |_, _, _| {})

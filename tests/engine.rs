@@ -30,6 +30,7 @@ fn sweeper<'a>(
         now: NOW.parse().unwrap(),
         concurrency: 4,
         deadline: None,
+        unlock: false,
     }
 }
 

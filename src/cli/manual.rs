@@ -268,6 +268,7 @@ fn sweeper<'a>(
         now,
         concurrency: usize::from(connect.concurrency),
         deadline: None,
+        unlock: false,
     }
 }
 

@@ -41,6 +41,10 @@ pub enum Command {
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long)]
         yes: bool,
+        /// ACR: lift the lock of a locked manifest the plan deletes (only a policy with
+        /// protect.include_locked plans that), and log it. Without it the registry refuses.
+        #[arg(long)]
+        unlock: bool,
     },
     /// Repositories: delete one with everything in it.
     #[command(subcommand)]
@@ -83,14 +87,18 @@ fn runtime(e: impl Into<anyhow::Error>) -> Failure {
 
 pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Plan(args) => sweep::sweep(args, sweep::Mode::Plan).await,
-        Command::Apply { sweep: args, yes } => {
+        Command::Plan(args) => sweep::sweep(args, sweep::Mode::Plan, false).await,
+        Command::Apply {
+            sweep: args,
+            yes,
+            unlock,
+        } => {
             let mode = if yes {
                 sweep::Mode::ApplyNow
             } else {
                 sweep::Mode::ApplyAfterAsking
             };
-            sweep::sweep(args, mode).await
+            sweep::sweep(args, mode, unlock).await
         }
         Command::Repository(c) => manual::repository(c).await,
         Command::Image(c) => manual::image(c).await,

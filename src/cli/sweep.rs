@@ -47,7 +47,7 @@ pub enum Mode {
     ApplyAfterAsking,
 }
 
-pub async fn sweep(args: SweepArgs, mode: Mode) -> Result<ExitCode, Failure> {
+pub async fn sweep(args: SweepArgs, mode: Mode, unlock: bool) -> Result<ExitCode, Failure> {
     let policy = Policy::from_file(&args.policy).map_err(usage)?;
     if mode == Mode::ApplyAfterAsking && !can_ask() {
         return Err(needs_yes());
@@ -58,7 +58,7 @@ pub async fn sweep(args: SweepArgs, mode: Mode) -> Result<ExitCode, Failure> {
         tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");
     }
     let mut store = args.connect.open_store(&conn.host)?;
-    let result = run_sweep(&conn.client, &policy, &mut store, &args, now, mode).await;
+    let result = run_sweep(&conn.client, &policy, &mut store, &args, now, mode, unlock).await;
     store.flush().await.map_err(runtime)?;
     result
 }
@@ -70,6 +70,7 @@ async fn run_sweep<S: StateStore>(
     args: &SweepArgs,
     now: DateTime<Utc>,
     mode: Mode,
+    unlock: bool,
 ) -> Result<ExitCode, Failure> {
     let repositories = scope(client, policy, &args.repositories)
         .await
@@ -82,6 +83,7 @@ async fn run_sweep<S: StateStore>(
         now,
         concurrency: usize::from(args.connect.concurrency),
         deadline: None,
+        unlock,
     };
     let progress = Progress::new(repositories.len());
     let results = if mode == Mode::ApplyAfterAsking {

@@ -244,6 +244,7 @@ impl App {
             now,
             concurrency: config.concurrency,
             deadline,
+            unlock: false,
         };
         sweeper
             .remember(&job.pushed)

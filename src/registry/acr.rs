@@ -131,6 +131,45 @@ impl OciClient {
         }
     }
 
+    /// Lift the locks on a manifest and on `tags` (`PATCH /acr/v1/<repo>/_tags/<tag>` and
+    /// `_manifests/<digest>` with `deleteEnabled` and `writeEnabled` true), so it can be
+    /// deleted. Nothing to do on a registry without locks.
+    pub async fn unlock(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        tags: &[&str],
+    ) -> Result<(), RegistryError> {
+        if self.kind() != Kind::Acr {
+            return Ok(());
+        }
+        check_repository(repository)?;
+        let mut paths: Vec<String> = Vec::new();
+        for tag in tags {
+            check_tag(tag)?;
+            paths.push(format!("/acr/v1/{repository}/_tags/{tag}"));
+        }
+        paths.push(format!("/acr/v1/{repository}/_manifests/{digest}"));
+        let body = br#"{"deleteEnabled":true,"writeEnabled":true}"#.to_vec();
+        let scope = format!("repository:{repository}:metadata_write");
+        for path in paths {
+            let url = self.url(&path)?;
+            let extra = Extra {
+                content_type: Some("application/json"),
+                body: Some(body.clone()),
+                ..Extra::default()
+            };
+            let response = self
+                .transport()
+                .send(Method::PATCH, &url, &scope, &extra)
+                .await?;
+            if !response.status().is_success() {
+                return Err(status_error(&Method::PATCH, &url, response).await);
+            }
+        }
+        Ok(())
+    }
+
     /// Delete a repository with every tag and manifest in it (`DELETE /acr/v1/<repo>`).
     pub async fn delete_repository(&self, repository: &str) -> Result<Deleted, RegistryError> {
         self.require_acr("repository delete")?;
