@@ -147,6 +147,42 @@ async fn image_delete_refuses_a_platform_image_a_tagged_index_uses_unless_forced
 }
 
 #[tokio::test]
+async fn image_delete_by_digest_finds_an_untagged_manifest_nothing_links_to() {
+    let registry = TestRegistry::start().await;
+    let loose = Image::oci("app").push(&registry).await;
+    let kept = Image::oci("app").tag("v1").push(&registry).await;
+    let janitor = Janitor::new(&registry);
+    let reference = format!("app@{}", loose.digest);
+    let out = janitor
+        .run(&[
+            "image",
+            "delete",
+            "--registry",
+            url(&registry),
+            &reference,
+            "--yes",
+        ])
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("(it has no tags)"), "{}", out.stdout);
+    assert!(!registry.has_manifest("app", &loose.digest).await);
+    assert!(registry.has_manifest("app", &kept.digest).await);
+    let missing = format!("app@sha256:{}", "0".repeat(64));
+    let out = janitor
+        .run(&[
+            "image",
+            "delete",
+            "--registry",
+            url(&registry),
+            &missing,
+            "--yes",
+        ])
+        .await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("no such manifest"), "{}", out.stderr);
+}
+
+#[tokio::test]
 async fn image_delete_off_a_terminal_without_yes_changes_nothing() {
     let registry = TestRegistry::start().await;
     let v1 = Image::oci("app").tag("v1").push(&registry).await;

@@ -293,7 +293,10 @@ async fn delete_image(
     force: bool,
 ) -> Result<ExitCode, Failure> {
     let now = Utc::now();
-    let policy = Policy::nothing();
+    // Named in the policy's pins only so that collect reads it even when nothing links to it
+    // (an untagged manifest by digest); the decider below does not look at pins.
+    let mut policy = Policy::nothing();
+    policy.protect.digests.insert(digest.clone());
     let chosen: BTreeSet<Digest> = [digest.clone()].into();
     let reason = "named by image delete".to_owned();
     let decider = Decider::new(|s| delete_chosen(s, &chosen, &reason, force).plan);
