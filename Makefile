@@ -33,10 +33,10 @@ lint-infra:
 	$(INFRA_VENV)/bin/cfn-lint infra/template.yaml
 	$(INFRA_VENV)/bin/checkov -f infra/template.yaml --framework cloudformation --skip-download --quiet --compact
 
-## The Lambda bootstrap for arm64 (Graviton), as the template deploys it.
+## The Lambda bootstrap for arm64 (Graviton), as the template deploys it: cargo lambda with
+## rustup's aarch64 target, else with Debian's rustc-web and its arm64 std (see the script).
 build-lambda: deps
-	cargo lambda build --release --arm64 --bin registry-janitor
-	@ls -l target/lambda/registry-janitor/bootstrap
+	bash scripts/build-lambda.sh
 
 ## Deploy with SAM, asking for every parameter (needs AWS credentials; not part of CI).
 deploy: build-lambda
