@@ -177,7 +177,7 @@ pub async fn apply(
         done.unfinished = true;
     }
     let untags = if done.unfinished { Vec::new() } else { untags };
-    let untagged: Vec<Option<Untag>> = stream::iter(untags)
+    let untagged: Vec<Result<Option<Untag>, Keep>> = stream::iter(untags)
         .map(|mut u| {
             let repo = repo.as_str();
             async move {
@@ -191,14 +191,19 @@ pub async fn apply(
                     &result,
                 );
                 match result {
-                    Ok(true) => Some(u),
-                    // The tag moved in the last moment: it is someone else's now. Or it is
-                    // locked, which is the registry owner's decision, not a failure.
-                    Ok(false) => None,
-                    Err(e) if e.is_locked() => None,
+                    Ok(true) => Ok(Some(u)),
+                    // The tag moved in the last moment: it is someone else's now.
+                    Ok(false) => Ok(None),
+                    // A lock is the registry owner's decision, not a failure.
+                    Err(e) if e.is_locked() => Err(Keep {
+                        digest: u.digest,
+                        tags: vec![u.tag],
+                        reason: "not untagged: the registry refused: locked".into(),
+                        since: None,
+                    }),
                     Err(e) => {
                         u.error = Some(e.to_string());
-                        Some(u)
+                        Ok(Some(u))
                     }
                 }
             }
@@ -206,7 +211,13 @@ pub async fn apply(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    done.untag = untagged.into_iter().flatten().collect();
+    for result in untagged {
+        match result {
+            Ok(Some(u)) => done.untag.push(u),
+            Ok(None) => {}
+            Err(kept) => done.keep.push(kept),
+        }
+    }
     done.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
 
     let entries: BTreeMap<Digest, crate::plan::Delete> = planned
@@ -266,13 +277,22 @@ pub async fn apply(
                 let locked = fresh.manifests.get(&digest).is_some_and(|f| f.locked)
                     || !locked_tags.is_empty();
                 async move {
-                    if decider.unlock && locked {
+                    let unlock = decider.unlock && locked;
+                    if unlock {
                         if let Err(e) = client.unlock(repo, &digest, &locked_tags).await {
                             return (digest, Err(e));
                         }
                         tracing::warn!(action = "unlock", repository = repo, digest = %digest, tags = ?locked_tags, "lifted the registry's lock to delete it (--unlock)");
                     }
-                    let r = client.delete_manifest(repo, &digest).await;
+                    let r = match client.delete_manifest(repo, &digest).await {
+                        // Say so: the lock is not put back.
+                        Err(e) if unlock => Err(RegistryError::InvalidResponse {
+                            method: "DELETE".into(),
+                            path: format!("/v2/{repo}/manifests/{digest}"),
+                            reason: format!("unlocked it, then the delete failed, so it stays unlocked: {e}"),
+                        }),
+                        other => other,
+                    };
                     (digest, r)
                 }
             })

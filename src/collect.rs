@@ -259,6 +259,19 @@ impl Reader<'_> {
         }
         self.listed_all = true;
         self.check_tag_targets();
+        // The two listings name the same tags, or the picture is not whole (a listing cut
+        // short, a push between the two requests): nothing is deleted here this run.
+        let by_manifest: BTreeSet<(&str, &Digest)> = manifests
+            .iter()
+            .flat_map(|m| m.tags.iter().map(move |t| (t.as_str(), &m.digest)))
+            .collect();
+        let by_tag: BTreeSet<(&str, &Digest)> =
+            tags.iter().map(|t| (t.name.as_str(), &t.digest)).collect();
+        if let Some((tag, digest)) = by_manifest.symmetric_difference(&by_tag).next() {
+            let problem =
+                format!("the tag and manifest listings disagree about tag {tag} on {digest}");
+            self.problem(problem);
+        }
         self.read_digests(subjects, true).await;
     }
 

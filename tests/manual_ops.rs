@@ -183,6 +183,32 @@ async fn image_delete_by_digest_finds_an_untagged_manifest_nothing_links_to() {
 }
 
 #[tokio::test]
+async fn image_delete_refuses_to_leave_a_tagged_sbom_without_its_subject() {
+    let registry = TestRegistry::start().await;
+    let v1 = Image::oci("app").tag("v1").push(&registry).await;
+    let sbom = Image::oci("app")
+        .referrer_of(&v1, "application/spdx+json")
+        .tag("sbom-v1")
+        .push(&registry)
+        .await;
+    let janitor = Janitor::new(&registry);
+    let out = janitor
+        .run(&[
+            "image",
+            "delete",
+            "--registry",
+            url(&registry),
+            "app:v1",
+            "--yes",
+        ])
+        .await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("sbom-v1"), "{}", out.stderr);
+    assert!(registry.has_manifest("app", &v1.digest).await);
+    assert!(registry.has_manifest("app", &sbom.digest).await);
+}
+
+#[tokio::test]
 async fn image_delete_off_a_terminal_without_yes_changes_nothing() {
     let registry = TestRegistry::start().await;
     let v1 = Image::oci("app").tag("v1").push(&registry).await;

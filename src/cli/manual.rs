@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use clap::{Args, Subcommand, ValueEnum};
 
 use registry_janitor::apply::Decider;
-use registry_janitor::plan::manual::{delete_chosen, listing, untag_only, Listed};
+use registry_janitor::plan::manual::{self, delete_chosen, listing, untag_only, Listed};
 use registry_janitor::plan::RepositoryPlan;
 use registry_janitor::policy::Policy;
 use registry_janitor::registry::name::check_repository;
@@ -214,8 +214,12 @@ pub async fn manifest(command: ManifestCommand) -> Result<ExitCode, Failure> {
             let mut store = connect.open_store(&conn.host)?;
             let policy = Policy::whole_repository(&repository, age);
             let result = async {
+                let decider = Decider::new(|s| manual::older_than(s, &policy, now));
                 let mut sweeper = sweeper(&conn, &policy, &mut store, &connect, now);
-                let planned = sweeper.plan(&repository).await.map_err(runtime)?;
+                let planned = sweeper
+                    .plan_with(&repository, &decider)
+                    .await
+                    .map_err(runtime)?;
                 if !yes {
                     let report = Report::new(now, true, vec![planned.plan]);
                     print!("{}", report.to_table());
@@ -224,7 +228,10 @@ pub async fn manifest(command: ManifestCommand) -> Result<ExitCode, Failure> {
                     );
                     return Ok(exit_code(&report));
                 }
-                let done = sweeper.apply(planned).await.map_err(runtime)?;
+                let done = sweeper
+                    .apply_with(planned, &decider)
+                    .await
+                    .map_err(runtime)?;
                 let report = Report::new(now, false, vec![done]);
                 print!("{}", report.to_table());
                 Ok(exit_code(&report))
@@ -313,8 +320,8 @@ async fn delete_image(
         .filter(|r| !c.forced.contains(&r.digest))
         .collect();
     if let Some(r) = unforced.first() {
-        let hint = if r.reason.contains("locked") {
-            "Unlock it in the registry first."
+        let hint = if r.locked {
+            "A registry lock holds it; lift the lock in the registry first."
         } else {
             "--force deletes it anyway, and breaks what uses it."
         };
@@ -336,12 +343,32 @@ async fn delete_image(
         eprintln!("Nothing was changed.");
         return Ok(ExitCode::SUCCESS);
     }
-    let decider = decider.forcing(c.forced);
+    // At the re-check, force only what was shown: if something new now uses the manifest,
+    // it is kept, as without --force.
+    let shown = c.refused.clone();
+    let recheck = Decider::new(|s| {
+        let again = delete_chosen(s, &chosen, &reason, force);
+        if again.refused == shown {
+            again.plan
+        } else {
+            delete_chosen(s, &chosen, &reason, false).plan
+        }
+    })
+    .forcing(c.forced);
     let done = sweeper
-        .apply_with(planned, &decider)
+        .apply_with(planned, &recheck)
         .await
         .map_err(runtime)?;
-    Ok(print_done(repo, &done))
+    let code = print_done(repo, &done);
+    if !done
+        .delete
+        .iter()
+        .any(|d| d.digest == digest && d.error.is_none())
+    {
+        eprintln!("{repo}@{digest} was not deleted.");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(code)
 }
 
 async fn delete_tag(
@@ -402,7 +429,14 @@ async fn delete_tag(
         .apply_with(planned, &decider)
         .await
         .map_err(runtime)?;
-    Ok(print_done(repo, &done))
+    let code = print_done(repo, &done);
+    if !done.untag.iter().any(|u| u.tag == tag && u.error.is_none()) {
+        eprintln!(
+            "{repo}:{tag} was not removed (it moved since the preview, or the registry refused)."
+        );
+        return Ok(ExitCode::from(1));
+    }
+    Ok(code)
 }
 
 async fn delete_repository(
@@ -438,7 +472,19 @@ async fn delete_repository(
         return Ok(ExitCode::SUCCESS);
     }
     if conn.client.kind() == Kind::Acr && plan.keep.is_empty() {
-        // ACR deletes a repository in one call, with its tags and manifests.
+        // ACR deletes a repository in one call, with its tags and manifests: first check that
+        // it holds nothing the preview did not show (a push while we asked).
+        let shown: BTreeSet<&Digest> = plan.delete.iter().map(|d| &d.digest).collect();
+        let now_listed = conn.client.acr_manifests(repo).await.map_err(runtime)?;
+        if let Some(new) = now_listed
+            .iter()
+            .find(|m| !shown.contains(&m.digest) || m.changeable_attributes.locked())
+        {
+            return Err(runtime(anyhow!(
+                "{repo} changed since the preview ({} is new or locked); nothing was changed, run it again",
+                new.digest
+            )));
+        }
         conn.client.delete_repository(repo).await.map_err(runtime)?;
         sweeper
             .store
@@ -639,10 +685,11 @@ fn print_done(repo: &str, done: &RepositoryPlan) -> ExitCode {
             }
         }
     }
+    // What apply kept that the plan deleted: changed since planning, or refused for a lock.
     for k in done
         .keep
         .iter()
-        .filter(|k| k.reason.starts_with("changed since planning"))
+        .filter(|k| k.reason.starts_with("changed since planning") || k.reason.starts_with("not "))
     {
         println!("kept {repo}@{}: {}", k.digest, k.reason);
     }

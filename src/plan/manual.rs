@@ -9,6 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::graph::{Edge, Graph, TagKinds};
 use super::{incomplete, settle, Delete, Keep, Own, RepositoryPlan, Snapshot, Untag};
+use chrono::{DateTime, Utc};
+
+use crate::policy::Policy;
 use crate::registry::Digest;
 
 /// A plan that deletes `chosen` (and what only they reach), giving `reason` for each.
@@ -48,11 +51,19 @@ pub fn delete_chosen(
             orphaning.insert(d.clone(), staying);
         }
     }
+    // A lock is never forced: lifting one is a separate, explicit step.
+    let locked = |d: &Digest| {
+        snapshot.manifests.get(d).is_some_and(|f| f.locked)
+            || snapshot.tags.values().any(|t| &t.digest == d && t.locked)
+    };
+    // Kept because of a lock, its own or that of an index or subject that keeps it.
+    let under_lock = graph.reach(snapshot.manifests.keys().filter(|d| locked(d)));
     let mut refused = Vec::new();
     for k in plan.keep.iter().filter(|k| chosen.contains(&k.digest)) {
         refused.push(Refusal {
             digest: k.digest.clone(),
             reason: k.reason.clone(),
+            locked: under_lock.contains_key(&k.digest),
         });
     }
     for (d, staying) in &orphaning {
@@ -73,18 +84,14 @@ pub fn delete_chosen(
                 "its referrers {} stay, and would lose their subject",
                 names.join(", ")
             ),
+            locked: false,
         });
     }
     refused.sort_by(|a, b| a.digest.cmp(&b.digest));
     let mut forced = BTreeSet::new();
     if force {
         // Delete what was refused anyway, with what it alone reaches.
-        // Not a registry lock: lifting one is a separate, explicit step.
-        let locked = |d: &Digest| {
-            snapshot.manifests.get(d).is_some_and(|f| f.locked)
-                || snapshot.tags.values().any(|t| &t.digest == d && t.locked)
-        };
-        for r in refused.iter().filter(|r| !locked(&r.digest)) {
+        for r in refused.iter().filter(|r| !r.locked) {
             forced.insert(r.digest.clone());
         }
         let keep: Vec<Keep> = std::mem::take(&mut plan.keep);
@@ -141,6 +148,43 @@ pub fn delete_chosen(
         plan,
         refused,
         forced,
+    }
+}
+
+/// `manifest delete --older-than`: the planner with `policy` (everything older than the date),
+/// but like the guide's script it only deletes manifests, never a tag alone, and it never
+/// leaves a referrer that stays (a recent SBOM) without its subject: the subject stays too.
+pub fn older_than(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> RepositoryPlan {
+    const PIN: &str = "pinned by protect.digests";
+    let tags = TagKinds::of(snapshot);
+    let graph = Graph::build(snapshot, &tags);
+    let mut policy = policy.clone();
+    loop {
+        let mut plan = super::plan(snapshot, &policy, now);
+        plan.untag.clear();
+        let going: BTreeSet<&Digest> = plan.delete.iter().map(|d| &d.digest).collect();
+        let more: Vec<Digest> = going
+            .iter()
+            .filter(|d| {
+                graph
+                    .edges(d)
+                    .iter()
+                    .any(|(r, e)| *e == Edge::Referrer && !going.contains(r))
+            })
+            .map(|d| (*d).clone())
+            .collect();
+        if more.is_empty() {
+            // Say why in the user's words, not the pin's.
+            for k in plan.keep.iter_mut() {
+                if k.reason.contains(PIN) {
+                    k.reason = k
+                        .reason
+                        .replace(PIN, "a referrer that stays (an SBOM, a signature) needs it");
+                }
+            }
+            return plan;
+        }
+        policy.protect.digests.extend(more);
     }
 }
 
@@ -204,6 +248,8 @@ pub struct Chosen {
 pub struct Refusal {
     pub digest: Digest,
     pub reason: String,
+    /// Refused for a registry lock (which `force` never overrides).
+    pub locked: bool,
 }
 
 fn verdicts<'s>(
@@ -218,9 +264,11 @@ fn verdicts<'s>(
         .iter()
         .map(|(digest, facts)| {
             let user = tags.user.get(digest);
-            let verdict = if facts.locked
-                || user.is_some_and(|u| u.iter().any(|t| snapshot.tags[t].locked))
-            {
+            let any_tag_locked = tags
+                .all
+                .get(digest)
+                .is_some_and(|all| all.iter().any(|t| snapshot.tags[t].locked));
+            let verdict = if facts.locked || any_tag_locked {
                 Own::Keep("locked in the registry".into())
             } else if chosen.contains(digest) {
                 Own::Candidate(reason.to_owned())

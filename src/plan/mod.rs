@@ -50,7 +50,11 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
     let mut own: BTreeMap<&Digest, Own> = BTreeMap::new();
     for (digest, facts) in &snapshot.manifests {
         let user_tags = tags.user.get(digest).map(Vec::as_slice).unwrap_or(&[]);
-        let locked_tag = user_tags.iter().find(|t| snapshot.tags[*t].locked);
+        // Any tag counts, a signature's `sha256-<hex>.sig` too: a lock is the owner's word.
+        let locked_tag = tags
+            .all
+            .get(digest)
+            .and_then(|all| all.iter().find(|t| snapshot.tags[*t].locked));
         let verdict = if policy.protect.digests.contains(digest) {
             Own::Keep("pinned by protect.digests".into())
         } else if facts.locked && !policy.protect.include_locked {

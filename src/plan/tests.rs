@@ -463,3 +463,50 @@ fn tag_delete_removes_only_the_tag_and_keeps_the_manifest() {
     assert!(p.untag.is_empty());
     assert!(p.keep[0].reason.contains("locked"));
 }
+
+#[test]
+fn a_locked_signature_tag_keeps_the_signature() {
+    let mut repo = Repo::new()
+        .image(1, days_ago(40))
+        .untagged_since(1, days_ago(40))
+        .referrer(2, 1);
+    let sig = format!("sha256-{}.sig", d(1).hex());
+    repo = repo.tag(&sig, 2);
+    repo.0.tags.get_mut(&sig).unwrap().locked = true;
+    let p = repo.plan(r#"{"rules":[{"name":"dangling","select":"untagged","older_than":"7d"}]}"#);
+    assert!(
+        !deleted(&p).contains(&d(2)),
+        "a locked signature was planned for deletion"
+    );
+    assert!(kept(&p, &d(2)).contains("locked"));
+    let c = manual::delete_chosen(&repo.0, &[d(2)].into_iter().collect(), "image delete", true);
+    assert!(deleted(&c.plan).is_empty(), "forced through a lock");
+}
+
+#[test]
+fn older_than_deletes_manifests_only_and_keeps_the_subject_of_a_recent_referrer() {
+    // v1 is old; its SBOM (tagged, recent) stays, so v1 stays. v0 is old and alone: it goes.
+    // `latest` is recent on the manifest that `old-alias` also names: no untag.
+    let repo = Repo::new()
+        .image(1, days_ago(400))
+        .referrer(2, 1)
+        .image(3, days_ago(400))
+        .image(4, days_ago(1))
+        .tag("v1", 1)
+        .tag("sbom-v1", 2)
+        .tag("v0", 3)
+        .tag("latest", 4);
+    let mut repo = repo;
+    repo.0.manifests.get_mut(&d(2)).unwrap().created = days_ago(1);
+    let policy = Policy::whole_repository("ci/app", std::time::Duration::from_secs(30 * 86400));
+    let p = manual::older_than(&repo.0, &policy, now());
+    assert_eq!(deleted(&p), vec![d(3)]);
+    assert!(
+        kept(&p, &d(1)).contains("a referrer that stays"),
+        "{}",
+        kept(&p, &d(1))
+    );
+    assert!(p.untag.is_empty());
+    // The plain planner would have deleted v1 and left its SBOM without a subject.
+    assert!(deleted(&plan(&repo.0, &policy, now())).contains(&d(1)));
+}

@@ -86,12 +86,12 @@ impl OciClient {
             "/acr/v1/{repository}/_tags?n={}",
             self.page_size()
         ))?;
-        // An empty repository's page may leave the array out.
+        // A page without the array is not a listing: it must never read as "no tags".
         let (tags, _) = self
             .walk(
                 &self.scope(repository, "metadata_read"),
                 first,
-                |p: TagPage| Ok(p.tags.unwrap_or_default()),
+                |p: TagPage| p.tags.ok_or("listing has no `tags` field"),
             )
             .await?;
         for t in &tags {
@@ -112,7 +112,7 @@ impl OciClient {
             .walk(
                 &self.scope(repository, "metadata_read"),
                 first,
-                |p: ManifestPage| Ok(p.manifests.unwrap_or_default()),
+                |p: ManifestPage| p.manifests.ok_or("listing has no `manifests` field"),
             )
             .await?;
         Ok(manifests)

@@ -199,7 +199,7 @@ impl OciClient {
         let mut transport =
             Transport::new(options.credentials, options.retry, options.timeout, tls)?;
         if kind == Kind::Acr {
-            transport = transport.for_acr(options.aad_token);
+            transport = transport.for_acr(&host, options.aad_token);
         }
         Ok(OciClient {
             kind,

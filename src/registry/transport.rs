@@ -32,8 +32,11 @@ pub struct Transport {
     own_scope: bool,
     /// ACR: an Azure AD access token, exchanged for a refresh token, then for access tokens.
     aad_token: Option<String>,
-    /// ACR: the refresh token from that exchange, reused until the registry refuses it.
-    refresh_token: std::sync::Mutex<Option<String>>,
+    /// ACR: the refresh token from that exchange, reused until the registry refuses it. Held
+    /// across the exchange, so concurrent requests exchange once.
+    refresh_token: tokio::sync::Mutex<Option<String>>,
+    /// ACR: the registry's own host; the Azure AD token goes nowhere else.
+    registry_host: Option<String>,
 }
 
 /// What a request carries besides its method and URL.
@@ -69,14 +72,17 @@ impl Transport {
             tls,
             own_scope: false,
             aad_token: None,
-            refresh_token: std::sync::Mutex::new(None),
+            refresh_token: tokio::sync::Mutex::new(None),
+            registry_host: None,
         })
     }
 
-    /// Talk to ACR: one token per repository, and an Azure AD token to exchange if given.
-    pub fn for_acr(mut self, aad_token: Option<String>) -> Transport {
+    /// Talk to ACR at `host`: one token per repository, and an Azure AD token to exchange
+    /// there if given.
+    pub fn for_acr(mut self, host: &str, aad_token: Option<String>) -> Transport {
         self.own_scope = true;
         self.aad_token = aad_token;
+        self.registry_host = Some(host.to_owned());
         self
     }
 
@@ -226,7 +232,8 @@ impl Transport {
 
     /// ACR with an Azure AD token: exchange it at `/oauth2/exchange` for a refresh token
     /// (kept), then trade that at the realm (`/oauth2/token`) for an access token for
-    /// `scope`. A refused refresh token is exchanged again, once.
+    /// `scope`. A refused refresh token is exchanged again, once. Both go only to the
+    /// registry's own host: an Azure AD token is worth more than registry credentials.
     async fn acr_token(
         &self,
         realm: Url,
@@ -238,38 +245,24 @@ impl Transport {
             realm: strip_query(realm.as_str()),
             reason,
         };
+        let realm_host = super::oci::registry_host(&realm);
+        if realm_host.is_none() || realm_host != self.registry_host {
+            return Err(fail(format!(
+                "the token service is not on the registry's host {}; refusing to send it the Azure AD token",
+                self.registry_host.as_deref().unwrap_or("?")
+            )));
+        }
         let service = service.unwrap_or_else(|| realm.host_str().unwrap_or_default());
         for attempt in 0..2 {
-            let cached = self
-                .refresh_token
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
-            let refresh = match cached {
-                Some(r) => r,
-                None => {
-                    let mut exchange = realm.clone();
-                    exchange.set_path("/oauth2/exchange");
-                    exchange.set_query(None);
-                    let form = [
-                        ("grant_type", "access_token"),
-                        ("service", service),
-                        ("access_token", aad),
-                    ];
-                    let (status, answer) = self.post_form(&exchange, &form).await?;
-                    let answer = answer.filter(|_| status == 200).ok_or_else(|| {
-                        fail(format!(
-                            "exchanging the Azure AD token at /oauth2/exchange: HTTP {status}"
-                        ))
-                    })?;
-                    let r = answer
-                        .refresh_token
-                        .filter(|t| !t.is_empty())
-                        .ok_or_else(|| {
-                            fail("the /oauth2/exchange answer has no refresh_token".into())
-                        })?;
-                    *self.refresh_token.lock().unwrap_or_else(|e| e.into_inner()) = Some(r.clone());
-                    r
+            let refresh = {
+                let mut cached = self.refresh_token.lock().await;
+                match cached.as_ref() {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = self.exchange(&realm, service, aad).await?;
+                        *cached = Some(r.clone());
+                        r
+                    }
                 }
             };
             let form = [
@@ -279,9 +272,19 @@ impl Transport {
                 ("refresh_token", refresh.as_str()),
             ];
             let (status, answer) = self.post_form(&realm, &form).await?;
-            if status == 401 && attempt == 0 {
-                *self.refresh_token.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                continue;
+            if status == 401 {
+                // Expired or revoked: forget it (unless another request already replaced it)
+                // and exchange again, once.
+                let mut cached = self.refresh_token.lock().await;
+                if cached.as_deref() == Some(refresh.as_str()) {
+                    *cached = None;
+                }
+                if attempt == 0 {
+                    continue;
+                }
+                return Err(fail(
+                    "HTTP 401 for a freshly exchanged refresh token: the Azure AD token has no access to this registry".into(),
+                ));
             }
             let answer = answer
                 .filter(|_| status == 200)
@@ -293,7 +296,41 @@ impl Transport {
                 .ok_or_else(|| fail("answer has no access_token".into()))?;
             return Ok((token, answer.expires_in));
         }
-        Err(fail("the registry refused a fresh refresh token".into()))
+        Err(fail("no access token after two attempts".into()))
+    }
+
+    /// Trade the Azure AD token for a refresh token at the realm's `/oauth2/exchange`.
+    async fn exchange(
+        &self,
+        realm: &Url,
+        service: &str,
+        aad: &str,
+    ) -> Result<String, RegistryError> {
+        let mut exchange = realm.clone();
+        exchange.set_path("/oauth2/exchange");
+        exchange.set_query(None);
+        let fail = |reason: String| RegistryError::Token {
+            realm: strip_query(exchange.as_str()),
+            reason,
+        };
+        let form = [
+            ("grant_type", "access_token"),
+            ("service", service),
+            ("access_token", aad),
+        ];
+        let (status, answer) = self.post_form(&exchange, &form).await?;
+        let answer = answer.filter(|_| status == 200).ok_or_else(|| {
+            fail(match status {
+                401 | 403 => format!(
+                    "HTTP {status}: the Azure AD token was refused (expired, or for another tenant or audience)"
+                ),
+                _ => format!("HTTP {status}"),
+            })
+        })?;
+        answer
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| fail("the answer has no refresh_token".into()))
     }
 
     /// POST a form to a token endpoint; the status, and the answer if it is a token document.
