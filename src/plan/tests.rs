@@ -485,8 +485,8 @@ fn a_locked_signature_tag_keeps_the_signature() {
 
 #[test]
 fn older_than_deletes_manifests_only_and_keeps_the_subject_of_a_recent_referrer() {
-    // v1 is old; its SBOM (tagged, recent) stays, so v1 stays. v0 is old and alone: it goes.
-    // `latest` is recent on the manifest that `old-alias` also names: no untag.
+    // v1 is old; its SBOM (tagged, recent) stays, so v1 stays, and so does its old tag (the
+    // script deletes manifests, never a tag alone). v0 is old and alone: it goes.
     let repo = Repo::new()
         .image(1, days_ago(400))
         .referrer(2, 1)
