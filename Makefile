@@ -42,6 +42,8 @@ build-lambda: deps
 deploy: build-lambda
 	cd infra && sam deploy --guided --template-file template.yaml
 
-## Benchmarks (not part of make test): the planner on 100k manifests, time and peak memory.
-bench:
+## Benchmarks (not part of make test): the planner on 100k manifests, time and peak memory;
+## then the registry sweep against a real local registry (BENCHMARKS.md: figures and knobs).
+bench: deps
 	$(CARGO) bench --locked --bench plan_scale
+	$(CARGO) bench --locked --bench registry_sweep

@@ -1,9 +1,12 @@
 //! A loopback proxy in front of the real registry that fails on purpose: it answers chosen
 //! requests with 429/503 (and `Retry-After`), drops connections, or rewrites bodies, and
-//! forwards everything else untouched. It logs every request it saw.
+//! forwards everything else untouched. It logs every request it saw. Started with a delay,
+//! it also holds every request that long before handling it (a remote registry's round trip,
+//! on loopback).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
@@ -38,6 +41,11 @@ pub struct FlakyProxy {
 
 impl FlakyProxy {
     pub async fn start(upstream: &str) -> FlakyProxy {
+        FlakyProxy::start_delayed(upstream, Duration::ZERO).await
+    }
+
+    /// As `start`, and every request waits `delay` before it is handled or faulted.
+    pub async fn start_delayed(upstream: &str, delay: Duration) -> FlakyProxy {
         let state: Arc<Mutex<State>> = Arc::default();
         let upstream = upstream.to_owned();
         let client = reqwest::Client::builder()
@@ -50,6 +58,9 @@ impl FlakyProxy {
             let client = client.clone();
             let upstream = upstream.clone();
             Box::pin(async move {
+                if !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 let method = req.method().to_string();
                 let path = req
                     .uri()

@@ -1,7 +1,7 @@
 //! Start and stop a real distribution registry for one test.
 
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +25,8 @@ pub enum RegistryAuth {
 pub struct TestRegistry {
     child: Child,
     dir: tempfile::TempDir,
+    /// The storage folder: `<dir>/data`, or the folder given to `start_on`.
+    data: PathBuf,
     pub port: u16,
     /// `http://127.0.0.1:<port>`
     pub url: String,
@@ -111,15 +113,52 @@ impl TestRegistry {
         panic!("docker-registry did not start:\n{last_log}");
     }
 
+    /// An anonymous registry with deletes enabled that serves `storage`, an existing storage
+    /// folder (such as a copy of another registry's `storage()`). Its configuration and log
+    /// live in a temporary folder; `storage` is left in place when it stops.
+    pub async fn start_on(storage: &Path) -> TestRegistry {
+        super::init();
+        let mut last_log = String::new();
+        for _ in 0..3 {
+            match TestRegistry::try_start_serving(
+                RegistryAuth::None,
+                None,
+                None,
+                Some(storage.to_path_buf()),
+            )
+            .await
+            {
+                Ok(registry) => return registry,
+                Err(log) => last_log = log,
+            }
+        }
+        panic!(
+            "docker-registry did not start on {}:\n{last_log}",
+            storage.display()
+        );
+    }
+
     async fn try_start(
         auth: RegistryAuth,
         notifications: Option<&str>,
         port: Option<u16>,
     ) -> Result<TestRegistry, String> {
+        TestRegistry::try_start_serving(auth, notifications, port, None).await
+    }
+
+    /// `try_start`, with the storage in `data` (default: a `data` folder in its own
+    /// temporary folder).
+    async fn try_start_serving(
+        auth: RegistryAuth,
+        notifications: Option<&str>,
+        port: Option<u16>,
+        data: Option<PathBuf>,
+    ) -> Result<TestRegistry, String> {
         let dir = tempfile::tempdir().expect("temporary folder");
         let port = port.unwrap_or_else(free_port);
         let config = dir.path().join("config.yml");
-        let mut yaml = config_yaml(dir.path().join("data"), port, &auth, dir.path());
+        let data = data.unwrap_or_else(|| dir.path().join("data"));
+        let mut yaml = config_yaml(data.clone(), port, &auth, dir.path());
         yaml.push_str(notifications.unwrap_or(""));
         std::fs::write(&config, yaml).expect("write registry config");
         let log_path = dir.path().join("registry.log");
@@ -140,6 +179,7 @@ impl TestRegistry {
         let mut registry = TestRegistry {
             child,
             dir,
+            data,
             port,
             url: format!("http://127.0.0.1:{port}"),
             auth,
@@ -174,7 +214,7 @@ impl TestRegistry {
 
     /// The registry's storage folder (to copy or inspect).
     pub fn storage(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone()
     }
 
     /// What the registry logged so far.
