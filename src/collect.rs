@@ -49,16 +49,7 @@ pub async fn collect(
         repository: repository.to_owned(),
         ..Snapshot::default()
     };
-    let mut reader = Reader {
-        client,
-        repository,
-        inventory,
-        concurrency,
-        snapshot,
-        gone: Vec::new(),
-        absent: BTreeSet::new(),
-        listed_all: false,
-    };
+    let mut reader = Reader::new(client, repository, inventory, concurrency, snapshot);
     match client.kind() {
         Kind::Acr => match acr_listing(client, repository).await {
             Ok((tags, manifests)) => reader.read_listed(tags, manifests).await,
@@ -155,16 +146,7 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
             Err(e) => fresh.problems.push(format!("tag {tag}: {e}")),
         }
     }
-    let mut reader = Reader {
-        client,
-        repository: repo,
-        inventory: &inventory,
-        concurrency,
-        snapshot: fresh,
-        gone: Vec::new(),
-        absent: BTreeSet::new(),
-        listed_all: false,
-    };
+    let mut reader = Reader::new(client, repo, &inventory, concurrency, fresh);
     reader.read_digests(unknown, true).await;
     reader.snapshot
 }
@@ -186,16 +168,7 @@ async fn refresh_listed(
         }
     };
     let inventory = RepoInventory::default();
-    let mut reader = Reader {
-        client,
-        repository: &snapshot.repository,
-        inventory: &inventory,
-        concurrency,
-        snapshot: fresh,
-        gone: Vec::new(),
-        absent: BTreeSet::new(),
-        listed_all: false,
-    };
+    let mut reader = Reader::new(client, &snapshot.repository, &inventory, concurrency, fresh);
     let mut unknown = BTreeSet::new();
     for t in listed {
         if !reader.snapshot.manifests.contains_key(&t.digest) {
@@ -232,7 +205,26 @@ struct Reader<'a> {
     listed_all: bool,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(
+        client: &'a OciClient,
+        repository: &'a str,
+        inventory: &'a RepoInventory,
+        concurrency: usize,
+        snapshot: Snapshot,
+    ) -> Reader<'a> {
+        Reader {
+            client,
+            repository,
+            inventory,
+            concurrency,
+            snapshot,
+            gone: Vec::new(),
+            absent: BTreeSet::new(),
+            listed_all: false,
+        }
+    }
+
     fn into_collected(self) -> Collected {
         Collected {
             snapshot: self.snapshot,

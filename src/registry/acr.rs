@@ -125,7 +125,7 @@ impl OciClient {
         tag: &str,
     ) -> Result<TagDeleted, RegistryError> {
         let url = self.url(&format!("/acr/v1/{repository}/_tags/{tag}"))?;
-        match self.acr_delete(&url, repository).await? {
+        match self.delete_at(&url, repository).await? {
             Deleted::Removed => Ok(TagDeleted::Removed),
             Deleted::AlreadyGone => Ok(TagDeleted::AlreadyGone),
         }
@@ -175,24 +175,7 @@ impl OciClient {
         self.require_acr("repository delete")?;
         check_repository(repository)?;
         let url = self.url(&format!("/acr/v1/{repository}"))?;
-        self.acr_delete(&url, repository).await
-    }
-
-    async fn acr_delete(&self, url: &url::Url, repository: &str) -> Result<Deleted, RegistryError> {
-        let response = self
-            .transport()
-            .send(
-                Method::DELETE,
-                url,
-                &self.scope(repository, "delete"),
-                &Extra::default(),
-            )
-            .await?;
-        match response.status().as_u16() {
-            200 | 202 | 204 => Ok(Deleted::Removed),
-            404 => Ok(Deleted::AlreadyGone),
-            _ => Err(status_error(&Method::DELETE, url, response).await),
-        }
+        self.delete_at(&url, repository).await
     }
 }
 

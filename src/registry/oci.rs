@@ -474,11 +474,20 @@ impl OciClient {
     ) -> Result<Deleted, RegistryError> {
         check_repository(repository)?;
         let url = self.url(&format!("/v2/{repository}/manifests/{digest}"))?;
+        self.delete_at(&url, repository).await
+    }
+
+    /// DELETE `url` with `repository`'s delete scope. Gone already is fine.
+    pub(super) async fn delete_at(
+        &self,
+        url: &Url,
+        repository: &str,
+    ) -> Result<Deleted, RegistryError> {
         let response = self
             .transport
             .send(
                 Method::DELETE,
-                &url,
+                url,
                 &self.scope(repository, "delete"),
                 &Extra::default(),
             )
@@ -486,7 +495,7 @@ impl OciClient {
         match response.status().as_u16() {
             200 | 202 | 204 => Ok(Deleted::Removed),
             404 => Ok(Deleted::AlreadyGone),
-            _ => Err(status_error(&Method::DELETE, &url, response).await),
+            _ => Err(status_error(&Method::DELETE, url, response).await),
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt;
 
-use super::server::{response, serve, Handler, Reset};
+use super::server::{forward, response, serve, Handler};
 
 /// One recorded answer.
 #[derive(Debug, Clone)]
@@ -95,7 +95,8 @@ impl RecordedAcr {
             let upstream = upstream.clone();
             let client = client.clone();
             Box::pin(async move {
-                let method = req.method().to_string();
+                let req_method = req.method().clone();
+                let method = req_method.to_string();
                 let path = req
                     .uri()
                     .path_and_query()
@@ -148,32 +149,14 @@ impl RecordedAcr {
                 let Some(upstream) = upstream else {
                     return Ok(response(404, &[], "{\"errors\":[{\"code\":\"NOT_FOUND\",\"message\":\"no recorded response\"}]}"));
                 };
-                let mut forward = client.request(
-                    reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
-                    format!("{upstream}{path}"),
-                );
-                for (name, value) in &headers {
-                    if name != "host" {
-                        forward = forward.header(name, value);
-                    }
-                }
-                let answer = forward.body(body).send().await.map_err(|_| Reset)?;
-                let status = answer.status().as_u16();
-                let out: Vec<(String, String)> = answer
-                    .headers()
+                let answer =
+                    forward(&client, &upstream, &req_method, &path, &headers, body).await?;
+                let out: Vec<(&str, &str)> = answer
+                    .headers
                     .iter()
-                    .filter(|(n, _)| {
-                        let n = n.as_str();
-                        n != "transfer-encoding"
-                            && n != "connection"
-                            && (method == "HEAD" || n != "content-length")
-                    })
-                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+                    .map(|(a, b)| (a.as_str(), b.as_str()))
                     .collect();
-                let bytes = answer.bytes().await.unwrap_or_default();
-                let out: Vec<(&str, &str)> =
-                    out.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
-                Ok(response(status, &out, bytes))
+                Ok(response(answer.status, &out, answer.body))
             })
         });
         let addr = serve(handler).await;

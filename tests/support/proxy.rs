@@ -11,7 +11,7 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
 
-use super::server::{response, serve, Handler, Reset};
+use super::server::{forward, response, serve, Handler, Reset};
 
 #[derive(Debug, Clone)]
 pub enum Fault {
@@ -95,33 +95,17 @@ impl FlakyProxy {
                     }
                     _ => {}
                 }
-                let mut forward = client.request(req.method().clone(), format!("{upstream}{path}"));
-                for (name, value) in req.headers() {
-                    if name != "host" {
-                        forward = forward.header(name, value);
-                    }
-                }
+                let (method_, headers_) = (req.method().clone(), req.headers().clone());
                 let body = req
                     .into_body()
                     .collect()
                     .await
                     .map(|b| b.to_bytes())
                     .unwrap_or_default();
-                let answer = forward.body(body).send().await.map_err(|_| Reset)?;
-                let mut status = answer.status().as_u16();
-                let is_head = method == "HEAD";
-                let mut headers: Vec<(String, String)> = answer
-                    .headers()
-                    .iter()
-                    .filter(|(n, _)| {
-                        let n = n.as_str();
-                        n != "transfer-encoding"
-                            && n != "connection"
-                            && (is_head || n != "content-length")
-                    })
-                    .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
-                    .collect();
-                let mut body: Bytes = answer.bytes().await.unwrap_or_default();
+                let answer = forward(&client, &upstream, &method_, &path, &headers_, body).await?;
+                let mut status = answer.status;
+                let mut headers = answer.headers;
+                let mut body: Bytes = answer.body;
                 match fault {
                     Some(Fault::ReplaceBody(bytes, content_type)) => {
                         status = 200;

@@ -57,3 +57,46 @@ pub fn response(
     }
     r.body(Full::new(body.into())).expect("valid response")
 }
+
+/// An answer from the upstream, with the hop-by-hop headers taken out.
+pub struct Forwarded {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+/// Send `method path` with `headers` (all but `host`) and `body` to `upstream`, as a proxy
+/// does. A failure to reach it becomes a reset.
+pub async fn forward(
+    client: &reqwest::Client,
+    upstream: &str,
+    method: &hyper::Method,
+    path: &str,
+    headers: &hyper::HeaderMap,
+    body: Bytes,
+) -> Result<Forwarded, Reset> {
+    let is_head = method == hyper::Method::HEAD;
+    let mut request = client.request(method.clone(), format!("{upstream}{path}"));
+    for (name, value) in headers {
+        if name != "host" {
+            request = request.header(name, value);
+        }
+    }
+    let answer = request.body(body).send().await.map_err(|_| Reset)?;
+    let status = answer.status().as_u16();
+    let headers = answer
+        .headers()
+        .iter()
+        .filter(|(n, _)| {
+            let n = n.as_str();
+            n != "transfer-encoding" && n != "connection" && (is_head || n != "content-length")
+        })
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let body = answer.bytes().await.unwrap_or_default();
+    Ok(Forwarded {
+        status,
+        headers,
+        body,
+    })
+}
