@@ -353,24 +353,35 @@ async fn list(janitor: &Janitor, registry: &TestRegistry, extra: &[&str]) -> Vec
     rows.as_array().expect("an array").clone()
 }
 
-#[tokio::test]
-async fn manifest_list_shows_time_size_and_tags_in_the_order_asked() {
-    let registry = TestRegistry::start().await;
+/// `app:v1` built at `OLD` and `app:v2` built at `RECENT`.
+async fn old_and_recent(registry: &TestRegistry) -> (support::Pushed, support::Pushed) {
     let old = Image::oci("app")
         .created(OLD)
         .tag("v1")
-        .push(&registry)
+        .push(registry)
         .await;
     let recent = Image::oci("app")
         .created(RECENT)
         .tag("v2")
-        .push(&registry)
+        .push(registry)
         .await;
-    let amd = Image::oci("app")
-        .platform("linux", "amd64")
-        .created(OLD)
-        .push(&registry)
-        .await;
+    (old, recent)
+}
+
+/// An untagged linux/`arch` image of `app`, built at `created`.
+async fn platform_image(registry: &TestRegistry, arch: &str, created: &str) -> support::Pushed {
+    Image::oci("app")
+        .platform("linux", arch)
+        .created(created)
+        .push(registry)
+        .await
+}
+
+#[tokio::test]
+async fn manifest_list_shows_time_size_and_tags_in_the_order_asked() {
+    let registry = TestRegistry::start().await;
+    let (old, recent) = old_and_recent(&registry).await;
+    let amd = platform_image(&registry, "amd64", OLD).await;
     let index = registry.index("app", &[&amd], &["multi"]).await;
     let janitor = Janitor::new(&registry);
 
@@ -448,27 +459,10 @@ async fn manifest_list_shows_time_size_and_tags_in_the_order_asked() {
 #[tokio::test]
 async fn manifest_delete_older_than_is_a_dry_run_and_never_breaks_a_newer_image() {
     let registry = TestRegistry::start().await;
-    let old = Image::oci("app")
-        .created(OLD)
-        .tag("v1")
-        .push(&registry)
-        .await;
-    let recent = Image::oci("app")
-        .created(RECENT)
-        .tag("v2")
-        .push(&registry)
-        .await;
+    let (old, recent) = old_and_recent(&registry).await;
     // An old platform image inside a recent multi-arch index.
-    let old_amd = Image::oci("app")
-        .platform("linux", "amd64")
-        .created(OLD)
-        .push(&registry)
-        .await;
-    let new_arm = Image::oci("app")
-        .platform("linux", "arm64")
-        .created(RECENT)
-        .push(&registry)
-        .await;
+    let old_amd = platform_image(&registry, "amd64", OLD).await;
+    let new_arm = platform_image(&registry, "arm64", RECENT).await;
     registry
         .index("app", &[&old_amd, &new_arm], &["multi"])
         .await;
