@@ -127,20 +127,11 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
     for (tag, result) in heads {
         match result {
             Ok(Some(digest)) => {
-                if !fresh.manifests.contains_key(&digest) {
-                    unknown.insert(digest.clone());
-                }
-                if let Some(subject) =
-                    Digest::from_link_tag(&tag).filter(|s| !fresh.manifests.contains_key(s))
-                {
-                    unknown.insert(subject);
-                }
-                let old = snapshot.tags.get(&tag);
-                let tref = match old {
+                let tref = match snapshot.tags.get(&tag) {
                     Some(o) if o.digest == digest => o.clone(),
                     _ => TagRef::new(digest),
                 };
-                fresh.tags.insert(tag, tref);
+                note_tag(&mut fresh, &mut unknown, tag, tref);
             }
             Ok(None) => {}
             Err(e) => fresh.problems.push(format!("tag {tag}: {e}")),
@@ -171,17 +162,22 @@ async fn refresh_listed(
     let mut reader = Reader::new(client, &snapshot.repository, &inventory, concurrency, fresh);
     let mut unknown = BTreeSet::new();
     for t in listed {
-        if !reader.snapshot.manifests.contains_key(&t.digest) {
-            unknown.insert(t.digest.clone());
-        }
-        unknown.extend(
-            Digest::from_link_tag(&t.name).filter(|s| !reader.snapshot.manifests.contains_key(s)),
-        );
-        reader.snapshot.tags.insert(t.name.clone(), tag_ref(&t));
+        let tref = tag_ref(&t);
+        note_tag(&mut reader.snapshot, &mut unknown, t.name, tref);
     }
     reader.read_digests(unknown, true).await;
     reader.check_tag_targets();
     reader.snapshot
+}
+
+/// Put a re-read tag in `fresh`, and note what it names that `fresh` lacks: its manifest,
+/// and the subject of a `sha256-<hex>` link tag.
+fn note_tag(fresh: &mut Snapshot, unknown: &mut BTreeSet<Digest>, tag: String, tref: TagRef) {
+    if !fresh.manifests.contains_key(&tref.digest) {
+        unknown.insert(tref.digest.clone());
+    }
+    unknown.extend(Digest::from_link_tag(&tag).filter(|s| !fresh.manifests.contains_key(s)));
+    fresh.tags.insert(tag, tref);
 }
 
 fn tag_ref(t: &AcrTag) -> TagRef {

@@ -127,6 +127,7 @@ impl Report {
             if !rows.is_empty() {
                 write_rows(
                     &mut out,
+                    "  ",
                     &["ACTION", "DIGEST", "TAGS", "AGE", "SIZE", "REASON"],
                     &rows,
                 );
@@ -176,7 +177,9 @@ fn age(since: Option<DateTime<Utc>>, now: DateTime<Utc>) -> String {
     }
 }
 
-fn write_rows(out: &mut String, header: &[&str; 6], rows: &[[String; 6]]) {
+/// A six-column table under `header`, each line starting with `indent`: the first five
+/// columns padded to their widest cell, the last one as it is.
+pub fn write_rows(out: &mut String, indent: &str, header: &[&str; 6], rows: &[[String; 6]]) {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row.iter()).take(5) {
@@ -184,7 +187,7 @@ fn write_rows(out: &mut String, header: &[&str; 6], rows: &[[String; 6]]) {
         }
     }
     let line = |cells: Vec<&str>| {
-        let mut s = String::from("  ");
+        let mut s = String::from(indent);
         for (i, c) in cells.iter().enumerate() {
             if i < 5 {
                 let _ = write!(s, "{c:<w$}  ", w = widths[i]);

@@ -63,7 +63,7 @@ pub struct Connection {
 }
 
 impl ConnectArgs {
-    pub fn connect(&self) -> Result<Connection, Failure> {
+    fn connect(&self) -> Result<Connection, Failure> {
         let url = url::Url::parse(&self.registry).map_err(|e| {
             usage(anyhow!(
                 "--registry {:?}: {e}",
@@ -101,8 +101,15 @@ impl ConnectArgs {
         Ok(Connection { client, host })
     }
 
+    /// The client and the inventory, as every command opens them.
+    pub fn open(&self) -> Result<(Connection, AnyState), Failure> {
+        let conn = self.connect()?;
+        let store = self.open_store(&conn.host)?;
+        Ok((conn, store))
+    }
+
     /// The inventory: the file (locked for this run), or none with `--no-state`.
-    pub fn open_store(&self, host: &str) -> Result<AnyState, Failure> {
+    fn open_store(&self, host: &str) -> Result<AnyState, Failure> {
         if self.no_state {
             return Ok(AnyState::None(NoState));
         }

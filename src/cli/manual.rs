@@ -18,7 +18,7 @@ use registry_janitor::plan::RepositoryPlan;
 use registry_janitor::policy::Policy;
 use registry_janitor::registry::name::check_repository;
 use registry_janitor::registry::{Digest, Kind, Reference};
-use registry_janitor::report::{human_bytes, Report};
+use registry_janitor::report::{human_bytes, write_rows, Report};
 use registry_janitor::state::{AnyState, RepoInventory, StateStore};
 use registry_janitor::sweep::{Planned, Sweeper};
 
@@ -190,8 +190,7 @@ pub async fn manifest(command: ManifestCommand) -> Result<ExitCode, Failure> {
                 .map(|s| cutoff(s, now))
                 .transpose()
                 .map_err(usage)?;
-            let conn = args.connect.connect()?;
-            let mut store = args.connect.open_store(&conn.host)?;
+            let (conn, mut store) = args.connect.open()?;
             let result = list(&conn, &mut store, &args, cutoff, now).await;
             finish(store, result).await
         }
@@ -210,8 +209,7 @@ pub async fn manifest(command: ManifestCommand) -> Result<ExitCode, Failure> {
                     "--older-than {older_than}: that is now or in the future; nothing is older"
                 )));
             }
-            let conn = connect.connect()?;
-            let mut store = connect.open_store(&conn.host)?;
+            let (conn, mut store) = connect.open()?;
             let policy = Policy::whole_repository(&repository, age);
             let result = async {
                 let decider = Decider::new(|s| manual::older_than(s, &policy, now));
@@ -247,9 +245,7 @@ fn open(connect: &ConnectArgs, yes: bool) -> Result<(Connection, AnyState), Fail
     if !yes && !can_ask() {
         return Err(needs_yes());
     }
-    let conn = connect.connect()?;
-    let store = connect.open_store(&conn.host)?;
-    Ok((conn, store))
+    connect.open()
 }
 
 /// Save the inventory whatever happened, then hand back the command's result.
@@ -567,49 +563,34 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 }
 
 fn list_table(rows: &[Listed]) -> String {
-    let mut cells: Vec<[String; 6]> = vec![[
-        "DIGEST".into(),
-        "TAGS".into(),
-        "TIMESTAMP".into(),
-        "SIZE".into(),
-        "MEDIA TYPE".into(),
-        "NOTE".into(),
-    ]];
-    for r in rows {
-        cells.push([
-            r.digest.to_string(),
-            if r.tags.is_empty() {
-                "-".into()
-            } else {
-                r.tags.join(",")
-            },
-            r.timestamp.map_or("unknown".into(), rfc3339),
-            human_bytes(r.size),
-            r.media_type
-                .rsplit('/')
-                .next()
-                .unwrap_or(&r.media_type)
-                .to_owned(),
-            r.used_by.clone().unwrap_or_default(),
-        ]);
-    }
-    let widths: Vec<usize> = (0..6)
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].chars().count())
-                .max()
-                .unwrap_or(0)
+    let cells: Vec<[String; 6]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.digest.to_string(),
+                if r.tags.is_empty() {
+                    "-".into()
+                } else {
+                    r.tags.join(",")
+                },
+                r.timestamp.map_or("unknown".into(), rfc3339),
+                human_bytes(r.size),
+                r.media_type
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(&r.media_type)
+                    .to_owned(),
+                r.used_by.clone().unwrap_or_default(),
+            ]
         })
         .collect();
     let mut out = String::new();
-    for c in &cells {
-        let mut line = String::new();
-        for (i, cell) in c.iter().enumerate() {
-            let _ = write!(line, "{cell:<w$}  ", w = widths[i]);
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
+    write_rows(
+        &mut out,
+        "",
+        &["DIGEST", "TAGS", "TIMESTAMP", "SIZE", "MEDIA TYPE", "NOTE"],
+        &cells,
+    );
     let total: u64 = rows.iter().map(|r| r.size).sum();
     let _ = writeln!(
         out,

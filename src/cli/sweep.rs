@@ -52,12 +52,11 @@ pub async fn sweep(args: SweepArgs, mode: Mode, unlock: bool) -> Result<ExitCode
     if mode == Mode::ApplyAfterAsking && !can_ask() {
         return Err(needs_yes());
     }
-    let conn = args.connect.connect()?;
+    let (conn, mut store) = args.connect.open()?;
     let now = args.now.unwrap_or_else(Utc::now);
     if mode != Mode::Plan && args.now.is_some() {
         tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");
     }
-    let mut store = args.connect.open_store(&conn.host)?;
     let result = run_sweep(&conn.client, &policy, &mut store, &args, now, mode, unlock).await;
     store.flush().await.map_err(runtime)?;
     result

@@ -80,19 +80,10 @@ impl OciClient {
 
     /// Every tag of `repository` with its digest, timestamps and locks.
     pub async fn acr_tags(&self, repository: &str) -> Result<Vec<AcrTag>, RegistryError> {
-        self.require_acr("the /acr/v1 tag listing")?;
-        check_repository(repository)?;
-        let first = self.url(&format!(
-            "/acr/v1/{repository}/_tags?n={}",
-            self.page_size()
-        ))?;
-        // A page without the array is not a listing: it must never read as "no tags".
-        let (tags, _) = self
-            .walk(
-                &self.scope(repository, "metadata_read"),
-                first,
-                |p: TagPage| p.tags.ok_or("listing has no `tags` field"),
-            )
+        let tags = self
+            .acr_listing(repository, "_tags", |p: TagPage| {
+                p.tags.ok_or("listing has no `tags` field")
+            })
             .await?;
         for t in &tags {
             check_tag(&t.name)?;
@@ -102,20 +93,30 @@ impl OciClient {
 
     /// Every manifest of `repository`, tagged or not, with timestamps, size and locks.
     pub async fn acr_manifests(&self, repository: &str) -> Result<Vec<AcrManifest>, RegistryError> {
-        self.require_acr("the /acr/v1 manifest listing")?;
+        self.acr_listing(repository, "_manifests", |p: ManifestPage| {
+            p.manifests.ok_or("listing has no `manifests` field")
+        })
+        .await
+    }
+
+    /// All pages of `/acr/v1/<repository>/<listing>`. A page without its array is not a
+    /// listing: it must never read as "none".
+    async fn acr_listing<P: serde::de::DeserializeOwned, I>(
+        &self,
+        repository: &str,
+        listing: &str,
+        items: impl Fn(P) -> Result<Vec<I>, &'static str>,
+    ) -> Result<Vec<I>, RegistryError> {
+        self.require_acr(&format!("the /acr/v1 {listing} listing"))?;
         check_repository(repository)?;
         let first = self.url(&format!(
-            "/acr/v1/{repository}/_manifests?n={}",
+            "/acr/v1/{repository}/{listing}?n={}",
             self.page_size()
         ))?;
-        let (manifests, _) = self
-            .walk(
-                &self.scope(repository, "metadata_read"),
-                first,
-                |p: ManifestPage| p.manifests.ok_or("listing has no `manifests` field"),
-            )
+        let (all, _) = self
+            .walk(&self.scope(repository, "metadata_read"), first, items)
             .await?;
-        Ok(manifests)
+        Ok(all)
     }
 
     /// Delete just a tag (`DELETE /acr/v1/<repo>/_tags/<tag>`).
