@@ -92,6 +92,21 @@ fn serve_tags(acr: &RecordedAcr, vars: &BTreeMap<&str, String>) {
     );
 }
 
+/// From now on the listings show only `v3`: the rest is gone.
+fn serve_only_v3(acr: &RecordedAcr, vars: &BTreeMap<&str, String>) {
+    acr.clear_routes();
+    acr.on(
+        "GET",
+        "/acr/v1/app/_tags",
+        vec![Recorded::fixture(200, "GetTagList.page2.json", vars)],
+    );
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        vec![Recorded::fixture(200, "GetManifestList.single.json", vars)],
+    );
+}
+
 #[tokio::test]
 async fn tag_listing_follows_the_opaque_last_of_the_link_header() {
     support::init();
@@ -451,17 +466,7 @@ async fn acr_sweep_ages_by_registry_timestamps_and_keeps_locked_tags() {
     // whole, says it is gone: no HEAD to find out.
     let before = acr.seen().len();
     let vars = vars([&v1.digest, &v2.digest, &v3.digest, &untagged.digest]);
-    acr.clear_routes();
-    acr.on(
-        "GET",
-        "/acr/v1/app/_tags",
-        vec![Recorded::fixture(200, "GetTagList.page2.json", &vars)],
-    );
-    acr.on(
-        "GET",
-        "/acr/v1/app/_manifests",
-        vec![Recorded::fixture(200, "GetManifestList.single.json", &vars)],
-    );
+    serve_only_v3(&acr, &vars);
     let again = janitor
         .plan(POLICY, &["--kind", "acr", "--repository", "app"])
         .await;
@@ -510,47 +515,22 @@ async fn repository_and_tag_delete_use_acr_v1() {
     let janitor = Janitor::for_url(&acr.url);
 
     let tag = janitor
-        .run(&[
-            "tag",
-            "delete",
-            "--kind",
-            "acr",
-            "--registry",
-            &acr.url,
-            "app:v3",
-            "--yes",
-        ])
+        .op(&["tag", "delete"], &["--kind", "acr", "app:v3", "--yes"])
         .await;
     assert_eq!(tag.code, 0, "{}\n{}", tag.stdout, tag.stderr);
     assert_eq!(acr.seen_at("DELETE", "/acr/v1/app/_tags/v3").len(), 1);
 
     let locked = janitor
-        .run(&[
-            "tag",
-            "delete",
-            "--kind",
-            "acr",
-            "--registry",
-            &acr.url,
-            "app:v2",
-            "--yes",
-        ])
+        .op(&["tag", "delete"], &["--kind", "acr", "app:v2", "--yes"])
         .await;
     assert_eq!(locked.code, 1);
     assert!(locked.stderr.contains("locked"), "{}", locked.stderr);
 
     let repo = janitor
-        .run(&[
-            "repository",
-            "delete",
-            "--kind",
-            "acr",
-            "--registry",
-            &acr.url,
-            "--repository",
-            "app",
-            "--yes",
-        ])
+        .op(
+            &["repository", "delete"],
+            &["--kind", "acr", "--repository", "app", "--yes"],
+        )
         .await;
     // v2 is locked, so the repository cannot go in one call; the rest is deleted by digest.
     assert_eq!(repo.code, 0, "{}\n{}", repo.stdout, repo.stderr);
@@ -567,31 +547,14 @@ async fn repository_and_tag_delete_use_acr_v1() {
     // Nothing locked: one call deletes the repository.
     let (registry, acr, [_, _, v3, _]) = acr_over_real_registry().await;
     let vars = vars([&d(1), &d(2), &v3.digest, &d(4)]);
-    acr.clear_routes();
-    acr.on(
-        "GET",
-        "/acr/v1/app/_tags",
-        vec![Recorded::fixture(200, "GetTagList.page2.json", &vars)],
-    );
-    acr.on(
-        "GET",
-        "/acr/v1/app/_manifests",
-        vec![Recorded::fixture(200, "GetManifestList.single.json", &vars)],
-    );
+    serve_only_v3(&acr, &vars);
     acr.on("DELETE", "/acr/v1/app", vec![Recorded::empty(202)]);
     let janitor = Janitor::for_url(&acr.url);
     let repo = janitor
-        .run(&[
-            "repository",
-            "delete",
-            "--kind",
-            "acr",
-            "--registry",
-            &acr.url,
-            "--repository",
-            "app",
-            "--yes",
-        ])
+        .op(
+            &["repository", "delete"],
+            &["--kind", "acr", "--repository", "app", "--yes"],
+        )
         .await;
     assert_eq!(repo.code, 0, "{}\n{}", repo.stdout, repo.stderr);
     assert!(

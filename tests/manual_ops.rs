@@ -11,10 +11,6 @@ use support::{Image, TestRegistry};
 const OLD: &str = "2025-01-01T00:00:00Z";
 const RECENT: &str = "2026-11-20T00:00:00Z";
 
-fn url(registry: &TestRegistry) -> &str {
-    &registry.url
-}
-
 #[tokio::test]
 async fn image_delete_by_tag_names_every_tag_that_goes_and_removes_the_manifest() {
     let registry = TestRegistry::start().await;
@@ -23,16 +19,7 @@ async fn image_delete_by_tag_names_every_tag_that_goes_and_removes_the_manifest(
     let v2 = Image::oci("app").tag("v2").push(&registry).await;
     let janitor = Janitor::new(&registry);
 
-    let out = janitor
-        .run(&[
-            "image",
-            "delete",
-            "--registry",
-            url(&registry),
-            "app:v1",
-            "--yes",
-        ])
-        .await;
+    let out = janitor.op(&["image", "delete"], &["app:v1", "--yes"]).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
         out.stdout.contains(&format!(
@@ -65,14 +52,7 @@ async fn image_delete_of_an_index_takes_its_platform_images_and_signature_but_no
     let janitor = Janitor::new(&registry);
 
     let out = janitor
-        .run(&[
-            "image",
-            "delete",
-            "--registry",
-            url(&registry),
-            "app:1.0",
-            "--yes",
-        ])
+        .op(&["image", "delete"], &["app:1.0", "--yes"])
         .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -107,14 +87,7 @@ async fn image_delete_refuses_a_platform_image_a_tagged_index_uses_unless_forced
     let reference = format!("app@{}", amd.digest);
 
     let refused = janitor
-        .run(&[
-            "image",
-            "delete",
-            "--registry",
-            url(&registry),
-            &reference,
-            "--yes",
-        ])
+        .op(&["image", "delete"], &[&reference, "--yes"])
         .await;
     assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
     assert!(
@@ -126,15 +99,7 @@ async fn image_delete_refuses_a_platform_image_a_tagged_index_uses_unless_forced
     assert!(registry.has_manifest("app", &amd.digest).await);
 
     let forced = janitor
-        .run(&[
-            "image",
-            "delete",
-            "--registry",
-            url(&registry),
-            &reference,
-            "--yes",
-            "--force",
-        ])
+        .op(&["image", "delete"], &[&reference, "--yes", "--force"])
         .await;
     assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
     assert!(
@@ -154,30 +119,14 @@ async fn image_delete_by_digest_finds_an_untagged_manifest_nothing_links_to() {
     let janitor = Janitor::new(&registry);
     let reference = format!("app@{}", loose.digest);
     let out = janitor
-        .run(&[
-            "image",
-            "delete",
-            "--registry",
-            url(&registry),
-            &reference,
-            "--yes",
-        ])
+        .op(&["image", "delete"], &[&reference, "--yes"])
         .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("(it has no tags)"), "{}", out.stdout);
     assert!(!registry.has_manifest("app", &loose.digest).await);
     assert!(registry.has_manifest("app", &kept.digest).await);
     let missing = format!("app@sha256:{}", "0".repeat(64));
-    let out = janitor
-        .run(&[
-            "image",
-            "delete",
-            "--registry",
-            url(&registry),
-            &missing,
-            "--yes",
-        ])
-        .await;
+    let out = janitor.op(&["image", "delete"], &[&missing, "--yes"]).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("no such manifest"), "{}", out.stderr);
 }
@@ -192,16 +141,7 @@ async fn image_delete_refuses_to_leave_a_tagged_sbom_without_its_subject() {
         .push(&registry)
         .await;
     let janitor = Janitor::new(&registry);
-    let out = janitor
-        .run(&[
-            "image",
-            "delete",
-            "--registry",
-            url(&registry),
-            "app:v1",
-            "--yes",
-        ])
-        .await;
+    let out = janitor.op(&["image", "delete"], &["app:v1", "--yes"]).await;
     assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("sbom-v1"), "{}", out.stderr);
     assert!(registry.has_manifest("app", &v1.digest).await);
@@ -213,22 +153,11 @@ async fn image_delete_off_a_terminal_without_yes_changes_nothing() {
     let registry = TestRegistry::start().await;
     let v1 = Image::oci("app").tag("v1").push(&registry).await;
     let janitor = Janitor::new(&registry);
-    let out = janitor
-        .run(&["image", "delete", "--registry", url(&registry), "app:v1"])
-        .await;
+    let out = janitor.op(&["image", "delete"], &["app:v1"]).await;
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("--yes"), "{}", out.stderr);
     assert!(registry.has_manifest("app", &v1.digest).await);
-    let bad = janitor
-        .run(&[
-            "image",
-            "delete",
-            "--registry",
-            url(&registry),
-            "app",
-            "--yes",
-        ])
-        .await;
+    let bad = janitor.op(&["image", "delete"], &["app", "--yes"]).await;
     assert_eq!(bad.code, 2);
     assert!(
         bad.stderr.contains("NAME:TAG or NAME@DIGEST"),
@@ -244,16 +173,7 @@ async fn tag_delete_removes_only_the_tag_and_the_manifest_stays() {
     registry.tag(&v1, "stable").await;
     let janitor = Janitor::new(&registry);
 
-    let out = janitor
-        .run(&[
-            "tag",
-            "delete",
-            "--registry",
-            url(&registry),
-            "app:v1",
-            "--yes",
-        ])
-        .await;
+    let out = janitor.op(&["tag", "delete"], &["app:v1", "--yes"]).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(out.stdout.contains("no space is freed"), "{}", out.stdout);
     assert!(
@@ -267,14 +187,7 @@ async fn tag_delete_removes_only_the_tag_and_the_manifest_stays() {
 
     // The last tag: the manifest stays, untagged.
     let out = janitor
-        .run(&[
-            "tag",
-            "delete",
-            "--registry",
-            url(&registry),
-            "app:stable",
-            "--yes",
-        ])
+        .op(&["tag", "delete"], &["app:stable", "--yes"])
         .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -304,15 +217,7 @@ async fn repository_delete_removes_every_manifest_and_leaves_other_repositories_
     let janitor = Janitor::new(&registry);
 
     let out = janitor
-        .run(&[
-            "repository",
-            "delete",
-            "--registry",
-            url(&registry),
-            "--repository",
-            "app",
-            "--yes",
-        ])
+        .op(&["repository", "delete"], &["--repository", "app", "--yes"])
         .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     assert!(
@@ -335,19 +240,10 @@ async fn repository_delete_removes_every_manifest_and_leaves_other_repositories_
 }
 
 /// `manifest list --format json`: the rows, as an array of exactly the documented keys.
-async fn list(janitor: &Janitor, registry: &TestRegistry, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec![
-        "manifest",
-        "list",
-        "--registry",
-        &registry.url,
-        "--repository",
-        "app",
-        "--format",
-        "json",
-    ];
+async fn list(janitor: &Janitor, extra: &[&str]) -> Vec<Value> {
+    let mut args = vec!["--repository", "app", "--format", "json"];
     args.extend_from_slice(extra);
-    let out = janitor.run(&args).await;
+    let out = janitor.op(&["manifest", "list"], &args).await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let rows: Value = serde_json::from_str(&out.stdout).expect("a JSON array");
     rows.as_array().expect("an array").clone()
@@ -385,7 +281,7 @@ async fn manifest_list_shows_time_size_and_tags_in_the_order_asked() {
     let index = registry.index("app", &[&amd], &["multi"]).await;
     let janitor = Janitor::new(&registry);
 
-    let rows = list(&janitor, &registry, &["--orderby", "time_desc"]).await;
+    let rows = list(&janitor, &["--orderby", "time_desc"]).await;
     let keys: Vec<Vec<&str>> = rows
         .iter()
         .map(|r| {
@@ -404,11 +300,11 @@ async fn manifest_list_shows_time_size_and_tags_in_the_order_asked() {
     assert!(rows[0]["size"].as_u64().unwrap() > recent.size() as u64);
     assert_eq!(digests.len(), 4);
 
-    let asc = list(&janitor, &registry, &["--orderby", "time_asc"]).await;
+    let asc = list(&janitor, &["--orderby", "time_asc"]).await;
     assert_eq!(asc.last().unwrap()["digest"], recent.digest.as_str());
 
     // Untagged: the platform image, which no tag points at.
-    let untagged = list(&janitor, &registry, &["--untagged"]).await;
+    let untagged = list(&janitor, &["--untagged"]).await;
     let untagged: Vec<&str> = untagged
         .iter()
         .map(|r| r["digest"].as_str().unwrap())
@@ -416,7 +312,7 @@ async fn manifest_list_shows_time_size_and_tags_in_the_order_asked() {
     assert_eq!(untagged, vec![amd.digest.as_str()]);
 
     // Older than a date: the old image, its index (as old as its newest child) and the child.
-    let older = list(&janitor, &registry, &["--older-than", "2025-06-01"]).await;
+    let older = list(&janitor, &["--older-than", "2025-06-01"]).await;
     let mut older: Vec<&str> = older
         .iter()
         .map(|r| r["digest"].as_str().unwrap())
@@ -431,15 +327,10 @@ async fn manifest_list_shows_time_size_and_tags_in_the_order_asked() {
     assert_eq!(older, want);
 
     let table = janitor
-        .run(&[
-            "manifest",
-            "list",
-            "--registry",
-            &registry.url,
-            "--repository",
-            "app",
-            "--untagged",
-        ])
+        .op(
+            &["manifest", "list"],
+            &["--repository", "app", "--untagged"],
+        )
         .await;
     assert!(table.stdout.contains("1 manifests"), "{}", table.stdout);
     assert!(
@@ -467,18 +358,9 @@ async fn manifest_delete_older_than_is_a_dry_run_and_never_breaks_a_newer_image(
         .index("app", &[&old_amd, &new_arm], &["multi"])
         .await;
     let janitor = Janitor::new(&registry);
-    let args = [
-        "manifest",
-        "delete",
-        "--registry",
-        &registry.url,
-        "--repository",
-        "app",
-        "--older-than",
-        "2025-06-01",
-    ];
+    let args = ["--repository", "app", "--older-than", "2025-06-01"];
 
-    let dry = janitor.run(&args).await;
+    let dry = janitor.op(&["manifest", "delete"], &args).await;
     assert_eq!(dry.code, 0, "{}\n{}", dry.stdout, dry.stderr);
     assert!(
         dry.stdout.contains("Dry run: nothing was deleted"),
@@ -489,7 +371,7 @@ async fn manifest_delete_older_than_is_a_dry_run_and_never_breaks_a_newer_image(
 
     let mut yes = args.to_vec();
     yes.push("--yes");
-    let done = janitor.run(&yes).await;
+    let done = janitor.op(&["manifest", "delete"], &yes).await;
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
     assert!(!registry.has_manifest("app", &old.digest).await);
     assert!(registry.has_manifest("app", &recent.digest).await);

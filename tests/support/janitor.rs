@@ -111,6 +111,14 @@ impl Janitor {
         }
     }
 
+    /// `command` (such as `["image", "delete"]`) against this janitor's registry, then `rest`.
+    pub async fn op(&self, command: &[&str], rest: &[&str]) -> Outcome {
+        let mut args = command.to_vec();
+        args.extend(["--registry", self.registry.as_str()]);
+        args.extend_from_slice(rest);
+        self.run(&args).await
+    }
+
     /// `plan` or `apply --yes` with the policy, JSON output, the state file, and `extra`.
     pub async fn sweep(&self, command: &str, policy: &str, extra: &[&str]) -> Outcome {
         let policy = self.policy(policy);
