@@ -77,6 +77,20 @@ fn acr_client(url: &str, options: ClientOptions) -> OciClient {
 
 const OPAQUE_NEXT: &str = "/acr/v1/app/_tags?last=djJ8MjAyNS0wMS0wMQ%3D%3D&n=1000&orderby=";
 
+/// ACR's 401 challenge for `scope`, then the fixture `name`: what a first request without a
+/// token meets.
+fn challenged_then(
+    acr: &RecordedAcr,
+    scope: &str,
+    name: &str,
+    vars: &BTreeMap<&str, String>,
+) -> Vec<Recorded> {
+    vec![
+        acr.unauthorized(scope, vars),
+        Recorded::fixture(200, name, vars),
+    ]
+}
+
 /// The tag listing over two pages, the second named by an opaque `last`.
 fn serve_tags(acr: &RecordedAcr, vars: &BTreeMap<&str, String>) {
     acr.on(
@@ -172,18 +186,17 @@ async fn an_azure_ad_token_is_exchanged_once_and_traded_for_one_token_per_scope(
     acr.on(
         "GET",
         "/acr/v1/_catalog",
-        vec![
-            acr.unauthorized("registry:catalog:*", &vars),
-            Recorded::fixture(200, "GetRepositoryList.json", &vars),
-        ],
+        challenged_then(&acr, "registry:catalog:*", "GetRepositoryList.json", &vars),
     );
     acr.on(
         "GET",
         "/acr/v1/app/_manifests",
-        vec![
-            acr.unauthorized("repository:app:metadata_read", &vars),
-            Recorded::fixture(200, "GetManifestList.json", &vars),
-        ],
+        challenged_then(
+            &acr,
+            "repository:app:metadata_read",
+            "GetManifestList.json",
+            &vars,
+        ),
     );
     acr.on(
         "POST",
@@ -205,10 +218,12 @@ async fn an_azure_ad_token_is_exchanged_once_and_traded_for_one_token_per_scope(
     acr.on(
         "GET",
         "/acr/v1/tools/builder/_manifests",
-        vec![
-            acr.unauthorized("repository:tools/builder:metadata_read", &vars),
-            Recorded::fixture(200, "GetManifestList.json", &vars),
-        ],
+        challenged_then(
+            &acr,
+            "repository:tools/builder:metadata_read",
+            "GetManifestList.json",
+            &vars,
+        ),
     );
     let client = acr_client(
         &acr.url,

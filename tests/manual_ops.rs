@@ -11,6 +11,23 @@ use support::{Image, TestRegistry};
 const OLD: &str = "2025-01-01T00:00:00Z";
 const RECENT: &str = "2026-11-20T00:00:00Z";
 
+/// A linux/amd64 and a linux/arm64 image of `app`, and an index of both tagged `tag`.
+async fn multi_arch(
+    registry: &TestRegistry,
+    tag: &str,
+) -> (support::Pushed, support::Pushed, support::Pushed) {
+    let amd = Image::oci("app")
+        .platform("linux", "amd64")
+        .push(registry)
+        .await;
+    let arm = Image::oci("app")
+        .platform("linux", "arm64")
+        .push(registry)
+        .await;
+    let index = registry.index("app", &[&amd, &arm], &[tag]).await;
+    (amd, arm, index)
+}
+
 #[tokio::test]
 async fn image_delete_by_tag_names_every_tag_that_goes_and_removes_the_manifest() {
     let registry = TestRegistry::start().await;
@@ -37,15 +54,7 @@ async fn image_delete_by_tag_names_every_tag_that_goes_and_removes_the_manifest(
 #[tokio::test]
 async fn image_delete_of_an_index_takes_its_platform_images_and_signature_but_not_shared_ones() {
     let registry = TestRegistry::start().await;
-    let amd = Image::oci("app")
-        .platform("linux", "amd64")
-        .push(&registry)
-        .await;
-    let arm = Image::oci("app")
-        .platform("linux", "arm64")
-        .push(&registry)
-        .await;
-    let index = registry.index("app", &[&amd, &arm], &["1.0"]).await;
+    let (amd, arm, index) = multi_arch(&registry, "1.0").await;
     let signature = registry.cosign_signature(&index).await;
     // `arm` is shared with another tagged index, which must keep working.
     let other = registry.index("app", &[&arm], &["arm-only"]).await;
@@ -74,15 +83,7 @@ async fn image_delete_of_an_index_takes_its_platform_images_and_signature_but_no
 #[tokio::test]
 async fn image_delete_refuses_a_platform_image_a_tagged_index_uses_unless_forced() {
     let registry = TestRegistry::start().await;
-    let amd = Image::oci("app")
-        .platform("linux", "amd64")
-        .push(&registry)
-        .await;
-    let arm = Image::oci("app")
-        .platform("linux", "arm64")
-        .push(&registry)
-        .await;
-    registry.index("app", &[&amd, &arm], &["latest"]).await;
+    let (amd, arm, _) = multi_arch(&registry, "latest").await;
     let janitor = Janitor::new(&registry);
     let reference = format!("app@{}", amd.digest);
 
@@ -202,15 +203,7 @@ async fn tag_delete_removes_only_the_tag_and_the_manifest_stays() {
 #[tokio::test]
 async fn repository_delete_removes_every_manifest_and_leaves_other_repositories_alone() {
     let registry = TestRegistry::start().await;
-    let amd = Image::oci("app")
-        .platform("linux", "amd64")
-        .push(&registry)
-        .await;
-    let arm = Image::oci("app")
-        .platform("linux", "arm64")
-        .push(&registry)
-        .await;
-    let index = registry.index("app", &[&amd, &arm], &["latest"]).await;
+    let (amd, arm, index) = multi_arch(&registry, "latest").await;
     let signature = registry.cosign_signature(&index).await;
     let v1 = Image::oci("app").tag("v1").push(&registry).await;
     let other = Image::oci("other").tag("v1").push(&registry).await;
