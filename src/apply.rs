@@ -268,16 +268,22 @@ pub async fn apply(
         let results: Vec<(Digest, Result<Deleted, RegistryError>)> = stream::iter(ready)
             .map(|(digest, _)| {
                 let repo = repo.as_str();
-                let locked_tags: Vec<&str> = fresh
-                    .tags
-                    .iter()
-                    .filter(|(_, t)| t.digest == digest && t.locked)
-                    .map(|(n, _)| n.as_str())
-                    .collect();
-                let locked = fresh.manifests.get(&digest).is_some_and(|f| f.locked)
-                    || !locked_tags.is_empty();
+                // Only with --unlock: which of its tags (from `fresh_tags`) hold a lock.
+                let locked_tags: Vec<&str> = if decider.unlock {
+                    fresh_tags
+                        .get(&digest)
+                        .into_iter()
+                        .flatten()
+                        .copied()
+                        .filter(|n| fresh.tags.get(*n).is_some_and(|t| t.locked))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let unlock = decider.unlock
+                    && (fresh.manifests.get(&digest).is_some_and(|f| f.locked)
+                        || !locked_tags.is_empty());
                 async move {
-                    let unlock = decider.unlock && locked;
                     if unlock {
                         if let Err(e) = client.unlock(repo, &digest, &locked_tags).await {
                             return (digest, Err(e));

@@ -97,7 +97,6 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
         manifests: snapshot.manifests.clone(),
         ..Snapshot::default()
     };
-    let inventory = RepoInventory::default();
     if client.kind() == Kind::Acr {
         return refresh_listed(client, snapshot, fresh, concurrency).await;
     }
@@ -137,6 +136,7 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
             Err(e) => fresh.problems.push(format!("tag {tag}: {e}")),
         }
     }
+    let inventory = RepoInventory::default();
     let mut reader = Reader::new(client, repo, &inventory, concurrency, fresh);
     reader.read_digests(unknown, true).await;
     reader.snapshot
