@@ -31,6 +31,8 @@ pub struct Decider<'a> {
     forced: BTreeSet<Digest>,
     /// The user allowed lifting registry locks on what is deleted (`apply --unlock`).
     unlock: bool,
+    /// Digests the operation names, which collect must read even if nothing reaches them.
+    named: BTreeSet<Digest>,
 }
 
 impl<'a> Decider<'a> {
@@ -44,7 +46,18 @@ impl<'a> Decider<'a> {
             decide: Box::new(decide),
             forced: BTreeSet::new(),
             unlock: false,
+            named: BTreeSet::new(),
         }
+    }
+
+    /// Have collect read these digests, even untagged and unlinked (`image delete NAME@DIGEST`).
+    pub fn naming(mut self, named: BTreeSet<Digest>) -> Decider<'a> {
+        self.named = named;
+        self
+    }
+
+    pub fn named(&self) -> &BTreeSet<Digest> {
+        &self.named
     }
 
     /// Lift the registry's lock on a manifest (and its tags) before deleting it.

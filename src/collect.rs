@@ -38,11 +38,14 @@ pub fn facts_of(m: &Manifest) -> ManifestFacts {
     }
 }
 
+/// Read `repository`. Besides what tags reach and what the inventory remembers, it reads
+/// the policy's pinned digests and `named` ones (a manual operation's), even untagged.
 pub async fn collect(
     client: &OciClient,
     repository: &str,
     inventory: &RepoInventory,
     policy: &Policy,
+    named: &BTreeSet<Digest>,
     concurrency: usize,
 ) -> Collected {
     let snapshot = Snapshot {
@@ -66,10 +69,10 @@ pub async fn collect(
             }
         },
     }
-    // Pinned manifests keep what they reach, so they must be in the picture even untagged.
-    reader
-        .read_digests(policy.protect.digests.clone(), true)
-        .await;
+    // Pinned manifests keep what they reach, so they must be in the picture even untagged;
+    // so must a manifest the user names by digest.
+    let wanted = policy.protect.digests.union(named).cloned().collect();
+    reader.read_digests(wanted, true).await;
     reader.read_remembered().await;
     reader.read_referrers().await;
     reader.work_out_ages(policy).await;

@@ -75,7 +75,7 @@ impl<S: StateStore> Sweeper<'_, S> {
     }
 
     /// As `plan`, with another decider (a manual operation). The policy still says which
-    /// digests are pinned and which tags need an age.
+    /// digests are pinned and which tags need an age; the decider names digests to read too.
     pub async fn plan_with(
         &mut self,
         repository: &str,
@@ -87,6 +87,7 @@ impl<S: StateStore> Sweeper<'_, S> {
             repository,
             &inventory,
             self.policy,
+            decider.named(),
             self.concurrency,
         )
         .await;

@@ -296,13 +296,12 @@ async fn delete_image(
     force: bool,
 ) -> Result<ExitCode, Failure> {
     let now = Utc::now();
-    // Named in the policy's pins only so that collect reads it even when nothing links to it
-    // (an untagged manifest by digest); the decider below does not look at pins.
-    let mut policy = Policy::nothing();
-    policy.protect.digests.insert(digest.clone());
+    let policy = Policy::nothing();
     let chosen: BTreeSet<Digest> = [digest.clone()].into();
     let reason = "named by image delete".to_owned();
-    let decider = Decider::new(|s| delete_chosen(s, &chosen, &reason, force).plan);
+    // Named, so that collect reads it even when nothing links to it (untagged, by digest).
+    let decider =
+        Decider::new(|s| delete_chosen(s, &chosen, &reason, force).plan).naming(chosen.clone());
     let mut sweeper = sweeper(conn, &policy, store, connect, now);
     let planned = sweeper.plan_with(repo, &decider).await.map_err(runtime)?;
     require_complete(&planned)?;
