@@ -9,6 +9,7 @@
 //! nothing in this repository.
 
 use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 
@@ -92,8 +93,18 @@ async fn acr_listing(
     Ok((tags?, manifests?))
 }
 
+/// How long apply trusts a tag's digest read one by one (a GET or HEAD per tag) without
+/// reading it again. Collect reads every tag moments before apply, so a second read of each
+/// tag would double the requests for a window of a second or two. A tag read longer ago than
+/// this (a large repository, a busy registry, a plan confirmed at a prompt) is read again.
+pub const TAG_READS_TRUSTED_FOR: Duration = Duration::from_secs(5);
+
 /// Re-read the tags of a repository just before changing it, and read any manifest they
 /// point at that `snapshot` lacks. Used by apply to notice what changed since planning.
+///
+/// The tag list is always read again, so a new tag and a deleted one show. A tag the
+/// snapshot read less than `TAG_READS_TRUSTED_FOR` ago keeps that digest; any other is read
+/// again (a HEAD). On ACR one listing gives every tag's digest afresh.
 pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: usize) -> Snapshot {
     let mut fresh = Snapshot {
         repository: snapshot.repository.clone(),
@@ -112,9 +123,22 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
             return fresh;
         }
     };
+    let trusted = snapshot
+        .tags_read
+        .filter(|read| read.elapsed() < TAG_READS_TRUSTED_FOR);
+    let mut unknown = BTreeSet::new();
+    let mut reread = Vec::new();
+    for tag in names {
+        match (trusted, snapshot.tags.get(&tag)) {
+            (Some(_), Some(tref)) => note_tag(&mut fresh, &mut unknown, tag, tref.clone()),
+            _ => reread.push(tag),
+        }
+    }
+    let started = Instant::now();
+    fresh.tags_read = Some(trusted.unwrap_or(started).min(started));
     let client_ref = client;
     let repo = snapshot.repository.as_str();
-    let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(names)
+    let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(reread)
         .map(|tag| async move {
             let r = match Reference::tag(&tag) {
                 Ok(reference) => client_ref.resolve(repo, &reference).await,
@@ -125,7 +149,6 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let mut unknown = BTreeSet::new();
     for (tag, result) in heads {
         match result {
             Ok(Some(digest)) => {
@@ -290,6 +313,7 @@ impl<'a> Reader<'a> {
     /// One GET per tag: it names the digest and gives the content at once.
     async fn read_tags(&mut self, tags: &[String]) {
         let (client, repo) = (self.client, self.repository);
+        self.snapshot.tags_read = Some(Instant::now());
         let results: Vec<(String, Result<Manifest, RegistryError>)> =
             stream::iter(tags.iter().cloned())
                 .map(|tag| async move {
@@ -410,13 +434,30 @@ impl<'a> Reader<'a> {
     }
 
     /// Referrers the API knows that nothing else showed us (untagged signatures, SBOMs).
-    /// On a registry without the API this costs one request per sweep, to learn that.
+    /// The first query finds out whether the registry has the API: without it, that one
+    /// request per run is all. With it, the other manifests are asked side by side.
     async fn read_referrers(&mut self) {
-        let digests: Vec<Digest> = self.snapshot.manifests.keys().cloned().collect();
+        let mut digests = self.snapshot.manifests.keys().cloned();
+        let Some(first) = digests.next() else {
+            return;
+        };
+        let (client, repo) = (self.client, self.repository);
         let mut pending = BTreeSet::new();
-        for digest in digests {
-            match self.client.referrers_api(self.repository, &digest).await {
-                Ok(None) => break,
+        let mut answers = vec![(first.clone(), client.referrers_api(repo, &first).await)];
+        if matches!(answers[0].1, Ok(Some(_))) {
+            let rest: Vec<_> = stream::iter(digests)
+                .map(|digest| async move {
+                    let r = client.referrers_api(repo, &digest).await;
+                    (digest, r)
+                })
+                .buffer_unordered(self.concurrency.max(1))
+                .collect()
+                .await;
+            answers.extend(rest);
+        }
+        for (digest, answer) in answers {
+            match answer {
+                Ok(None) => {}
                 Ok(Some(found)) => pending.extend(found.into_iter().map(|d| d.digest)),
                 Err(e) => self.problem(format!("referrers of {digest}: {e}")),
             }

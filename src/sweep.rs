@@ -1,13 +1,16 @@
 //! A sweep: one run over a scope. For each repository: load what we remember, collect,
 //! plan, and (unless dry run) apply; then remember what we saw.
 //!
-//! Repositories are handled one after the other, each to the end, so deletion in the first
-//! starts before the last has been read, and memory holds one repository at a time.
+//! A few repositories are in hand at once, each taken to the end before the next starts, so
+//! deletion in the first starts before the last has been read, and memory holds a few
+//! repositories, not the registry.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
+use futures_util::stream::{self, StreamExt};
 
 use crate::apply::{apply, Decider};
 use crate::collect::collect;
@@ -65,7 +68,36 @@ pub async fn scope(
         .collect())
 }
 
-impl<S: StateStore> Sweeper<'_, S> {
+/// How many repositories a run reads and applies at once. Requests in flight stay bounded by
+/// the client's own limit; this keeps that limit busy while one repository waits on a round
+/// trip (its tag list, the children of an index, the next wave of deletes), and bounds
+/// memory by a few repositories, not the registry.
+pub const REPOSITORIES_AT_ONCE: usize = 4;
+
+/// What every repository of a run shares.
+#[derive(Clone, Copy)]
+struct Run<'a> {
+    client: &'a OciClient,
+    policy: &'a Policy,
+    now: DateTime<Utc>,
+    concurrency: usize,
+    deadline: Option<Instant>,
+}
+
+/// The inventory, shared by the repositories in flight: each loads and saves its own entry.
+type Store<'s, S> = tokio::sync::Mutex<&'s mut S>;
+
+impl<'a, S: StateStore> Sweeper<'a, S> {
+    fn shared(&self) -> Run<'a> {
+        Run {
+            client: self.client,
+            policy: self.policy,
+            now: self.now,
+            concurrency: self.concurrency,
+            deadline: self.deadline,
+        }
+    }
+
     /// Read one repository and decide. Records what it saw, so a dry run also starts the
     /// clocks of manifests that just became untagged.
     pub async fn plan(&mut self, repository: &str) -> Result<Planned, StateError> {
@@ -81,29 +113,9 @@ impl<S: StateStore> Sweeper<'_, S> {
         repository: &str,
         decider: &Decider<'_>,
     ) -> Result<Planned, StateError> {
-        let mut inventory = self.store.load(repository).await?;
-        let collected = collect(
-            self.client,
-            repository,
-            &inventory,
-            self.policy,
-            decider.named(),
-            self.concurrency,
-        )
-        .await;
-        let mut snapshot = collected.snapshot;
-        // Clocks start at the real time, or at `now` if that is later: evaluating as if in
-        // the past (`--now`) must never backdate a clock and cut a grace period short.
-        let clock = self.now.max(Utc::now());
-        inventory.observe(&mut snapshot, &collected.gone, clock);
-        let plan = decider.decide(&snapshot);
-        log_decisions(&plan);
-        self.store.save(repository, inventory.clone()).await?;
-        Ok(Planned {
-            snapshot,
-            plan,
-            inventory,
-        })
+        let run = self.shared();
+        run.plan(&Store::new(&mut *self.store), repository, decider)
+            .await
     }
 
     /// Carry out a plan made by `plan`, and forget what was deleted.
@@ -119,60 +131,79 @@ impl<S: StateStore> Sweeper<'_, S> {
         planned: Planned,
         decider: &Decider<'_>,
     ) -> Result<RepositoryPlan, StateError> {
-        let Planned {
-            snapshot,
-            plan,
-            mut inventory,
-        } = planned;
-        let done = apply(
-            self.client,
-            &snapshot,
-            plan,
-            decider,
-            self.now,
-            self.concurrency,
-            self.deadline,
-        )
-        .await;
-        inventory.forget(
-            done.delete
-                .iter()
-                .filter(|d| d.error.is_none())
-                .map(|d| &d.digest),
-        );
-        self.store.save(&snapshot.repository, inventory).await?;
-        Ok(done)
+        let run = self.shared();
+        run.apply(&Store::new(&mut *self.store), planned, decider)
+            .await
     }
 
-    /// Plan each repository and, when `apply`, carry its plan out before moving to the next.
-    /// `progress` hears (index, repository, phase) for a progress line.
+    /// Plan each repository and, when `apply`, carry its plan out as soon as it is made.
+    /// Up to `REPOSITORIES_AT_ONCE` repositories are in hand at a time, so deletion starts
+    /// long before the last repository is read. `progress` hears (index, repository, phase)
+    /// for a progress line. After a state error no new repository starts; the ones in hand
+    /// finish, and the first error is returned.
     pub async fn run(
         &mut self,
         repositories: &[String],
         apply: bool,
-        mut progress: impl FnMut(usize, &str, &str),
+        progress: impl FnMut(usize, &str, &str),
     ) -> Result<Outcome, StateError> {
+        let run = self.shared();
+        let (policy, now) = (self.policy, self.now);
+        let unlock = self.unlock;
+        let store = Store::new(&mut *self.store);
+        let progress = std::sync::Mutex::new(progress);
+        let say = |i: usize, repo: &str, phase: &str| {
+            if let Ok(mut p) = progress.lock() {
+                p(i, repo, phase)
+            }
+        };
+        let failed = AtomicBool::new(false);
+        let mut results: Vec<(usize, Result<Option<RepositoryPlan>, StateError>)> =
+            stream::iter(repositories.iter().enumerate())
+                .map(|(i, repo)| {
+                    let (store, failed, say) = (&store, &failed, &say);
+                    async move {
+                        if failed.load(Ordering::Relaxed) || run.out_of_time() {
+                            return (i, Ok(None));
+                        }
+                        say(i, repo, "reading");
+                        let swept = async {
+                            let planned =
+                                run.plan(store, repo, &Decider::policy(policy, now)).await?;
+                            if !apply {
+                                return Ok(planned.plan);
+                            }
+                            say(i, repo, "applying");
+                            let decider = Decider::policy(policy, now).unlocking(unlock);
+                            run.apply(store, planned, &decider).await
+                        }
+                        .await;
+                        if swept.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        (i, swept.map(Some))
+                    }
+                })
+                .buffer_unordered(REPOSITORIES_AT_ONCE)
+                .collect()
+                .await;
+        drop(store);
+        results.sort_by_key(|(i, _)| *i);
         let mut outcome = Outcome {
             repositories: Vec::new(),
             unfinished: Vec::new(),
         };
-        for (i, repo) in repositories.iter().enumerate() {
-            if self.deadline.is_some_and(|d| Instant::now() >= d) {
-                outcome.unfinished.extend(repositories[i..].iter().cloned());
-                break;
+        for (i, result) in results {
+            match result? {
+                // Not started: the run's time ran out.
+                None => outcome.unfinished.push(repositories[i].clone()),
+                Some(plan) => {
+                    if plan.unfinished {
+                        outcome.unfinished.push(plan.name.clone());
+                    }
+                    outcome.repositories.push(plan);
+                }
             }
-            progress(i, repo, "reading");
-            let planned = self.plan(repo).await?;
-            let result = if apply {
-                progress(i, repo, "applying");
-                self.apply(planned).await?
-            } else {
-                planned.plan
-            };
-            if result.unfinished {
-                outcome.unfinished.push(repo.clone());
-            }
-            outcome.repositories.push(result);
         }
         self.store.flush().await?;
         Ok(outcome)
@@ -201,6 +232,82 @@ impl<S: StateStore> Sweeper<'_, S> {
             }
         }
         self.store.flush().await
+    }
+}
+
+impl Run<'_> {
+    fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    async fn plan<S: StateStore>(
+        &self,
+        store: &Store<'_, S>,
+        repository: &str,
+        decider: &Decider<'_>,
+    ) -> Result<Planned, StateError> {
+        let mut inventory = store.lock().await.load(repository).await?;
+        let collected = collect(
+            self.client,
+            repository,
+            &inventory,
+            self.policy,
+            decider.named(),
+            self.concurrency,
+        )
+        .await;
+        let mut snapshot = collected.snapshot;
+        // Clocks start at the real time, or at `now` if that is later: evaluating as if in
+        // the past (`--now`) must never backdate a clock and cut a grace period short.
+        let clock = self.now.max(Utc::now());
+        inventory.observe(&mut snapshot, &collected.gone, clock);
+        let plan = decider.decide(&snapshot);
+        log_decisions(&plan);
+        store
+            .lock()
+            .await
+            .save(repository, inventory.clone())
+            .await?;
+        Ok(Planned {
+            snapshot,
+            plan,
+            inventory,
+        })
+    }
+
+    async fn apply<S: StateStore>(
+        &self,
+        store: &Store<'_, S>,
+        planned: Planned,
+        decider: &Decider<'_>,
+    ) -> Result<RepositoryPlan, StateError> {
+        let Planned {
+            snapshot,
+            plan,
+            mut inventory,
+        } = planned;
+        let done = apply(
+            self.client,
+            &snapshot,
+            plan,
+            decider,
+            self.now,
+            self.concurrency,
+            self.deadline,
+        )
+        .await;
+        inventory.forget(
+            done.delete
+                .iter()
+                .filter(|d| d.error.is_none())
+                .map(|d| &d.digest),
+        );
+        store
+            .lock()
+            .await
+            .save(&snapshot.repository, inventory)
+            .await?;
+        Ok(done)
     }
 }
 

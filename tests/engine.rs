@@ -359,6 +359,79 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
 }
 
 #[tokio::test]
+async fn a_tag_moved_onto_a_planned_manifest_saves_it_once_the_plan_is_not_fresh() {
+    use registry_janitor::collect::TAG_READS_TRUSTED_FOR;
+    use registry_janitor::policy::Policy;
+    use registry_janitor::registry::{ClientOptions, OciClient};
+    use registry_janitor::state::NoState;
+    use std::time::Duration;
+
+    let registry = TestRegistry::start().await;
+    let doomed = old_build(&registry, "app", "pr-1").await;
+    old_build(&registry, "app", "latest").await;
+    let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
+    let policy =
+        Policy::from_json(r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#).unwrap();
+    let mut store = NoState;
+    let mut sweeper = sweeper(&client, &policy, &mut store);
+    let mut planned = sweeper.plan("app").await.unwrap();
+    assert_eq!(planned.plan.delete.len(), 1);
+
+    // A rollback: the existing tag `latest` now names the planned manifest. The tag list
+    // does not show that; only reading `latest` again does. A plan older than the trust
+    // window (confirmed at a prompt, say) gets that read.
+    registry.tag(&doomed, "latest").await;
+    let read = planned
+        .snapshot
+        .tags_read
+        .expect("collect notes when it read the tags");
+    planned.snapshot.tags_read = read.checked_sub(TAG_READS_TRUSTED_FOR + Duration::from_secs(1));
+    assert!(planned.snapshot.tags_read.is_some());
+
+    let done = sweeper.apply(planned).await.unwrap();
+    assert!(done.delete.is_empty(), "{:?}", done.delete);
+    let reason = &done
+        .keep
+        .iter()
+        .find(|k| k.digest.as_str() == doomed.digest)
+        .unwrap()
+        .reason;
+    assert!(reason.contains("gained tag latest"), "{reason}");
+    registry.assert_pulls_completely("app", "latest").await;
+}
+
+#[tokio::test]
+async fn a_fresh_plan_is_applied_with_one_tag_listing_and_no_read_per_tag() {
+    use registry_janitor::policy::Policy;
+    use registry_janitor::registry::{ClientOptions, OciClient};
+    use registry_janitor::state::NoState;
+
+    let registry = TestRegistry::start().await;
+    for tag in ["pr-1", "pr-2", "latest", "v1", "v2", "v3"] {
+        old_build(&registry, "app", tag).await;
+    }
+    let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
+    let policy =
+        Policy::from_json(r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#).unwrap();
+    let mut store = NoState;
+    let mut sweeper = sweeper(&client, &policy, &mut store);
+    let planned = sweeper.plan("app").await.unwrap();
+    let before = client.request_count();
+    let done = sweeper.apply(planned).await.unwrap();
+    let sent = client.request_count() - before;
+
+    assert_eq!(done.delete.len(), 2, "{:?}", done.delete);
+    assert!(
+        done.delete.iter().all(|d| d.error.is_none()),
+        "{:?}",
+        done.delete
+    );
+    // The tag list again, then one DELETE per manifest: the six tags were read moments ago.
+    assert_eq!(sent, 1 + 2, "requests sent by apply");
+    registry.assert_pulls_completely("app", "v3").await;
+}
+
+#[tokio::test]
 async fn an_image_untagged_by_a_repush_waits_out_older_than_then_goes() {
     let registry = TestRegistry::start().await;
     let first = Image::oci("app")

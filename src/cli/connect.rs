@@ -94,6 +94,7 @@ impl ConnectArgs {
                 credentials,
                 kind,
                 aad_token: self.aad_token.clone().filter(|t| !t.is_empty()),
+                in_flight: usize::from(self.concurrency),
                 ..ClientOptions::default()
             },
         )

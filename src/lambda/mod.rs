@@ -222,6 +222,7 @@ impl App {
             &config.registry,
             ClientOptions {
                 credentials,
+                in_flight: config.concurrency,
                 ..ClientOptions::default()
             },
         )

@@ -108,6 +108,8 @@ pub struct ClientOptions {
     pub page_size: usize,
     /// Timeout of one HTTP request.
     pub timeout: Duration,
+    /// Requests in flight at once, whatever asks for them.
+    pub in_flight: usize,
 }
 
 impl Default for ClientOptions {
@@ -119,6 +121,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             page_size: 1000,
             timeout: Duration::from_secs(30),
+            in_flight: 16,
         }
     }
 }
@@ -169,6 +172,9 @@ pub struct OciClient {
     page_size: usize,
     tag_delete: LearnedSupport,
     referrers_api: LearnedSupport,
+    /// Held while the first referrers request finds out whether the API exists, so
+    /// repositories read side by side ask that once, not once each.
+    referrers_probe: tokio::sync::Mutex<()>,
     page_size_honoured: LearnedSupport,
 }
 
@@ -196,8 +202,13 @@ impl OciClient {
         let host = registry_host(&base).ok_or_else(|| bad("no host"))?;
         let tls = base.scheme() == "https";
         let kind = options.kind.unwrap_or_else(|| Kind::of_host(&host));
-        let mut transport =
-            Transport::new(options.credentials, options.retry, options.timeout, tls)?;
+        let mut transport = Transport::new(
+            options.credentials,
+            options.retry,
+            options.timeout,
+            tls,
+            options.in_flight,
+        )?;
         if kind == Kind::Acr {
             transport = transport.for_acr(&host, options.aad_token);
         }
@@ -209,6 +220,7 @@ impl OciClient {
             page_size: options.page_size.clamp(1, 1000),
             tag_delete: LearnedSupport::default(),
             referrers_api: LearnedSupport::default(),
+            referrers_probe: tokio::sync::Mutex::new(()),
             page_size_honoured: LearnedSupport::default(),
         })
     }
@@ -573,6 +585,10 @@ impl OciClient {
         digest: &Digest,
     ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
         check_repository(repository)?;
+        let _probing = match self.referrers_api.get() {
+            Support::Unknown => Some(self.referrers_probe.lock().await),
+            _ => None,
+        };
         if self.referrers_api.get() == Support::No {
             return Ok(None);
         }

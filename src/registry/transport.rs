@@ -37,6 +37,8 @@ pub struct Transport {
     refresh_token: tokio::sync::Mutex<Option<String>>,
     /// ACR: the registry's own host; the Azure AD token goes nowhere else.
     registry_host: Option<String>,
+    /// Requests in flight at once, across every repository a run handles concurrently.
+    slots: tokio::sync::Semaphore,
 }
 
 /// What a request carries besides its method and URL.
@@ -53,6 +55,7 @@ impl Transport {
         retry: RetryPolicy,
         timeout: Duration,
         tls: bool,
+        in_flight: usize,
     ) -> Result<Transport, RegistryError> {
         // reqwest is built without a default crypto provider; ring is ours. Installing it
         // twice is harmless, so the result does not matter.
@@ -74,6 +77,7 @@ impl Transport {
             aad_token: None,
             refresh_token: tokio::sync::Mutex::new(None),
             registry_host: None,
+            slots: tokio::sync::Semaphore::new(in_flight.max(1)),
         })
     }
 
@@ -366,9 +370,14 @@ impl Transport {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            self.requests.fetch_add(1, Ordering::Relaxed);
             let request = build(self.http.request(method.clone(), url.clone()));
-            let verdict = match request.send().await {
+            // A slot per attempt, not held while waiting to retry. The semaphore is never
+            // closed, so acquiring cannot fail; if it ever did, sending anyway is harmless.
+            let slot = self.slots.acquire().await.ok();
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = request.send().await;
+            drop(slot);
+            let verdict = match sent {
                 Ok(response) => {
                     let retry_after = response
                         .headers()
