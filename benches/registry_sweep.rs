@@ -218,6 +218,9 @@ struct Run {
     requests: usize,
     breakdown: BTreeMap<String, usize>,
     rss_kib: Option<u64>,
+    /// User plus system CPU time of the contender's process (the largest one for the
+    /// baseline's `xargs`, as `wait4` reports it).
+    cpu: Option<Duration>,
     deleted: usize,
 }
 
@@ -537,7 +540,11 @@ async fn run_contender(
     };
     let mut cmd = if ctx.time_bin {
         let mut c = tokio::process::Command::new("/usr/bin/time");
-        c.arg("-f").arg("%M").arg("-o").arg(&rss_file).arg(&program);
+        c.arg("-f")
+            .arg("%M %U %S")
+            .arg("-o")
+            .arg(&rss_file)
+            .arg(&program);
         c
     } else {
         tokio::process::Command::new(&program)
@@ -571,9 +578,23 @@ async fn run_contender(
         problems.extend(p);
     }
     problems.extend(check_state(&registry.url, seeds).await);
-    let rss_kib = std::fs::read_to_string(&rss_file)
+    // `/usr/bin/time -f "%M %U %S"`: peak RSS in KiB, user and system seconds.
+    let timed: Vec<String> = std::fs::read_to_string(&rss_file)
         .ok()
-        .and_then(|s| s.lines().last().and_then(|l| l.trim().parse().ok()));
+        .and_then(|s| {
+            s.lines()
+                .last()
+                .map(|l| l.split_whitespace().map(String::from).collect())
+        })
+        .unwrap_or_default();
+    let rss_kib = timed.first().and_then(|v| v.parse().ok());
+    let cpu = match (timed.get(1), timed.get(2)) {
+        (Some(u), Some(s)) => match (u.parse::<f64>(), s.parse::<f64>()) {
+            (Ok(u), Ok(s)) => Some(Duration::from_secs_f64(u + s)),
+            _ => None,
+        },
+        _ => None,
+    };
     drop(registry);
     let _ = std::fs::remove_dir_all(&storage);
     let mut breakdown = BTreeMap::new();
@@ -588,6 +609,7 @@ async fn run_contender(
             requests: log.len(),
             breakdown,
             rss_kib,
+            cpu,
             deleted,
         },
         problems,
@@ -779,6 +801,11 @@ async fn list_tags(http: &reqwest::Client, base: &str, repo: &str) -> Vec<String
     }
 }
 
+fn secs(d: Option<Duration>) -> String {
+    d.map(|d| format!("{:.2}", d.as_secs_f64()))
+        .unwrap_or_else(|| "n/a".into())
+}
+
 fn mib(kib: Option<u64>) -> String {
     kib.map(|k| format!("{:.1}", k as f64 / 1024.0))
         .unwrap_or_else(|| "n/a".into())
@@ -786,13 +813,14 @@ fn mib(kib: Option<u64>) -> String {
 
 fn print_run(run: &Run, to_delete: usize) {
     println!(
-        "\n## {} at +{} ms per request: {:.2} s wall, {} requests ({:.2} per deleted manifest), peak RSS {} MiB, {} deleted of {}",
+        "\n## {} at +{} ms per request: {:.2} s wall, {} requests ({:.2} per deleted manifest), peak RSS {} MiB, CPU {} s, {} deleted of {}",
         run.contender.name(),
         run.latency.as_millis(),
         run.wall.as_secs_f64(),
         run.requests,
         run.requests as f64 / to_delete as f64,
         mib(run.rss_kib),
+        secs(run.cpu),
         run.deleted,
         to_delete
     );
@@ -807,18 +835,19 @@ fn print_run(run: &Run, to_delete: usize) {
 fn summary(runs: &[Run], to_delete: usize, budget: usize, concurrency: usize) {
     println!("\n# summary ({to_delete} manifests deleted by each contender)\n");
     println!(
-        "| added latency | contender | wall s | requests | requests / deleted | peak RSS MiB |"
+        "| added latency | contender | wall s | requests | requests / deleted | peak RSS MiB | CPU s |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for r in runs {
         println!(
-            "| {} ms | {} | {:.2} | {} | {:.2} | {} |",
+            "| {} ms | {} | {:.2} | {} | {:.2} | {} | {} |",
             r.latency.as_millis(),
             r.contender.name(),
             r.wall.as_secs_f64(),
             r.requests,
             r.requests as f64 / to_delete as f64,
-            mib(r.rss_kib)
+            mib(r.rss_kib),
+            secs(r.cpu)
         );
     }
     let latencies: BTreeSet<Duration> = runs.iter().map(|r| r.latency).collect();
@@ -855,14 +884,25 @@ fn summary(runs: &[Run], to_delete: usize, budget: usize, concurrency: usize) {
         println!("{line}");
         if !l.is_zero() {
             // The added latency alone, with every request slot always busy: the baseline
-            // sends one request at a time, the others `concurrency`.
+            // sends one request at a time, the floor `concurrency`, and the janitor
+            // `concurrency` changes and READS_PER_WRITE times as many reads side by side.
             let bound = |r: &Run| {
-                let slots = if r.contender == Contender::Baseline {
-                    1
-                } else {
-                    concurrency
+                let rounds = match r.contender {
+                    Contender::Baseline => r.requests,
+                    Contender::Floor => r.requests.div_ceil(concurrency),
+                    Contender::Janitor => {
+                        let reads: usize = r
+                            .breakdown
+                            .iter()
+                            .filter(|(k, _)| k.starts_with("GET") || k.starts_with("HEAD"))
+                            .map(|(_, v)| v)
+                            .sum();
+                        let writes = r.requests - reads;
+                        let read_slots = concurrency * registry_janitor::registry::READS_PER_WRITE;
+                        reads.div_ceil(read_slots).max(writes.div_ceil(concurrency))
+                    }
                 };
-                r.requests.div_ceil(slots) as f64 * l.as_secs_f64()
+                rounds as f64 * l.as_secs_f64()
             };
             let parts: Vec<String> = runs
                 .iter()

@@ -20,7 +20,7 @@ use crate::plan::{plan, Keep, RepositoryPlan, Snapshot, Untag};
 use crate::policy::Policy;
 use crate::registry::media_type::OCI_INDEX;
 use crate::registry::{
-    Deleted, Digest, MediaType, OciClient, Reference, RegistryError, TagDeleted,
+    Deleted, Digest, MediaType, OciClient, Reference, RegistryError, TagDeleted, READS_PER_WRITE,
 };
 
 const OUT_OF_TIME: &str = "not started: the run's time ran out; the next run finishes it";
@@ -101,7 +101,7 @@ pub async fn apply(
         return left;
     }
     let repo = planned.name.clone();
-    let fresh = refresh_tags(client, snapshot, concurrency).await;
+    let fresh = refresh_tags(client, snapshot, concurrency * READS_PER_WRITE).await;
     if !fresh.problems.is_empty() {
         return abandon(planned, &fresh.problems.join("; "));
     }

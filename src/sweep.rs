@@ -16,7 +16,7 @@ use crate::apply::{apply, Decider};
 use crate::collect::collect;
 use crate::plan::{RepositoryPlan, Snapshot};
 use crate::policy::Policy;
-use crate::registry::{OciClient, RegistryError};
+use crate::registry::{OciClient, RegistryError, READS_PER_WRITE};
 use crate::state::{Remembered, RepoInventory, StateError, StateStore};
 use crate::trigger::Pushed;
 
@@ -68,11 +68,14 @@ pub async fn scope(
         .collect())
 }
 
-/// How many repositories a run reads and applies at once. Requests in flight stay bounded by
-/// the client's own limit; this keeps that limit busy while one repository waits on a round
-/// trip (its tag list, the children of an index, the next wave of deletes), and bounds
-/// memory by a few repositories, not the registry.
-pub const REPOSITORIES_AT_ONCE: usize = 4;
+/// How many repositories a run reads and applies at once: as many as changes may be in
+/// flight, at most 8. Requests in flight stay bounded by the client's own limits; this keeps
+/// them busy while one repository waits on a round trip (its tag list, the children of an
+/// index, the next wave of deletes), and bounds memory by a few repositories, not the
+/// registry. `--concurrency 1` still takes one repository at a time.
+pub fn repositories_at_once(concurrency: usize) -> usize {
+    concurrency.clamp(1, 8)
+}
 
 /// What every repository of a run shares.
 #[derive(Clone, Copy)]
@@ -137,7 +140,7 @@ impl<'a, S: StateStore> Sweeper<'a, S> {
     }
 
     /// Plan each repository and, when `apply`, carry its plan out as soon as it is made.
-    /// Up to `REPOSITORIES_AT_ONCE` repositories are in hand at a time, so deletion starts
+    /// Up to `repositories_at_once` repositories are in hand at a time, so deletion starts
     /// long before the last repository is read. `progress` hears (index, repository, phase)
     /// for a progress line. After a state error no new repository starts; the ones in hand
     /// finish, and the first error is returned.
@@ -184,7 +187,7 @@ impl<'a, S: StateStore> Sweeper<'a, S> {
                         (i, swept.map(Some))
                     }
                 })
-                .buffer_unordered(REPOSITORIES_AT_ONCE)
+                .buffer_unordered(repositories_at_once(self.concurrency))
                 .collect()
                 .await;
         drop(store);
@@ -247,13 +250,14 @@ impl Run<'_> {
         decider: &Decider<'_>,
     ) -> Result<Planned, StateError> {
         let mut inventory = store.lock().await.load(repository).await?;
+        // Reads may go wider than changes (see READS_PER_WRITE); the client holds both limits.
         let collected = collect(
             self.client,
             repository,
             &inventory,
             self.policy,
             decider.named(),
-            self.concurrency,
+            self.concurrency * READS_PER_WRITE,
         )
         .await;
         let mut snapshot = collected.snapshot;

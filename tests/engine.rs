@@ -696,3 +696,77 @@ async fn past_its_deadline_a_run_starts_no_delete_and_lists_what_is_left() {
     assert!(registry.has_manifest("a", &a.digest).await);
     assert!(registry.has_manifest("b", &b.digest).await);
 }
+
+#[tokio::test]
+async fn repositories_are_swept_side_by_side_within_the_read_and_delete_limits() {
+    use registry_janitor::policy::Policy;
+    use registry_janitor::registry::{ClientOptions, OciClient, READS_PER_WRITE};
+    use registry_janitor::state::NoState;
+    use std::time::Duration;
+    use support::proxy::FlakyProxy;
+
+    let registry = TestRegistry::start().await;
+    let repos = ["a", "b", "c"];
+    for repo in repos {
+        for n in 0..6 {
+            old_build(&registry, repo, &format!("pr-{n}")).await;
+        }
+        old_build(&registry, repo, "latest").await;
+    }
+    // A remote registry's round trip, so requests overlap when they can.
+    let proxy = FlakyProxy::start_delayed(&registry.url, Duration::from_millis(30)).await;
+    let client = OciClient::new(
+        &proxy.url,
+        ClientOptions {
+            in_flight: 2,
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let policy = Policy::from_json(OLD_PR_BUILDS).unwrap();
+    let mut store = NoState;
+    let mut sweeper = sweeper(&client, &policy, &mut store);
+    sweeper.concurrency = 2;
+    let names: Vec<String> = repos.iter().map(|r| r.to_string()).collect();
+    let outcome = sweeper.run(&names, true, |_, _, _| {}).await.unwrap();
+
+    let order: Vec<&str> = outcome
+        .repositories
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert_eq!(order, repos, "the report keeps the order asked for");
+    for plan in &outcome.repositories {
+        assert_eq!(plan.delete.len(), 6, "{}: {:?}", plan.name, plan.delete);
+        assert!(
+            plan.delete.iter().all(|d| d.error.is_none()),
+            "{:?}",
+            plan.delete
+        );
+        registry.assert_pulls_completely(&plan.name, "latest").await;
+    }
+    let reads = proxy
+        .peak_in_flight("GET")
+        .max(proxy.peak_in_flight("HEAD"));
+    assert!(reads <= 2 * READS_PER_WRITE, "{reads} reads at once");
+    assert!(
+        reads > 2,
+        "reads go wider than deletes: at most {reads} at once"
+    );
+    assert!(proxy.peak_in_flight("DELETE") <= 2);
+    assert_eq!(proxy.peak_in_flight("DELETE"), 2, "deletes use their slots");
+    // The second repository is read while the first is still being changed.
+    let log = proxy.log();
+    let first_b = log
+        .iter()
+        .position(|(_, p, _)| p.starts_with("/v2/b/"))
+        .unwrap();
+    let last_a_delete = log
+        .iter()
+        .rposition(|(m, p, _)| m == "DELETE" && p.starts_with("/v2/a/"))
+        .unwrap();
+    assert!(
+        first_b < last_a_delete,
+        "repository b waited for a to finish"
+    );
+}

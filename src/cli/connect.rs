@@ -44,7 +44,7 @@ pub struct ConnectArgs {
     /// Run without memory: untagged manifests are then only those something still links to.
     #[arg(long)]
     no_state: bool,
-    /// Requests in flight at once.
+    /// Deletes and other changes in flight at once. Reads go up to 4 times as many.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
 }

@@ -21,3 +21,4 @@ pub use media_type::MediaType;
 pub use name::Reference;
 pub use oci::{Capabilities, ClientOptions, Deleted, Kind, OciClient, Support, TagDeleted};
 pub use retry::RetryPolicy;
+pub use transport::READS_PER_WRITE;

@@ -108,7 +108,8 @@ pub struct ClientOptions {
     pub page_size: usize,
     /// Timeout of one HTTP request.
     pub timeout: Duration,
-    /// Requests in flight at once, whatever asks for them.
+    /// Changes (deletes, untags) in flight at once, whatever asks for them; reads go up to
+    /// `READS_PER_WRITE` times as many.
     pub in_flight: usize,
 }
 
@@ -121,7 +122,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             page_size: 1000,
             timeout: Duration::from_secs(30),
-            in_flight: 16,
+            in_flight: 8,
         }
     }
 }

@@ -37,9 +37,16 @@ pub struct Transport {
     refresh_token: tokio::sync::Mutex<Option<String>>,
     /// ACR: the registry's own host; the Azure AD token goes nowhere else.
     registry_host: Option<String>,
-    /// Requests in flight at once, across every repository a run handles concurrently.
-    slots: tokio::sync::Semaphore,
+    /// Reads (GET, HEAD) in flight at once, across everything the client does.
+    reads: tokio::sync::Semaphore,
+    /// Changes (DELETE, PUT, PATCH, POST) in flight at once.
+    writes: tokio::sync::Semaphore,
 }
+
+/// Reads allowed in flight per change in flight. Registries allow far more reads than
+/// writes (ACR's published limits: 10x on Basic and Premium, 6x on Standard), and a sweep
+/// reads several times what it deletes, so its reads go wider than its deletes.
+pub const READS_PER_WRITE: usize = 4;
 
 /// What a request carries besides its method and URL.
 #[derive(Default, Clone)]
@@ -77,7 +84,8 @@ impl Transport {
             aad_token: None,
             refresh_token: tokio::sync::Mutex::new(None),
             registry_host: None,
-            slots: tokio::sync::Semaphore::new(in_flight.max(1)),
+            reads: tokio::sync::Semaphore::new(in_flight.max(1) * READS_PER_WRITE),
+            writes: tokio::sync::Semaphore::new(in_flight.max(1)),
         })
     }
 
@@ -371,9 +379,13 @@ impl Transport {
         loop {
             attempt += 1;
             let request = build(self.http.request(method.clone(), url.clone()));
-            // A slot per attempt, not held while waiting to retry. The semaphore is never
+            // A slot per attempt, not held while waiting to retry. The semaphores are never
             // closed, so acquiring cannot fail; if it ever did, sending anyway is harmless.
-            let slot = self.slots.acquire().await.ok();
+            let slots = match *method {
+                Method::GET | Method::HEAD => &self.reads,
+                _ => &self.writes,
+            };
+            let slot = slots.acquire().await.ok();
             self.requests.fetch_add(1, Ordering::Relaxed);
             let sent = request.send().await;
             drop(slot);

@@ -4,7 +4,7 @@
 //! it also holds every request that long before handling it (a remote registry's round trip,
 //! on loopback).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +32,37 @@ struct State {
     faults: VecDeque<(String, Fault)>,
     /// (method, path and query, status or 0 for a reset)
     log: Vec<(String, String, u16)>,
+    /// Requests being handled now, and the most ever at once, by method.
+    in_flight: BTreeMap<String, (usize, usize)>,
+}
+
+/// Counts a request as in flight from its arrival until its answer (or reset) is made.
+struct InFlight {
+    state: Arc<Mutex<State>>,
+    method: String,
+}
+
+impl InFlight {
+    fn enter(state: &Arc<Mutex<State>>, method: &str) -> InFlight {
+        let mut s = state.lock().unwrap();
+        let (now, peak) = s.in_flight.entry(method.to_owned()).or_default();
+        *now += 1;
+        *peak = (*peak).max(*now);
+        InFlight {
+            state: state.clone(),
+            method: method.to_owned(),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.state.lock() {
+            if let Some((now, _)) = s.in_flight.get_mut(&self.method) {
+                *now -= 1;
+            }
+        }
+    }
 }
 
 pub struct FlakyProxy {
@@ -58,6 +89,7 @@ impl FlakyProxy {
             let client = client.clone();
             let upstream = upstream.clone();
             Box::pin(async move {
+                let _counted = InFlight::enter(&state, req.method().as_str());
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
@@ -150,6 +182,16 @@ impl FlakyProxy {
     /// Requests seen so far: (method, path and query, status; 0 for a reset).
     pub fn log(&self) -> Vec<(String, String, u16)> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    /// The most requests with `method` the proxy was handling at once.
+    pub fn peak_in_flight(&self, method: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .in_flight
+            .get(method)
+            .map_or(0, |(_, peak)| *peak)
     }
 
     pub fn count(&self, path_contains: &str) -> usize {
