@@ -221,7 +221,23 @@ struct Run {
     /// User plus system CPU time of the contender's process (the largest one for the
     /// baseline's `xargs`, as `wait4` reports it).
     cpu: Option<Duration>,
+    /// CPU time the registry process spent while the contender ran.
+    registry_cpu: Option<Duration>,
+    /// CPU time this bench process (the counting proxy) spent while the contender ran.
+    proxy_cpu: Option<Duration>,
     deleted: usize,
+}
+
+/// User plus system CPU time of a process so far, from /proc/<pid>/stat (Linux).
+fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(Duration::from_millis(ticks * 10))
 }
 
 async fn bench() {
@@ -556,12 +572,20 @@ async fn run_contender(
         .stdin(Stdio::null())
         .stdout(std::fs::File::create(&out).expect("stdout file"))
         .stderr(std::fs::File::create(&err).expect("stderr file"));
+    let (registry_cpu0, proxy_cpu0) = (cpu_of(registry.pid()), cpu_of(std::process::id()));
     let t0 = Instant::now();
     let status = cmd
         .status()
         .await
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     let wall = t0.elapsed();
+    // Before the checks below, which read the registry too.
+    let registry_cpu = cpu_of(registry.pid())
+        .zip(registry_cpu0)
+        .map(|(a, b)| a.saturating_sub(b));
+    let proxy_cpu = cpu_of(std::process::id())
+        .zip(proxy_cpu0)
+        .map(|(a, b)| a.saturating_sub(b));
     let log = proxy.log();
     let mut problems = Vec::new();
     if !status.success() {
@@ -610,6 +634,8 @@ async fn run_contender(
             breakdown,
             rss_kib,
             cpu,
+            registry_cpu,
+            proxy_cpu,
             deleted,
         },
         problems,
@@ -813,7 +839,7 @@ fn mib(kib: Option<u64>) -> String {
 
 fn print_run(run: &Run, to_delete: usize) {
     println!(
-        "\n## {} at +{} ms per request: {:.2} s wall, {} requests ({:.2} per deleted manifest), peak RSS {} MiB, CPU {} s, {} deleted of {}",
+        "\n## {} at +{} ms per request: {:.2} s wall, {} requests ({:.2} per deleted manifest), peak RSS {} MiB, CPU {} s (registry {} s, proxy {} s), {} deleted of {}",
         run.contender.name(),
         run.latency.as_millis(),
         run.wall.as_secs_f64(),
@@ -821,6 +847,8 @@ fn print_run(run: &Run, to_delete: usize) {
         run.requests as f64 / to_delete as f64,
         mib(run.rss_kib),
         secs(run.cpu),
+        secs(run.registry_cpu),
+        secs(run.proxy_cpu),
         run.deleted,
         to_delete
     );
@@ -835,19 +863,21 @@ fn print_run(run: &Run, to_delete: usize) {
 fn summary(runs: &[Run], to_delete: usize, budget: usize, concurrency: usize) {
     println!("\n# summary ({to_delete} manifests deleted by each contender)\n");
     println!(
-        "| added latency | contender | wall s | requests | requests / deleted | peak RSS MiB | CPU s |"
+        "| added latency | contender | wall s | requests | requests / deleted | peak RSS MiB | CPU s | registry CPU s | proxy CPU s |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for r in runs {
         println!(
-            "| {} ms | {} | {:.2} | {} | {:.2} | {} | {} |",
+            "| {} ms | {} | {:.2} | {} | {:.2} | {} | {} | {} | {} |",
             r.latency.as_millis(),
             r.contender.name(),
             r.wall.as_secs_f64(),
             r.requests,
             r.requests as f64 / to_delete as f64,
             mib(r.rss_kib),
-            secs(r.cpu)
+            secs(r.cpu),
+            secs(r.registry_cpu),
+            secs(r.proxy_cpu)
         );
     }
     let latencies: BTreeSet<Duration> = runs.iter().map(|r| r.latency).collect();

@@ -34,6 +34,13 @@ pub struct TestRegistry {
     pub(crate) http: reqwest::Client,
 }
 
+impl TestRegistry {
+    /// The registry process's id (benches read its CPU time from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for TestRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
