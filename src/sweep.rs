@@ -190,7 +190,6 @@ impl<'a, S: StateStore> Sweeper<'a, S> {
                 .buffer_unordered(repositories_at_once(self.concurrency))
                 .collect()
                 .await;
-        drop(store);
         results.sort_by_key(|(i, _)| *i);
         let mut outcome = Outcome {
             repositories: Vec::new(),
