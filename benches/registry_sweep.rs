@@ -221,11 +221,39 @@ struct Run {
     /// User plus system CPU time of the contender's process (the largest one for the
     /// baseline's `xargs`, as `wait4` reports it).
     cpu: Option<Duration>,
+    /// When deleting started and ended, and when the last read was answered.
+    timeline: String,
     /// CPU time the registry process spent while the contender ran.
     registry_cpu: Option<Duration>,
     /// CPU time this bench process (the counting proxy) spent while the contender ran.
     proxy_cpu: Option<Duration>,
     deleted: usize,
+}
+
+/// Seconds from the contender's start: first and last DELETE answered, last read answered,
+/// and how many reads were answered before the first DELETE.
+fn timeline(log: &[(String, String, u16)], answered: &[Instant], t0: Instant) -> String {
+    let at = |i: usize| {
+        answered
+            .get(i)
+            .map_or(0.0, |t| t.duration_since(t0).as_secs_f64())
+    };
+    let deletes: Vec<usize> = (0..log.len()).filter(|i| log[*i].0 == "DELETE").collect();
+    let reads: Vec<usize> = (0..log.len())
+        .filter(|i| matches!(log[*i].0.as_str(), "GET" | "HEAD"))
+        .collect();
+    let (Some(&first), Some(&last)) = (deletes.first(), deletes.last()) else {
+        return "no DELETE".into();
+    };
+    let reads_before = reads.iter().filter(|i| **i < first).count();
+    let last_read = reads.last().map_or(0.0, |i| at(*i));
+    format!(
+        "deletes answered from {:.2} s to {:.2} s; last read answered at {:.2} s; {reads_before} of {} reads before the first delete",
+        at(first),
+        at(last),
+        last_read,
+        reads.len()
+    )
 }
 
 /// User plus system CPU time of a process so far, from /proc/<pid>/stat (Linux).
@@ -579,6 +607,7 @@ async fn run_contender(
         .await
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     let wall = t0.elapsed();
+    let answered = proxy.answered();
     // Before the checks below, which read the registry too.
     let registry_cpu = cpu_of(registry.pid())
         .zip(registry_cpu0)
@@ -587,6 +616,7 @@ async fn run_contender(
         .zip(proxy_cpu0)
         .map(|(a, b)| a.saturating_sub(b));
     let log = proxy.log();
+    let timeline = timeline(&log, &answered, t0);
     let mut problems = Vec::new();
     if !status.success() {
         problems.push(format!(
@@ -632,6 +662,7 @@ async fn run_contender(
             wall,
             requests: log.len(),
             breakdown,
+            timeline,
             rss_kib,
             cpu,
             registry_cpu,
@@ -858,6 +889,7 @@ fn print_run(run: &Run, to_delete: usize) {
         .map(|(k, v)| format!("{k}: {v}"))
         .collect();
     println!("   requests: {}", parts.join(", "));
+    println!("   timeline: {}", run.timeline);
 }
 
 fn summary(runs: &[Run], to_delete: usize, budget: usize, concurrency: usize) {

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use hyper::body::Bytes;
@@ -32,6 +32,8 @@ struct State {
     faults: VecDeque<(String, Fault)>,
     /// (method, path and query, status or 0 for a reset)
     log: Vec<(String, String, u16)>,
+    /// When each entry of `log` was answered.
+    answered: Vec<Instant>,
     /// Requests being handled now, and the most ever at once, by method.
     in_flight: BTreeMap<String, (usize, usize)>,
 }
@@ -108,11 +110,9 @@ impl FlakyProxy {
                     at.and_then(|i| s.faults.remove(i)).map(|(_, f)| f)
                 };
                 let log = |status: u16| {
-                    state
-                        .lock()
-                        .unwrap()
-                        .log
-                        .push((method.clone(), path.clone(), status));
+                    let mut s = state.lock().unwrap();
+                    s.log.push((method.clone(), path.clone(), status));
+                    s.answered.push(Instant::now());
                 };
                 match &fault {
                     Some(Fault::Status(status, retry_after)) => {
@@ -184,6 +184,11 @@ impl FlakyProxy {
         self.state.lock().unwrap().log.clone()
     }
 
+    /// When each request of `log()` was answered, in the same order.
+    pub fn answered(&self) -> Vec<Instant> {
+        self.state.lock().unwrap().answered.clone()
+    }
+
     /// The most requests with `method` the proxy was handling at once.
     pub fn peak_in_flight(&self, method: &str) -> usize {
         self.state
@@ -202,6 +207,8 @@ impl FlakyProxy {
     }
 
     pub fn clear_log(&self) {
-        self.state.lock().unwrap().log.clear();
+        let mut s = self.state.lock().unwrap();
+        s.log.clear();
+        s.answered.clear();
     }
 }
