@@ -1,9 +1,9 @@
 //! A sweep: one run over a scope. For each repository: load what we remember, collect,
 //! plan, and (unless dry run) apply; then remember what we saw.
 //!
-//! A few repositories are in hand at once, each taken to the end before the next starts, so
-//! deletion in the first starts before the last has been read, and memory holds a few
-//! repositories, not the registry.
+//! A few repositories are in hand at once, each taken from read to apply in one go; another
+//! starts when one is done. So deletion in the first starts before the last has been read,
+//! and memory holds a few repositories, not the registry.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
