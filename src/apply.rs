@@ -1,8 +1,7 @@
 //! Apply: carry a plan out, safely.
 //!
-//! Just before changing a repository it lists the tags again, and reads again each tag
-//! whose digest was read more than `TAG_READS_TRUSTED_FOR` ago (see `collect`). Whatever
-//! changed since planning is planned again, and only what both plans delete, and what no surviving manifest
+//! Just before changing a repository it reads the tags again. Whatever changed since
+//! planning is planned again, and only what both plans delete, and what no surviving manifest
 //! still reaches, is deleted. So a manifest that gained a tag stays, and so do the children of
 //! an index pushed meanwhile. Untags come first. Deletes go in waves, parents first, so a run
 //! cut short never leaves an index without its children. When a delete fails, everything

@@ -9,7 +9,6 @@
 //! nothing in this repository.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 
@@ -93,18 +92,12 @@ async fn acr_listing(
     Ok((tags?, manifests?))
 }
 
-/// How long apply trusts a tag's digest read one by one (a GET or HEAD per tag) without
-/// reading it again. Collect reads every tag moments before apply, so a second read of each
-/// tag would double the requests for a window of a second or two. A tag read longer ago than
-/// this (a large repository, a busy registry, a plan confirmed at a prompt) is read again.
-pub const TAG_READS_TRUSTED_FOR: Duration = Duration::from_secs(5);
-
 /// Re-read the tags of a repository just before changing it, and read any manifest they
 /// point at that `snapshot` lacks. Used by apply to notice what changed since planning.
 ///
-/// The tag list is always read again, so a new tag and a deleted one show. A tag the
-/// snapshot read less than `TAG_READS_TRUSTED_FOR` ago keeps that digest; any other is read
-/// again (a HEAD). On ACR one listing gives every tag's digest afresh.
+/// Every tag is read again (a HEAD each; on ACR one listing gives them all). A tag re-pushed
+/// since planning, as `latest` is on every build, may name a new index that reuses a planned
+/// child; the tag list alone does not show that, and a digest read moments ago cannot.
 pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: usize) -> Snapshot {
     let mut fresh = Snapshot {
         repository: snapshot.repository.clone(),
@@ -123,22 +116,10 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
             return fresh;
         }
     };
-    let trusted = snapshot
-        .tags_read
-        .filter(|read| read.elapsed() < TAG_READS_TRUSTED_FOR);
     let mut unknown = BTreeSet::new();
-    let mut reread = Vec::new();
-    for tag in names {
-        match (trusted, snapshot.tags.get(&tag)) {
-            (Some(_), Some(tref)) => note_tag(&mut fresh, &mut unknown, tag, tref.clone()),
-            _ => reread.push(tag),
-        }
-    }
-    let started = Instant::now();
-    fresh.tags_read = Some(trusted.unwrap_or(started).min(started));
     let client_ref = client;
     let repo = snapshot.repository.as_str();
-    let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(reread)
+    let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(names)
         .map(|tag| async move {
             let r = match Reference::tag(&tag) {
                 Ok(reference) => client_ref.resolve(repo, &reference).await,
@@ -313,7 +294,6 @@ impl<'a> Reader<'a> {
     /// One GET per tag: it names the digest and gives the content at once.
     async fn read_tags(&mut self, tags: &[String]) {
         let (client, repo) = (self.client, self.repository);
-        self.snapshot.tags_read = Some(Instant::now());
         let results: Vec<(String, Result<Manifest, RegistryError>)> =
             stream::iter(tags.iter().cloned())
                 .map(|tag| async move {

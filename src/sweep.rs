@@ -55,10 +55,17 @@ pub async fn scope(
     asked: &[String],
 ) -> Result<Vec<String>, RegistryError> {
     if !asked.is_empty() {
+        // Each once, in the order asked: repositories are swept side by side, and one name
+        // twice would be two sweeps of the same repository at the same time.
+        let mut seen = std::collections::BTreeSet::new();
+        let mut names = Vec::new();
         for name in asked {
             crate::registry::name::check_repository(name)?;
+            if seen.insert(name) {
+                names.push(name.clone());
+            }
         }
-        return Ok(asked.to_vec());
+        return Ok(names);
     }
     let catalog = client.repositories().await?;
     Ok(catalog

@@ -359,12 +359,10 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
 }
 
 #[tokio::test]
-async fn a_tag_moved_onto_a_planned_manifest_saves_it_once_the_plan_is_not_fresh() {
-    use registry_janitor::collect::TAG_READS_TRUSTED_FOR;
+async fn a_tag_rolled_back_onto_a_planned_manifest_saves_it() {
     use registry_janitor::policy::Policy;
     use registry_janitor::registry::{ClientOptions, OciClient};
     use registry_janitor::state::NoState;
-    use std::time::Duration;
 
     let registry = TestRegistry::start().await;
     let doomed = old_build(&registry, "app", "pr-1").await;
@@ -374,19 +372,12 @@ async fn a_tag_moved_onto_a_planned_manifest_saves_it_once_the_plan_is_not_fresh
         Policy::from_json(r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#).unwrap();
     let mut store = NoState;
     let mut sweeper = sweeper(&client, &policy, &mut store);
-    let mut planned = sweeper.plan("app").await.unwrap();
+    let planned = sweeper.plan("app").await.unwrap();
     assert_eq!(planned.plan.delete.len(), 1);
 
     // A rollback: the existing tag `latest` now names the planned manifest. The tag list
-    // does not show that; only reading `latest` again does. A plan older than the trust
-    // window (confirmed at a prompt, say) gets that read.
+    // does not show that; only reading `latest` again does, however recent the plan.
     registry.tag(&doomed, "latest").await;
-    let read = planned
-        .snapshot
-        .tags_read
-        .expect("collect notes when it read the tags");
-    planned.snapshot.tags_read = read.checked_sub(TAG_READS_TRUSTED_FOR + Duration::from_secs(1));
-    assert!(planned.snapshot.tags_read.is_some());
 
     let done = sweeper.apply(planned).await.unwrap();
     assert!(done.delete.is_empty(), "{:?}", done.delete);
@@ -401,34 +392,45 @@ async fn a_tag_moved_onto_a_planned_manifest_saves_it_once_the_plan_is_not_fresh
 }
 
 #[tokio::test]
-async fn a_fresh_plan_is_applied_with_one_tag_listing_and_no_read_per_tag() {
+async fn an_existing_tag_re_pushed_as_an_index_keeps_the_planned_child_it_reuses() {
     use registry_janitor::policy::Policy;
     use registry_janitor::registry::{ClientOptions, OciClient};
     use registry_janitor::state::NoState;
 
     let registry = TestRegistry::start().await;
-    for tag in ["pr-1", "pr-2", "latest", "v1", "v2", "v3"] {
-        old_build(&registry, "app", tag).await;
-    }
+    let child = Image::oci("app").created(OLD).push(&registry).await;
+    let old_index = registry.index("app", &[&child], &["pr-1"]).await;
+    old_build(&registry, "app", "latest").await;
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
     let policy =
         Policy::from_json(r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#).unwrap();
     let mut store = NoState;
     let mut sweeper = sweeper(&client, &policy, &mut store);
     let planned = sweeper.plan("app").await.unwrap();
-    let before = client.request_count();
-    let done = sweeper.apply(planned).await.unwrap();
-    let sent = client.request_count() - before;
+    let mut planned_digests: Vec<&str> = planned
+        .plan
+        .delete
+        .iter()
+        .map(|d| d.digest.as_str())
+        .collect();
+    planned_digests.sort();
+    let mut expected = vec![old_index.digest.as_str(), child.digest.as_str()];
+    expected.sort();
+    assert_eq!(planned_digests, expected);
 
-    assert_eq!(done.delete.len(), 2, "{:?}", done.delete);
-    assert!(
-        done.delete.iter().all(|d| d.error.is_none()),
-        "{:?}",
-        done.delete
+    // The next build re-pushes `latest` as an index that reuses the unchanged platform image.
+    let other = Image::oci("app").created(NEW).push(&registry).await;
+    registry.index("app", &[&child, &other], &["latest"]).await;
+
+    let done = sweeper.apply(planned).await.unwrap();
+    let deleted: Vec<&str> = done.delete.iter().map(|d| d.digest.as_str()).collect();
+    assert_eq!(
+        deleted,
+        vec![old_index.digest.as_str()],
+        "only the old index goes"
     );
-    // The tag list again, then one DELETE per manifest: the six tags were read moments ago.
-    assert_eq!(sent, 1 + 2, "requests sent by apply");
-    registry.assert_pulls_completely("app", "v3").await;
+    assert!(registry.has_manifest("app", &child.digest).await);
+    registry.assert_pulls_completely("app", "latest").await;
 }
 
 #[tokio::test]
@@ -703,7 +705,7 @@ async fn repositories_are_swept_side_by_side_within_the_read_and_delete_limits()
     use registry_janitor::registry::{ClientOptions, OciClient, READS_PER_WRITE};
     use registry_janitor::state::NoState;
     use std::time::Duration;
-    use support::proxy::FlakyProxy;
+    use support::proxy::{FlakyProxy, READS};
 
     let registry = TestRegistry::start().await;
     let repos = ["a", "b", "c"];
@@ -745,15 +747,12 @@ async fn repositories_are_swept_side_by_side_within_the_read_and_delete_limits()
         );
         registry.assert_pulls_completely(&plan.name, "latest").await;
     }
-    let reads = proxy
-        .peak_in_flight("GET")
-        .max(proxy.peak_in_flight("HEAD"));
+    let reads = proxy.peak_in_flight(READS);
     assert!(reads <= 2 * READS_PER_WRITE, "{reads} reads at once");
     assert!(
         reads > 2,
         "reads go wider than deletes: at most {reads} at once"
     );
-    assert!(proxy.peak_in_flight("DELETE") <= 2);
     assert_eq!(proxy.peak_in_flight("DELETE"), 2, "deletes use their slots");
     // The second repository is read while the first is still being changed.
     let log = proxy.log();

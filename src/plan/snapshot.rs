@@ -20,9 +20,6 @@ pub struct Snapshot {
     /// Why the picture may be incomplete (a listing stopped early, a manifest could not be
     /// read). Any entry here means this repository deletes nothing this run.
     pub problems: Vec<String>,
-    /// When the reads that gave `tags` their digests began, if they were read one by one
-    /// (not taken from a listing). Apply trusts reads this recent and re-reads older ones.
-    pub tags_read: Option<std::time::Instant>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

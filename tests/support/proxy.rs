@@ -38,6 +38,9 @@ struct State {
     in_flight: BTreeMap<String, (usize, usize)>,
 }
 
+/// The name `peak_in_flight` knows GETs and HEADs together by.
+pub const READS: &str = "GET+HEAD";
+
 /// Counts a request as in flight from its arrival until its answer (or reset) is made.
 struct InFlight {
     state: Arc<Mutex<State>>,
@@ -92,6 +95,8 @@ impl FlakyProxy {
             let upstream = upstream.clone();
             Box::pin(async move {
                 let _counted = InFlight::enter(&state, req.method().as_str());
+                let _read = matches!(req.method().as_str(), "GET" | "HEAD")
+                    .then(|| InFlight::enter(&state, READS));
                 if !delay.is_zero() {
                     tokio::time::sleep(delay).await;
                 }
