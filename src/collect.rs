@@ -116,7 +116,6 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
             return fresh;
         }
     };
-    let mut unknown = BTreeSet::new();
     let client_ref = client;
     let repo = snapshot.repository.as_str();
     let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(names)
@@ -130,6 +129,7 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
+    let mut unknown = BTreeSet::new();
     for (tag, result) in heads {
         match result {
             Ok(Some(digest)) => {

@@ -14,6 +14,8 @@ const OLD: &str = "2030-01-01T00:00:00Z";
 const NEW: &str = "2030-05-31T00:00:00Z";
 
 const PURGE_UNTAGGED: &str = r#"{"rules":[{"name":"dangling","select":"untagged"}]}"#;
+/// Every `pr-*` tag, whatever its age.
+const EVERY_PR: &str = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#;
 const OLD_PR_BUILDS: &str =
     r#"{"rules":[{"name":"old-pr-builds","select":"tagged","tags":"pr-.*","older_than":"30d"}]}"#;
 
@@ -90,7 +92,7 @@ async fn nested_indexes_are_deleted_parents_first_and_kept_whole() {
     let b = Image::oci("app").created(OLD).push(&registry).await;
     let doomed_inner = registry.index("app", &[&b], &[]).await;
     let doomed_outer = registry.index("app", &[&doomed_inner], &["pr-7"]).await;
-    let policy = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#;
+    let policy = EVERY_PR;
     let janitor = Janitor::new(&registry);
 
     let done = janitor.apply(policy, &["--now", NOW]).await;
@@ -309,8 +311,7 @@ async fn a_tag_pushed_between_plan_and_apply_saves_its_manifest() {
     let child = Image::oci("app").created(OLD).push(&registry).await;
     let index = registry.index("app", &[&child], &["pr-2"]).await;
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
-    let every_pr = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#;
-    let policy = Policy::from_json(every_pr).unwrap();
+    let policy = Policy::from_json(EVERY_PR).unwrap();
     let mut store = NoState;
     let mut sweeper = sweeper(&client, &policy, &mut store);
     let planned = sweeper.plan("app").await.unwrap();
@@ -368,8 +369,7 @@ async fn a_tag_rolled_back_onto_a_planned_manifest_saves_it() {
     let doomed = old_build(&registry, "app", "pr-1").await;
     old_build(&registry, "app", "latest").await;
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
-    let policy =
-        Policy::from_json(r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#).unwrap();
+    let policy = Policy::from_json(EVERY_PR).unwrap();
     let mut store = NoState;
     let mut sweeper = sweeper(&client, &policy, &mut store);
     let planned = sweeper.plan("app").await.unwrap();
@@ -402,8 +402,7 @@ async fn an_existing_tag_re_pushed_as_an_index_keeps_the_planned_child_it_reuses
     let old_index = registry.index("app", &[&child], &["pr-1"]).await;
     old_build(&registry, "app", "latest").await;
     let client = OciClient::new(&registry.url, ClientOptions::default()).unwrap();
-    let policy =
-        Policy::from_json(r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#).unwrap();
+    let policy = Policy::from_json(EVERY_PR).unwrap();
     let mut store = NoState;
     let mut sweeper = sweeper(&client, &policy, &mut store);
     let planned = sweeper.plan("app").await.unwrap();
