@@ -12,7 +12,10 @@
 //!      one `skopeo delete` per digest;
 //!    - floor: the same DELETEs as raw concurrent HTTP, digests known in advance;
 //!    - janitor: `registry-janitor apply --yes --no-state` with a policy selecting the same
-//!      manifests.
+//!      manifests;
+//!    - before (only when asked): the same command with another build of the janitor
+//!      (`SWEEP_BEFORE_BIN`, such as one built from an earlier commit), to compare the two in
+//!      one run.
 //! 4. After each run it reads the registry directly (not through the proxy) and fails unless
 //!    every tag names the expected digest and exactly the expected seeded manifests remain.
 //! 5. It runs everything directly and again with `SWEEP_LATENCY_MS` added to every request.
@@ -86,6 +89,7 @@ impl Settings {
                 "baseline" => Contender::Baseline,
                 "floor" => Contender::Floor,
                 "janitor" => Contender::Janitor,
+                "before" => Contender::Before,
                 other => panic!("SWEEP_CONTENDERS: unknown contender {other:?}"),
             })
             .collect();
@@ -106,6 +110,8 @@ enum Contender {
     Baseline,
     Floor,
     Janitor,
+    /// The janitor built from something else (`SWEEP_BEFORE_BIN`).
+    Before,
 }
 
 impl Contender {
@@ -114,6 +120,7 @@ impl Contender {
             Contender::Baseline => "baseline (xargs + skopeo delete)",
             Contender::Floor => "floor (raw concurrent DELETE)",
             Contender::Janitor => "registry-janitor apply",
+            Contender::Before => "registry-janitor apply (SWEEP_BEFORE_BIN)",
         }
     }
 }
@@ -254,6 +261,66 @@ fn timeline(log: &[(String, String, u16)], answered: &[Instant], t0: Instant) ->
         last_read,
         reads.len()
     )
+}
+
+/// How long a push could race the deletion of a planned child unseen (issue 12, finding 3).
+/// Per repository whose tags were read again (HEADs by tag) after its first DELETE: from the
+/// last of those HEADs to the first DELETE after them (the least window: a push to a tag read
+/// last), and from the first of those HEADs to the last DELETE (the most: a push to the tag
+/// read first, racing the child deleted last). `None` when no repository was read again.
+fn race_window(log: &[(String, String, u16)], answered: &[Instant]) -> Option<String> {
+    let repo_of = |path: &str| {
+        path.strip_prefix("/v2/")
+            .and_then(|p| p.split_once("/manifests/"))
+            .map(|(r, reference)| (r.to_owned(), reference.to_owned()))
+    };
+    let mut least = Vec::new();
+    let mut most = Vec::new();
+    let mut repos: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, (_, path, _)) in log.iter().enumerate() {
+        if let Some((repo, _)) = repo_of(path) {
+            repos.entry(repo).or_default().push(i);
+        }
+    }
+    for requests in repos.values() {
+        let Some(first_delete) = requests.iter().position(|i| log[*i].0 == "DELETE") else {
+            continue;
+        };
+        let after = &requests[first_delete..];
+        let heads: Vec<usize> = after
+            .iter()
+            .copied()
+            .filter(|i| {
+                log[*i].0 == "HEAD"
+                    && repo_of(&log[*i].1).is_some_and(|(_, r)| !r.starts_with("sha256:"))
+            })
+            .collect();
+        let (Some(&first_head), Some(&last_head)) = (heads.first(), heads.last()) else {
+            continue;
+        };
+        let deletes: Vec<usize> = after
+            .iter()
+            .copied()
+            .filter(|i| *i > last_head && log[*i].0 == "DELETE")
+            .collect();
+        let (Some(&first_del), Some(&last_del)) = (deletes.first(), deletes.last()) else {
+            continue;
+        };
+        least.push(answered[first_del].duration_since(answered[last_head]));
+        most.push(answered[last_del].duration_since(answered[first_head]));
+    }
+    if least.is_empty() {
+        return None;
+    }
+    least.sort();
+    let median = least[least.len() / 2];
+    let max = most.iter().max().copied().unwrap_or_default();
+    Some(format!(
+        "tags read again before deleting children in {} repositories: last HEAD to first child DELETE answered, median {:.1} ms; first HEAD to last child DELETE, at most {:.1} ms",
+        least.len(),
+        median.as_secs_f64() * 1000.0,
+        max.as_secs_f64() * 1000.0
+    ))
 }
 
 /// User plus system CPU time of a process so far, from /proc/<pid>/stat (Linux).
@@ -565,8 +632,14 @@ async fn run_contender(
                 concurrency.clone(),
             ],
         ),
-        Contender::Janitor => (
-            support::janitor::binary(),
+        Contender::Janitor | Contender::Before => (
+            if contender == Contender::Before {
+                std::env::var_os("SWEEP_BEFORE_BIN")
+                    .map(PathBuf::from)
+                    .expect("the `before` contender needs SWEEP_BEFORE_BIN: another registry-janitor binary")
+            } else {
+                support::janitor::binary()
+            },
             vec![
                 "apply".into(),
                 "--yes".into(),
@@ -616,7 +689,11 @@ async fn run_contender(
         .zip(proxy_cpu0)
         .map(|(a, b)| a.saturating_sub(b));
     let log = proxy.log();
-    let timeline = timeline(&log, &answered, t0);
+    let mut timeline = timeline(&log, &answered, t0);
+    if let Some(w) = race_window(&log, &answered) {
+        timeline.push_str("; ");
+        timeline.push_str(&w);
+    }
     let mut problems = Vec::new();
     if !status.success() {
         problems.push(format!(
@@ -626,7 +703,7 @@ async fn run_contender(
     }
     let expected_deleted: usize = seeds.iter().map(|s| s.delete.len()).sum();
     let mut deleted = expected_deleted;
-    if contender == Contender::Janitor {
+    if matches!(contender, Contender::Janitor | Contender::Before) {
         let (n, p) = check_janitor_report(&out, seeds);
         deleted = n;
         problems.extend(p);
@@ -683,7 +760,7 @@ fn tail(s: &str, n: usize) -> &str {
 
 /// What kind of request the proxy saw.
 fn classify(method: &str, path: &str) -> String {
-    let path = path.split('?').next().unwrap_or(path);
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     if path == "/v2/" || path == "/v2" {
         return format!("{method} /v2/ (ping)");
     }
@@ -691,7 +768,11 @@ fn classify(method: &str, path: &str) -> String {
         return format!("{method} catalog");
     }
     if path.ends_with("/tags/list") {
-        return format!("{method} tags list");
+        return if query.contains("last=") {
+            format!("{method} tags list (past the last tag)")
+        } else {
+            format!("{method} tags list")
+        };
     }
     if path.contains("/referrers/") {
         return format!("{method} referrers");
@@ -938,6 +1019,15 @@ fn summary(runs: &[Run], to_delete: usize, budget: usize, concurrency: usize) {
                 ));
             }
         }
+        if let Some(b) = find(Contender::Before) {
+            line.push_str(&format!(
+                " janitor/before wall {:.3}, requests {}/{} = {:.3};",
+                j.wall.as_secs_f64() / b.wall.as_secs_f64(),
+                j.requests,
+                b.requests,
+                j.requests as f64 / b.requests as f64
+            ));
+        }
         line.push_str(&format!(
             " janitor requests vs issue budget {}/{budget} = {:.2}",
             j.requests,
@@ -952,7 +1042,7 @@ fn summary(runs: &[Run], to_delete: usize, budget: usize, concurrency: usize) {
                 let rounds = match r.contender {
                     Contender::Baseline => r.requests,
                     Contender::Floor => r.requests.div_ceil(concurrency),
-                    Contender::Janitor => {
+                    Contender::Janitor | Contender::Before => {
                         let reads: usize = r
                             .breakdown
                             .iter()

@@ -1,25 +1,38 @@
-//! Apply: carry a plan out, safely.
+//! Apply: carry a plan out, safely, in four phases.
 //!
-//! Just before changing a repository it reads the tags again. Whatever changed since
-//! planning is planned again, and only what both plans delete, and what no surviving manifest
-//! still reaches, is deleted. So a manifest that gained a tag stays, and so do the children of
-//! an index pushed meanwhile. Untags come first. Deletes go in waves, parents first, so a run
-//! cut short never leaves an index without its children. When a delete fails, everything
-//! below it stays.
+//! 1. **Re-check.** Just before changing a repository it reads the tags again, and
+//!    `reconcile` (pure) keeps whatever changed since planning: only what both plans delete,
+//!    and what no surviving manifest still reaches, is deleted. So a manifest that gained a
+//!    tag stays, and so do the children of an index pushed meanwhile.
+//! 2. **Untags.** Tag DELETE where the registry has one; otherwise a placeholder is pushed to
+//!    the tag and deleted, one tag at a time in a repository (`untag`).
+//! 3. **Delete waves,** parents first, so a run cut short never leaves an index without its
+//!    children; when a delete fails, everything below it stays. Before a wave that deletes
+//!    the children of an index, the tags are read once more: a build pushed while the parents
+//!    were being deleted may reuse one of those children (`newly_reached`).
+//! 4. **Verify.** One more tag listing shows whether every tag this run removed is gone.
+//!    Distribution 2.8 can answer a manifest DELETE with 500 after removing the manifest but
+//!    not its tags (and the retry then finds nothing); such a tag, listed and naming nothing,
+//!    is removed with a placeholder before the run reports success.
+//!
+//! The OCI API has no conditional delete or put, so phases 1 and 3 narrow the time in which a
+//! push can race a change to a round trip or so; they cannot close it (README, "Apply").
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 
 use crate::collect::refresh_tags;
-use crate::plan::graph::Graph;
-use crate::plan::{plan, Keep, RepositoryPlan, Snapshot, Untag};
+use crate::plan::graph::{Edge, Graph};
+use crate::plan::{plan, Delete, Keep, RepositoryPlan, Snapshot, Untag};
 use crate::policy::Policy;
 use crate::registry::media_type::OCI_INDEX;
 use crate::registry::{
-    Deleted, Digest, MediaType, OciClient, Reference, RegistryError, TagDeleted, READS_PER_WRITE,
+    Deleted, Digest, MediaType, OciClient, Reference, RegistryError, Support, TagDeleted,
+    READS_PER_WRITE,
 };
 
 const OUT_OF_TIME: &str = "not started: the run's time ran out; the next run finishes it";
@@ -77,8 +90,17 @@ impl<'a> Decider<'a> {
     }
 }
 
-/// Carry out `planned`, made from `snapshot`. Returns what was done: the entries of the plan,
-/// with an `error` on those that failed and, among the kept, what changed since planning.
+/// What an apply did.
+pub struct Applied {
+    /// The entries of the plan, with an `error` on those that failed and, among the kept,
+    /// what changed since planning.
+    pub done: RepositoryPlan,
+    /// Tags whose removal is not settled: removed (or being removed) by this janitor, and
+    /// not yet seen gone. Their removal records stay in the inventory (`state::Removing`).
+    pub unsettled: BTreeSet<String>,
+}
+
+/// Carry out `planned`, made from `snapshot`.
 pub async fn apply(
     client: &OciClient,
     snapshot: &Snapshot,
@@ -87,34 +109,136 @@ pub async fn apply(
     now: DateTime<Utc>,
     concurrency: usize,
     deadline: Option<Instant>,
-) -> RepositoryPlan {
+) -> Applied {
+    let untouched = |done: RepositoryPlan| Applied {
+        done,
+        unsettled: snapshot.dangling.keys().cloned().collect(),
+    };
     if !planned.complete || (planned.delete.is_empty() && planned.untag.is_empty()) {
-        return planned;
+        return untouched(planned);
     }
-    let out_of_time = || deadline.is_some_and(|d| Instant::now() >= d);
-    if out_of_time() {
+    let run = Run {
+        client,
+        repo: planned.name.clone(),
+        concurrency: concurrency.max(1),
+        now,
+        deadline,
+        serial: tokio::sync::Mutex::new(()),
+        warned: AtomicBool::new(false),
+    };
+    if run.out_of_time() {
         let mut left = abandon(planned, OUT_OF_TIME);
         left.complete = true;
         left.error = None;
         left.unfinished = true;
-        return left;
+        return untouched(left);
     }
-    let repo = planned.name.clone();
-    let fresh = refresh_tags(client, snapshot, concurrency * READS_PER_WRITE).await;
+
+    // 1. Re-check.
+    let fresh = refresh_tags(client, snapshot, &BTreeSet::new(), run.reads()).await;
     if !fresh.problems.is_empty() {
-        return abandon(planned, &fresh.problems.join("; "));
+        return untouched(abandon(planned, &fresh.problems.join("; ")));
     }
     let again = decider.decide(&fresh);
     if !again.complete {
-        return abandon(planned, again.error.as_deref().unwrap_or("incomplete"));
+        let why = again.error.as_deref().unwrap_or("incomplete");
+        return untouched(abandon(planned, why));
     }
-    let graph = Graph::of(&fresh);
+    let Reconciled {
+        go,
+        kept,
+        untags,
+        skipped,
+    } = reconcile(&planned, &fresh, &again, &decider.forced);
+    for k in &kept {
+        tracing::info!(action = "keep", repository = %run.repo, digest = %k.digest, reason = %k.reason, "changed since planning; kept");
+    }
+    for tag in &skipped {
+        tracing::info!(action = "skip-untag", repository = %run.repo, tag = %tag, "tag changed since planning; left alone");
+    }
+    let mut done = RepositoryPlan {
+        delete: Vec::new(),
+        untag: Vec::new(),
+        ..planned.clone()
+    };
+    done.keep.extend(kept);
+    // Tags this run set out to remove, with the digest each named: phase 4 checks them.
+    let mut removed: BTreeMap<String, Digest> = BTreeMap::new();
+
+    // 2. Untags.
+    if run.out_of_time() {
+        done.unfinished = true;
+    } else {
+        let (untagged, kept) = run.untags(untags, &fresh.dangling).await;
+        for u in &untagged {
+            removed.insert(u.tag.clone(), u.digest.clone());
+        }
+        done.untag = untagged;
+        done.keep.extend(kept);
+    }
+
+    // 3. Delete waves.
+    let entries: BTreeMap<Digest, Delete> = planned
+        .delete
+        .into_iter()
+        .filter(|d| go.contains(&d.digest))
+        .map(|d| (d.digest.clone(), d))
+        .collect();
+    run.delete_waves(&fresh, entries, decider, &mut removed, &mut done)
+        .await;
+
+    // 4. Verify.
+    let (mut unsettled, failures) = run.verify(&removed).await;
+    for (tag, error) in failures {
+        if let Some(u) = done.untag.iter_mut().find(|u| u.tag == tag) {
+            u.error.get_or_insert(error);
+        } else if let Some(d) = removed
+            .get(&tag)
+            .and_then(|digest| done.delete.iter_mut().find(|d| &d.digest == digest))
+        {
+            d.error.get_or_insert(format!("deleted, but {error}"));
+        }
+    }
+    // Dangling tags this run did not get to stay dangling, and stay remembered.
+    unsettled.extend(
+        fresh
+            .dangling
+            .keys()
+            .filter(|t| !removed.contains_key(*t))
+            .cloned(),
+    );
+    done.keep.sort_by(|a, b| a.digest.cmp(&b.digest));
+    done.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
+    Applied { done, unsettled }
+}
+
+/// What the re-check leaves of a plan.
+#[derive(Debug, Default, PartialEq)]
+pub struct Reconciled {
+    /// The planned deletes to carry out.
+    pub go: BTreeSet<Digest>,
+    /// The planned deletes that stay, each with what changed.
+    pub kept: Vec<Keep>,
+    /// The planned untags to carry out.
+    pub untags: Vec<Untag>,
+    /// Tags of planned untags that changed, left alone.
+    pub skipped: Vec<String>,
+}
+
+/// Reconcile a plan with the tags as they are now (`fresh`) and the plan made from them
+/// (`again`). Pure. A planned delete goes only when both plans delete it, it gained no tag,
+/// and no manifest that stays reaches it; `forced` ones go even then. A planned untag goes
+/// ahead only when the new plan untags the same tag on the same digest.
+pub fn reconcile(
+    planned: &RepositoryPlan,
+    fresh: &Snapshot,
+    again: &RepositoryPlan,
+    forced: &BTreeSet<Digest>,
+) -> Reconciled {
+    let graph = Graph::of(fresh);
     // Tags each manifest carries now. One that gained a tag since planning stays, whatever
     // the rules would say about the new tag: nobody saw that in the plan.
-    let mut fresh_tags: BTreeMap<&Digest, Vec<&str>> = BTreeMap::new();
-    for (name, t) in &fresh.tags {
-        fresh_tags.entry(&t.digest).or_default().push(name);
-    }
+    let fresh_tags = tags_by_digest(fresh);
     let mut gained: BTreeMap<&Digest, String> = BTreeMap::new();
     for d in &planned.delete {
         let new: Vec<&str> = fresh_tags
@@ -141,60 +265,176 @@ pub async fn apply(
             .collect()
     };
     let mut go = graph.safe_subset(fresh.manifests.keys().cloned(), &both);
-    go.extend(both.intersection(&decider.forced).cloned());
-    let again_keep: BTreeMap<&Digest, &Keep> = again.keep.iter().map(|k| (&k.digest, k)).collect();
+    go.extend(both.intersection(forced).cloned());
 
-    let mut done = RepositoryPlan {
-        delete: Vec::new(),
-        untag: Vec::new(),
-        ..planned.clone()
-    };
-    for d in planned.delete.iter().filter(|d| !go.contains(&d.digest)) {
-        let why = match (gained.get(&d.digest), again_keep.get(&d.digest)) {
-            (Some(g), _) => g.clone(),
-            (None, Some(k)) => k.reason.clone(),
-            (None, None) => "something that stays still reaches it".into(),
-        };
-        tracing::info!(action = "keep", repository = %repo, digest = %d.digest, reason = %why, "changed since planning; kept");
-        done.keep.push(Keep {
-            digest: d.digest.clone(),
-            tags: fresh
-                .tags
-                .iter()
-                .filter(|(_, t)| t.digest == d.digest)
-                .map(|(n, _)| n.clone())
-                .collect(),
-            reason: format!("changed since planning: {why}"),
-            since: d.since,
-        });
-    }
+    let again_keep: BTreeMap<&Digest, &Keep> = again.keep.iter().map(|k| (&k.digest, k)).collect();
+    let kept = planned
+        .delete
+        .iter()
+        .filter(|d| !go.contains(&d.digest))
+        .map(|d| {
+            let why = match (gained.get(&d.digest), again_keep.get(&d.digest)) {
+                (Some(g), _) => g.clone(),
+                (None, Some(k)) => k.reason.clone(),
+                (None, None) => "something that stays still reaches it".into(),
+            };
+            Keep {
+                digest: d.digest.clone(),
+                tags: tags_on(fresh, &d.digest),
+                reason: format!("changed since planning: {why}"),
+                since: d.since,
+            }
+        })
+        .collect();
 
     let still_untag: BTreeSet<(&str, &Digest)> = again
         .untag
         .iter()
         .map(|u| (u.tag.as_str(), &u.digest))
         .collect();
-    let untags: Vec<Untag> = planned
+    let (untags, skipped): (Vec<&Untag>, Vec<&Untag>) = planned
         .untag
         .iter()
-        .filter(|u| {
-            let keep = still_untag.contains(&(u.tag.as_str(), &u.digest));
-            if !keep {
-                tracing::info!(action = "skip-untag", repository = %repo, tag = %u.tag, "tag changed since planning; left alone");
-            }
-            keep
-        })
-        .cloned()
-        .collect();
-    if out_of_time() {
-        done.unfinished = true;
+        .partition(|u| still_untag.contains(&(u.tag.as_str(), &u.digest)));
+    Reconciled {
+        go,
+        kept,
+        untags: untags.into_iter().cloned().collect(),
+        skipped: skipped.into_iter().map(|u| u.tag.clone()).collect(),
     }
-    let untags = if done.unfinished { Vec::new() } else { untags };
-    let untagged: Vec<Result<Option<Untag>, Keep>> = stream::iter(untags)
-        .map(|mut u| {
-            let repo = repo.as_str();
-            async move {
-                let result = untag(client, repo, &u.tag, &u.digest, now).await;
+}
+
+/// Planned manifests that a tag new or moved since `basis` reaches in `view`, each with the
+/// first such tag (by name). Pure. A tag that names what it named in `basis` changes
+/// nothing, and tags removed since are not in `view`.
+pub fn newly_reached(
+    basis: &BTreeMap<String, Digest>,
+    view: &Snapshot,
+    planned: &BTreeSet<Digest>,
+) -> BTreeMap<Digest, String> {
+    let graph = Graph::of(view);
+    let mut reached = BTreeMap::new();
+    for (tag, t) in &view.tags {
+        if basis.get(tag) == Some(&t.digest) {
+            continue;
+        }
+        for d in graph.reach([&t.digest]).into_keys() {
+            if planned.contains(&d) {
+                reached.entry(d).or_insert_with(|| tag.clone());
+            }
+        }
+    }
+    reached
+}
+
+/// Whether a wave needs the tags read again before it: when it deletes a manifest that a
+/// build could reuse, the child of an index. A wave of referrers only (signatures, SBOMs,
+/// attestations, the children of a referrers fallback index) is not re-read: builds never
+/// reuse another image's referrers, and what they refer to went in an earlier wave.
+/// `referrers` collects, wave by wave, the planned manifests that are such referrers.
+fn wave_needs_recheck(
+    graph: &Graph,
+    wave: &[(Digest, Vec<Digest>)],
+    referrers: &mut BTreeSet<Digest>,
+) -> bool {
+    let mut needs = false;
+    for (digest, parents) in wave {
+        let is_referrer = !parents.is_empty()
+            && parents.iter().all(|p| {
+                referrers.contains(p)
+                    || graph
+                        .edges(p)
+                        .iter()
+                        .any(|(n, e)| n == digest && *e == Edge::Referrer)
+            });
+        if is_referrer {
+            referrers.insert(digest.clone());
+        } else if !parents.is_empty() {
+            needs = true;
+        }
+    }
+    needs
+}
+
+/// Which digest each tag of `snapshot` names, inverted.
+fn tags_by_digest(snapshot: &Snapshot) -> BTreeMap<&Digest, Vec<&str>> {
+    let mut by_digest: BTreeMap<&Digest, Vec<&str>> = BTreeMap::new();
+    for (name, t) in &snapshot.tags {
+        by_digest.entry(&t.digest).or_default().push(name);
+    }
+    by_digest
+}
+
+/// The tags on `digest` in `snapshot`.
+fn tags_on(snapshot: &Snapshot, digest: &Digest) -> Vec<String> {
+    snapshot
+        .tags
+        .iter()
+        .filter(|(_, t)| &t.digest == digest)
+        .map(|(n, _)| n.clone())
+        .collect()
+}
+
+/// What a tag must name for an untag to go ahead.
+#[derive(Clone, Copy)]
+enum Expect<'a> {
+    /// The digest the plan untags.
+    Names(&'a Digest),
+    /// Nothing: a tag left dangling, whose removal is being finished.
+    Nothing,
+}
+
+impl Expect<'_> {
+    fn holds(self, now: Option<&Digest>) -> bool {
+        match self {
+            Expect::Names(d) => now == Some(d),
+            Expect::Nothing => now.is_none(),
+        }
+    }
+}
+
+/// One repository's apply: what every phase shares.
+struct Run<'a> {
+    client: &'a OciClient,
+    repo: String,
+    /// Changes in flight at once.
+    concurrency: usize,
+    now: DateTime<Utc>,
+    deadline: Option<Instant>,
+    /// Held by a placeholder untag from its last check of the tag to the placeholder's
+    /// delete. Distribution 2.8 reads every tag of a repository while it deletes a manifest,
+    /// and fails halfway (500, the tag left behind) when another write changes a tag under
+    /// it; one placeholder at a time in a repository keeps this run out of its own way.
+    serial: tokio::sync::Mutex<()>,
+    /// The warning about the placeholder technique was logged.
+    warned: AtomicBool,
+}
+
+impl Run<'_> {
+    fn out_of_time(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn reads(&self) -> usize {
+        self.concurrency * READS_PER_WRITE
+    }
+
+    /// Phase 2: the untags. Returns the untag entries (with `error` on failures) and what a
+    /// lock kept.
+    async fn untags(
+        &self,
+        untags: Vec<Untag>,
+        dangling: &BTreeMap<String, Digest>,
+    ) -> (Vec<Untag>, Vec<Keep>) {
+        let repo = self.repo.as_str();
+        let results: Vec<Result<Option<Untag>, Keep>> = stream::iter(untags)
+            .map(|mut u| async move {
+                let expect = if dangling.contains_key(&u.tag) {
+                    Expect::Nothing
+                } else {
+                    Expect::Names(&u.digest)
+                };
+                let result = self.untag(&u.tag, expect).await;
                 log_action(
                     "untag",
                     repo,
@@ -219,82 +459,278 @@ pub async fn apply(
                         Ok(Some(u))
                     }
                 }
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut done = Vec::new();
+        let mut kept = Vec::new();
+        for result in results {
+            match result {
+                Ok(Some(u)) => done.push(u),
+                Ok(None) => {}
+                Err(k) => kept.push(k),
             }
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    for result in untagged {
-        match result {
-            Ok(Some(u)) => done.untag.push(u),
-            Ok(None) => {}
-            Err(kept) => done.keep.push(kept),
+        }
+        (done, kept)
+    }
+
+    /// Remove one tag and nothing else: the registry's tag delete where it has one, else push
+    /// a tiny placeholder manifest to the tag and delete that placeholder by digest. The tag
+    /// is read just before the change, and `Ok(false)` (nothing done) when it no longer
+    /// names what `expect` says.
+    ///
+    /// With the placeholder, a push to the same tag that lands between that read and the
+    /// placeholder's PUT (one round trip) is overwritten, and the pushed manifest is left
+    /// untagged: the OCI API has no conditional PUT. Nothing closes that here; it is why a
+    /// warning is logged whenever the technique is used.
+    async fn untag(&self, tag: &str, expect: Expect<'_>) -> Result<bool, RegistryError> {
+        let (client, repo) = (self.client, self.repo.as_str());
+        let reference = Reference::tag(tag)?;
+        if client.capabilities().tag_delete != Support::No {
+            if !self.still(&reference, expect).await? {
+                return Ok(false);
+            }
+            match client.delete_tag(repo, tag).await? {
+                TagDeleted::Removed | TagDeleted::AlreadyGone => return Ok(true),
+                TagDeleted::Unsupported => {}
+            }
+        }
+        let _turn = self.serial.lock().await;
+        if !self.warned.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                repository = repo,
+                "the registry cannot delete a tag alone: untagging by pushing a placeholder to \
+                 the tag and deleting it, one tag at a time; a push to the same tag in the round \
+                 trip before the placeholder lands is overwritten (README, Apply)"
+            );
+        }
+        // Read again right before the PUT: the tag-delete probe above took a round trip,
+        // and the wait for this repository's turn may have taken longer.
+        if !self.still(&reference, expect).await? {
+            return Ok(false);
+        }
+        let placeholder = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_INDEX,
+            "manifests": [],
+            "annotations": {
+                "dev.registry-janitor.placeholder": format!("untag {tag} at {} ({:016x})", self.now.to_rfc3339(), fastrand::u64(..)),
+            },
+        });
+        let body = serde_json::to_vec(&placeholder).unwrap_or_default();
+        let placeholder = client
+            .put_manifest(repo, &reference, &MediaType::OciIndex, body)
+            .await?;
+        match client.delete_manifest(repo, &placeholder).await {
+            Ok(_) => Ok(true),
+            Err(e) => Err(RegistryError::InvalidResponse {
+                method: "DELETE".into(),
+                path: format!("/v2/{repo}/manifests/{placeholder}"),
+                reason: format!(
+                    "tag {tag} now names the empty placeholder {placeholder}, which could not be deleted: {e}"
+                ),
+            }),
         }
     }
-    done.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
 
-    let entries: BTreeMap<Digest, crate::plan::Delete> = planned
-        .delete
-        .into_iter()
-        .filter(|d| go.contains(&d.digest))
-        .map(|d| (d.digest.clone(), d))
-        .collect();
-    let mut failed: BTreeSet<Digest> = BTreeSet::new();
-    let mut locked: BTreeSet<Digest> = BTreeSet::new();
-    for wave in graph.waves(&go) {
-        if out_of_time() {
-            // Start no new delete; what is left waits for the next run.
-            done.unfinished = true;
-            for (digest, _) in wave {
-                let mut entry = entries[&digest].clone();
-                entry.error = Some(OUT_OF_TIME.into());
-                failed.insert(digest);
-                done.delete.push(entry);
-            }
-            continue;
+    /// Whether `reference` still names what `expect` says (one HEAD).
+    async fn still(
+        &self,
+        reference: &Reference,
+        expect: Expect<'_>,
+    ) -> Result<bool, RegistryError> {
+        let now = self.client.resolve(&self.repo, reference).await?;
+        let holds = expect.holds(now.as_ref());
+        if !holds {
+            tracing::info!(
+                action = "skip-untag",
+                repository = %self.repo,
+                tag = %reference,
+                "tag no longer names what the untag expected; left alone"
+            );
         }
-        let (blocked, ready): (Vec<_>, Vec<_>) = wave
-            .into_iter()
-            .partition(|(_, parents)| parents.iter().any(|p| failed.contains(p)));
-        for (digest, parents) in blocked {
-            let parent = parents.iter().find(|p| failed.contains(*p));
-            let entry = entries[&digest].clone();
-            failed.insert(digest.clone());
-            match parent {
-                Some(p) if locked.contains(p) => {
-                    locked.insert(digest);
-                    done.keep.push(kept_for_lock(
-                        entry,
-                        format!("its parent {} is locked in the registry", p.short()),
-                    ));
-                }
-                _ => {
-                    let mut entry = entry;
-                    entry.error = Some(format!(
-                        "not deleted: its parent {} could not be deleted",
-                        parent.map(|p| p.short()).unwrap_or_default()
-                    ));
+        Ok(holds)
+    }
+
+    /// Phase 3: delete `entries` in waves, parents first. Adds the tags of what it deletes
+    /// (or tries to) to `removed`, and its entries and keeps to `done`.
+    async fn delete_waves(
+        &self,
+        fresh: &Snapshot,
+        entries: BTreeMap<Digest, Delete>,
+        decider: &Decider<'_>,
+        removed: &mut BTreeMap<String, Digest>,
+        done: &mut RepositoryPlan,
+    ) {
+        let (client, repo) = (self.client, self.repo.as_str());
+        let graph = Graph::of(fresh);
+        let go: BTreeSet<Digest> = entries.keys().cloned().collect();
+        let basis: BTreeMap<String, Digest> = fresh
+            .tags
+            .iter()
+            .map(|(n, t)| (n.clone(), t.digest.clone()))
+            .collect();
+        // The tags as last read; a wave's re-check replaces it.
+        let mut view: Option<Snapshot> = None;
+        let mut referrers = BTreeSet::new();
+        let mut failed: BTreeSet<Digest> = BTreeSet::new();
+        let mut locked: BTreeSet<Digest> = BTreeSet::new();
+        // Reached by a tag pushed while deleting: kept, with that tag.
+        let mut held: BTreeMap<Digest, String> = BTreeMap::new();
+        // Why the rest is not deleted, once the tags cannot be read again.
+        let mut stopped: Option<String> = None;
+        for (i, wave) in graph.waves(&go).into_iter().enumerate() {
+            let recheck = wave_needs_recheck(&graph, &wave, &mut referrers);
+            let wave: Vec<_> = wave
+                .into_iter()
+                .filter(|(d, _)| !held.contains_key(d))
+                .collect();
+            if wave.is_empty() {
+                continue;
+            }
+            let stop = stopped
+                .clone()
+                .or_else(|| self.out_of_time().then(|| OUT_OF_TIME.to_owned()));
+            if let Some(why) = stop {
+                // Start no new delete; what is left waits for the next run.
+                done.unfinished |= why == OUT_OF_TIME;
+                for (digest, _) in wave {
+                    let mut entry = entries[&digest].clone();
+                    entry.error = Some(why.clone());
+                    failed.insert(digest);
                     done.delete.push(entry);
                 }
+                continue;
+            }
+            if i > 0 && recheck {
+                let base = view.as_ref().unwrap_or(fresh);
+                let gone: BTreeSet<String> = removed.keys().cloned().collect();
+                let started = Instant::now();
+                let now = refresh_tags(client, base, &gone, self.reads()).await;
+                tracing::debug!(
+                    repository = repo,
+                    wave = i + 1,
+                    tags = now.tags.len(),
+                    ms = started.elapsed().as_millis() as u64,
+                    "tags read again before deleting children"
+                );
+                if !now.problems.is_empty() {
+                    let why = format!(
+                        "not deleted: the tags could not be read again before this wave: {}",
+                        now.problems.join("; ")
+                    );
+                    tracing::warn!(repository = repo, error = %why, "stopping this repository's deletes");
+                    for (digest, _) in wave {
+                        let mut entry = entries[&digest].clone();
+                        entry.error = Some(why.clone());
+                        failed.insert(digest);
+                        done.delete.push(entry);
+                    }
+                    stopped = Some(why);
+                    continue;
+                }
+                let left: BTreeSet<Digest> = go
+                    .iter()
+                    .filter(|d| !failed.contains(*d) && !held.contains_key(*d))
+                    .filter(|d| !done.delete.iter().any(|e| &e.digest == *d))
+                    .cloned()
+                    .collect();
+                for (digest, tag) in newly_reached(&basis, &now, &left) {
+                    let entry = &entries[&digest];
+                    let reason = format!("changed while deleting: tag {tag} now reaches it");
+                    tracing::info!(action = "keep", repository = repo, digest = %digest, reason = %reason, "kept");
+                    done.keep.push(Keep {
+                        digest: digest.clone(),
+                        tags: tags_on(&now, &digest),
+                        reason,
+                        since: entry.since,
+                    });
+                    held.insert(digest, tag);
+                }
+                view = Some(now);
+            }
+            let current = view.as_ref().unwrap_or(fresh);
+            let (blocked, ready): (Vec<_>, Vec<_>) = wave
+                .into_iter()
+                .filter(|(d, _)| !held.contains_key(d))
+                .partition(|(_, parents)| parents.iter().any(|p| failed.contains(p)));
+            for (digest, parents) in blocked {
+                let parent = parents.iter().find(|p| failed.contains(*p));
+                let entry = entries[&digest].clone();
+                failed.insert(digest.clone());
+                match parent {
+                    Some(p) if locked.contains(p) => {
+                        locked.insert(digest);
+                        done.keep.push(kept_for_lock(
+                            entry,
+                            format!("its parent {} is locked in the registry", p.short()),
+                        ));
+                    }
+                    _ => {
+                        let mut entry = entry;
+                        entry.error = Some(format!(
+                            "not deleted: its parent {} could not be deleted",
+                            parent.map(|p| p.short()).unwrap_or_default()
+                        ));
+                        done.delete.push(entry);
+                    }
+                }
+            }
+            let results = self.delete_ready(current, ready, decider).await;
+            for (digest, result) in results {
+                let mut entry = entries[&digest].clone();
+                log_action("delete", repo, &digest, &entry.tags, &entry.reason, &result);
+                match result {
+                    // A lock is the registry owner's decision, not a failure of the run.
+                    Err(e) if e.is_locked() => {
+                        failed.insert(digest.clone());
+                        locked.insert(digest);
+                        done.keep
+                            .push(kept_for_lock(entry, "the registry refused: locked".into()));
+                        continue;
+                    }
+                    Err(e) => {
+                        entry.error = Some(e.to_string());
+                        failed.insert(digest.clone());
+                    }
+                    Ok(_) => {}
+                }
+                // Deleting by digest removes every tag on it, or should: phase 4 checks,
+                // failed deletes too (a 500 may come after the manifest is gone).
+                for tag in tags_on(current, &digest) {
+                    removed.insert(tag, digest.clone());
+                }
+                done.delete.push(entry);
             }
         }
-        let results: Vec<(Digest, Result<Deleted, RegistryError>)> = stream::iter(ready)
+    }
+
+    /// Delete one wave's ready manifests side by side, lifting locks first with `--unlock`.
+    async fn delete_ready(
+        &self,
+        current: &Snapshot,
+        ready: Vec<(Digest, Vec<Digest>)>,
+        decider: &Decider<'_>,
+    ) -> Vec<(Digest, Result<Deleted, RegistryError>)> {
+        let (client, repo) = (self.client, self.repo.as_str());
+        let by_digest = tags_by_digest(current);
+        let mut results: Vec<(Digest, Result<Deleted, RegistryError>)> = stream::iter(ready)
             .map(|(digest, _)| {
-                let repo = repo.as_str();
-                // Only with --unlock: which of its tags (from `fresh_tags`) hold a lock.
+                // Only with --unlock: which of its tags hold a lock.
                 let locked_tags: Vec<&str> = if decider.unlock {
-                    fresh_tags
+                    by_digest
                         .get(&digest)
                         .into_iter()
                         .flatten()
                         .copied()
-                        .filter(|n| fresh.tags.get(*n).is_some_and(|t| t.locked))
+                        .filter(|n| current.tags.get(*n).is_some_and(|t| t.locked))
                         .collect()
                 } else {
                     Vec::new()
                 };
                 let unlock = decider.unlock
-                    && (fresh.manifests.get(&digest).is_some_and(|f| f.locked)
+                    && (current.manifests.get(&digest).is_some_and(|f| f.locked)
                         || !locked_tags.is_empty());
                 async move {
                     if unlock {
@@ -315,89 +751,69 @@ pub async fn apply(
                     (digest, r)
                 }
             })
-            .buffer_unordered(concurrency.max(1))
+            .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let mut results: Vec<_> = results;
         results.sort_by(|a, b| a.0.cmp(&b.0));
-        for (digest, result) in results {
-            let mut entry = entries[&digest].clone();
-            log_action(
-                "delete",
-                &repo,
-                &digest,
-                &entry.tags,
-                &entry.reason,
-                &result,
-            );
-            match result {
-                // A lock is the registry owner's decision, not a failure of the run.
-                Err(e) if e.is_locked() => {
-                    failed.insert(digest.clone());
-                    locked.insert(digest);
-                    done.keep
-                        .push(kept_for_lock(entry, "the registry refused: locked".into()));
-                    continue;
-                }
-                Err(e) => {
-                    entry.error = Some(e.to_string());
-                    failed.insert(digest);
-                }
-                Ok(_) => {}
-            }
-            done.delete.push(entry);
-        }
+        results
     }
-    done.keep.sort_by(|a, b| a.digest.cmp(&b.digest));
-    done
-}
 
-/// Remove one tag and nothing else: the registry's tag delete where it has one, else push a
-/// tiny placeholder manifest to the tag and delete that placeholder by digest. First checks
-/// that the tag still names `digest`; `Ok(false)` when it moved (then nothing is done).
-async fn untag(
-    client: &OciClient,
-    repo: &str,
-    tag: &str,
-    digest: &Digest,
-    now: DateTime<Utc>,
-) -> Result<bool, RegistryError> {
-    let reference = Reference::tag(tag)?;
-    if client.resolve(repo, &reference).await?.as_ref() != Some(digest) {
-        tracing::info!(
-            action = "skip-untag",
-            repository = repo,
-            tag,
-            "tag moved since the re-check; left alone"
-        );
-        return Ok(false);
-    }
-    match client.delete_tag(repo, tag).await? {
-        TagDeleted::Removed | TagDeleted::AlreadyGone => Ok(true),
-        TagDeleted::Unsupported => {
-            let placeholder = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": OCI_INDEX,
-                "manifests": [],
-                "annotations": {
-                    "dev.registry-janitor.placeholder": format!("untag {tag} at {} ({:016x})", now.to_rfc3339(), fastrand::u64(..)),
-                },
-            });
-            let body = serde_json::to_vec(&placeholder).unwrap_or_default();
-            let placeholder = client
-                .put_manifest(repo, &reference, &MediaType::OciIndex, body)
-                .await?;
-            match client.delete_manifest(repo, &placeholder).await {
-                Ok(_) => Ok(true),
-                Err(e) => Err(RegistryError::InvalidResponse {
-                    method: "DELETE".into(),
-                    path: format!("/v2/{repo}/manifests/{placeholder}"),
-                    reason: format!(
-                        "tag {tag} now names the empty placeholder {placeholder}, which could not be deleted: {e}"
-                    ),
-                }),
+    /// Phase 4: are the tags this run removed gone? One listing. A tag still listed that names
+    /// something readable was pushed again (or its removal failed, and its entry says so): it
+    /// is left alone. One that names nothing was left behind by the registry: its removal is
+    /// finished with a placeholder, and a second listing confirms it. Returns the tags still
+    /// not settled, and an error for each one that could not be finished.
+    async fn verify(
+        &self,
+        removed: &BTreeMap<String, Digest>,
+    ) -> (BTreeSet<String>, Vec<(String, String)>) {
+        let mut unsettled = BTreeSet::new();
+        let mut failures = Vec::new();
+        if removed.is_empty() {
+            return (unsettled, failures);
+        }
+        let repo = self.repo.as_str();
+        let listed = match self.client.tags(repo).await {
+            Ok(l) => l.items.into_iter().collect::<BTreeSet<String>>(),
+            Err(e) => {
+                tracing::warn!(repository = repo, error = %e, "cannot list the tags to check that the removed ones are gone; the next run checks");
+                return (removed.keys().cloned().collect(), failures);
+            }
+        };
+        let mut finished = Vec::new();
+        for (tag, digest) in removed.iter().filter(|(t, _)| listed.contains(*t)) {
+            match self.untag(tag, Expect::Nothing).await {
+                Ok(true) => {
+                    tracing::warn!(action = "untag", repository = repo, tag = %tag, digest = %digest, "the registry still listed this removed tag, naming nothing; removed it again");
+                    finished.push(tag.clone());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    unsettled.insert(tag.clone());
+                    failures.push((
+                        tag.clone(),
+                        format!("the registry still lists tag {tag}, naming nothing, and removing it again failed: {e}; the next run tries again"),
+                    ));
+                }
             }
         }
+        if finished.is_empty() {
+            return (unsettled, failures);
+        }
+        match self.client.tags(repo).await {
+            Ok(l) => {
+                let listed: BTreeSet<String> = l.items.into_iter().collect();
+                for tag in finished.into_iter().filter(|t| listed.contains(t)) {
+                    failures.push((
+                        tag.clone(),
+                        format!("the registry still lists tag {tag}, naming nothing, after removing it twice; the next run tries again"),
+                    ));
+                    unsettled.insert(tag);
+                }
+            }
+            Err(_) => unsettled.extend(finished),
+        }
+        (unsettled, failures)
     }
 }
 
@@ -418,7 +834,7 @@ fn log_action<T, E: std::fmt::Display>(
 }
 
 /// A planned delete the registry refused because of a lock, as a keep.
-fn kept_for_lock(entry: crate::plan::Delete, why: String) -> Keep {
+fn kept_for_lock(entry: Delete, why: String) -> Keep {
     Keep {
         digest: entry.digest,
         tags: entry.tags,
@@ -449,3 +865,6 @@ fn abandon(planned: RepositoryPlan, why: &str) -> RepositoryPlan {
         unfinished: false,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -98,7 +98,16 @@ async fn acr_listing(
 /// Every tag is read again (a HEAD each; on ACR one listing gives them all). A tag re-pushed
 /// since planning, as `latest` is on every build, may name a new index that reuses a planned
 /// child; the tag list alone does not show that, and a digest read moments ago cannot.
-pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: usize) -> Snapshot {
+///
+/// A listed tag that answers 404 is a problem (a registry hiding a live tag would hide what
+/// it needs), except one this run is removing (`removing`), and one of the snapshot's
+/// dangling tags, which stays dangling in the answer.
+pub async fn refresh_tags(
+    client: &OciClient,
+    snapshot: &Snapshot,
+    removing: &BTreeSet<String>,
+    concurrency: usize,
+) -> Snapshot {
     let mut fresh = Snapshot {
         repository: snapshot.repository.clone(),
         manifests: snapshot.manifests.clone(),
@@ -139,7 +148,15 @@ pub async fn refresh_tags(client: &OciClient, snapshot: &Snapshot, concurrency: 
                 };
                 note_tag(&mut fresh, &mut unknown, tag, tref);
             }
-            Ok(None) => {}
+            Ok(None) => match snapshot.dangling.get(&tag) {
+                Some(named) => {
+                    fresh.dangling.insert(tag, named.clone());
+                }
+                None if removing.contains(&tag) => {}
+                None => fresh.problems.push(format!(
+                    "tag {tag}: listed, but a HEAD of it answers 404 (not found)"
+                )),
+            },
             Err(e) => fresh.problems.push(format!("tag {tag}: {e}")),
         }
     }
@@ -308,6 +325,7 @@ impl<'a> Reader<'a> {
                 .await;
         let mut pending = BTreeSet::new();
         let mut subjects = BTreeSet::new();
+        let mut unreadable = Vec::new();
         for (tag, result) in results {
             match result {
                 Ok(m) => {
@@ -315,15 +333,49 @@ impl<'a> Reader<'a> {
                     subjects.extend(Digest::from_link_tag(&tag));
                     self.snapshot.tags.insert(tag, TagRef::new(m.digest));
                 }
+                Err(e) if e.is_not_found() && self.inventory.removing.contains_key(&tag) => {
+                    unreadable.push(tag)
+                }
                 // Listed but not there: deleted meanwhile, or a registry in trouble. Either
                 // way the picture is not whole, and this run deletes nothing here.
                 Err(e) => self.problem(format!("tag {tag}: {e}")),
             }
         }
+        self.read_dangling(unreadable).await;
         self.read_digests(pending, false).await;
         // A `sha256-<hex>` tag's subject may be untagged (pushed by digest, then signed):
         // only a 404 makes the tag an orphan.
         self.read_digests(subjects, true).await;
+    }
+
+    /// Tags this janitor set out to remove whose GET answered 404: dangling (left behind by
+    /// a delete that failed halfway) when a HEAD agrees, else a registry contradicting itself.
+    async fn read_dangling(&mut self, tags: Vec<String>) {
+        let (client, repo) = (self.client, self.repository);
+        let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(tags)
+            .map(|tag| async move {
+                let r = match Reference::tag(&tag) {
+                    Ok(reference) => client.resolve(repo, &reference).await,
+                    Err(e) => Err(e.into()),
+                };
+                (tag, r)
+            })
+            .buffer_unordered(self.concurrency.max(1))
+            .collect()
+            .await;
+        for (tag, head) in heads {
+            match head {
+                Ok(None) => {
+                    if let Some(record) = self.inventory.removing.get(&tag) {
+                        self.snapshot.dangling.insert(tag, record.digest.clone());
+                    }
+                }
+                Ok(Some(digest)) => self.problem(format!(
+                    "tag {tag}: a GET answers 404 (not found), but a HEAD finds {digest}"
+                )),
+                Err(e) => self.problem(format!("tag {tag}: {e}")),
+            }
+        }
     }
 
     /// Add a manifest; return the digests it points at that are not read yet.
@@ -360,18 +412,37 @@ impl<'a> Reader<'a> {
                             .manifests
                             .get(&digest)
                             .and_then(|r| r.facts.clone());
+                        // A digest is absent only when a GET and a HEAD both say 404. A
+                        // registry that answers 404 for one and not the other is in
+                        // trouble, and what it hides may be what keeps a kept image whole.
                         let r = match known {
                             Some(facts) if !verify => Ok(Some(facts)),
-                            Some(facts) => client
-                                .manifest_exists(repo, &digest)
-                                .await
-                                .map(|e| e.then_some(facts)),
+                            Some(facts) => match client.manifest_exists(repo, &digest).await {
+                                Ok(true) => Ok(Some(facts)),
+                                Ok(false) => match client
+                                    .manifest(repo, &Reference::Digest(digest.clone()))
+                                    .await
+                                {
+                                    Err(e) if e.is_not_found() => Ok(None),
+                                    Err(e) => Err(e),
+                                    Ok(_) => Err(contradiction(repo, &digest, "a HEAD", "a GET")),
+                                },
+                                Err(e) => Err(e),
+                            },
                             None => match client
                                 .manifest(repo, &Reference::Digest(digest.clone()))
                                 .await
                             {
                                 Ok(m) => Ok(Some(facts_of(&m))),
-                                Err(e) if e.is_not_found() => Ok(None),
+                                Err(e) if e.is_not_found() => {
+                                    match client.manifest_exists(repo, &digest).await {
+                                        Ok(false) => Ok(None),
+                                        Ok(true) => {
+                                            Err(contradiction(repo, &digest, "a GET", "a HEAD"))
+                                        }
+                                        Err(e) => Err(e),
+                                    }
+                                }
                                 Err(e) => Err(e),
                             },
                         };
@@ -525,6 +596,15 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+    }
+}
+
+/// A registry that answers 404 to one request for a digest and finds it with another.
+fn contradiction(repository: &str, digest: &Digest, missing: &str, found: &str) -> RegistryError {
+    RegistryError::Contradiction {
+        repository: repository.to_owned(),
+        digest: digest.clone(),
+        detail: format!("{missing} answers 404 (not found), but {found} finds it"),
     }
 }
 

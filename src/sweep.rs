@@ -304,7 +304,27 @@ impl Run<'_> {
             plan,
             mut inventory,
         } = planned;
-        let done = apply(
+        // Every tag the plan removes is written down before anything changes: if the
+        // registry leaves one behind naming nothing (or this run is cut short), the next
+        // sweep knows it as ours and finishes it (`state::Removing`).
+        if plan.complete && !(plan.untag.is_empty() && plan.delete.is_empty()) {
+            let removals = plan
+                .untag
+                .iter()
+                .map(|u| (u.tag.as_str(), &u.digest))
+                .chain(
+                    plan.delete
+                        .iter()
+                        .flat_map(|d| d.tags.iter().map(move |t| (t.as_str(), &d.digest))),
+                );
+            inventory.removing(removals, self.now.max(Utc::now()));
+            store
+                .lock()
+                .await
+                .save(&snapshot.repository, inventory.clone())
+                .await?;
+        }
+        let applied = apply(
             self.client,
             &snapshot,
             plan,
@@ -314,12 +334,16 @@ impl Run<'_> {
             self.deadline,
         )
         .await;
+        let done = applied.done;
         inventory.forget(
             done.delete
                 .iter()
                 .filter(|d| d.error.is_none())
                 .map(|d| &d.digest),
         );
+        inventory
+            .removing
+            .retain(|tag, _| applied.unsettled.contains(tag));
         store
             .lock()
             .await

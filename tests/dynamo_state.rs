@@ -149,3 +149,37 @@ async fn forgotten_digests_get_a_ttl_and_leave_the_inventory() {
         .manifests
         .contains_key(&first.digest.parse::<Digest>().unwrap()));
 }
+
+#[tokio::test]
+async fn a_tag_removal_record_round_trips_and_is_deleted_once_settled() {
+    let Setup {
+        _moto,
+        dynamo,
+        registry,
+        first,
+        ..
+    } = setup().await;
+    let digest: Digest = first.digest.parse().unwrap();
+    let mut store = DynamoState::new(dynamo.clone(), "inv", &registry.host());
+    let mut inventory = store.load("app").await.unwrap();
+    inventory.removing([("pr-1", &digest)], t("2030-01-01T00:00:00Z"));
+    store.save("app", inventory).await.unwrap();
+
+    let mut reader = DynamoState::new(dynamo.clone(), "inv", &registry.host());
+    let mut loaded = reader.load("app").await.unwrap();
+    assert_eq!(loaded.removing["pr-1"].digest, digest);
+    assert_eq!(loaded.removing["pr-1"].since, t("2030-01-01T00:00:00Z"));
+    assert!(loaded.manifests.is_empty(), "a record read as a manifest");
+
+    loaded.removing.clear();
+    reader.save("app", loaded).await.unwrap();
+    let items = dynamo
+        .scan()
+        .table_name("inv")
+        .send()
+        .await
+        .unwrap()
+        .items()
+        .len();
+    assert_eq!(items, 0, "the settled record's item is still there");
+}

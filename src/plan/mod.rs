@@ -3,7 +3,7 @@
 //! Pure and deterministic: no I/O, no clock, no randomness. The same input gives the same
 //! plan in the same order, so it can be tested exhaustively and previewed safely.
 //!
-//! The safety model (see `../shared/DESIGN.md`), in the order it is applied here:
+//! The safety model (README, "Apply" and "How the code reads"), in the order it is applied here:
 //! 1. Each manifest gets its own verdict: kept (protected, locked, a tag that stays, too
 //!    young...), a candidate (every user tag selected, or untagged and selected by the
 //!    untagged rule), or dependent (an untagged child or referrer: it follows its parents).
@@ -29,6 +29,9 @@ pub use decision::{Delete, Keep, RepositoryPlan, Untag};
 use graph::{Graph, TagKinds};
 use select::{judge, Item, Verdict};
 pub use snapshot::{ManifestFacts, Snapshot, TagRef};
+
+/// The reason given for finishing the removal of a tag left dangling.
+pub const DANGLING: &str = "an earlier run removed what this tag named, but the registry still lists it, naming nothing: the untag is finished";
 
 /// A manifest's own verdict, before the graph has its say.
 pub(crate) enum Own {
@@ -180,6 +183,17 @@ pub(crate) fn settle(
             tags: tags_of(digest),
             reason,
             since: since(digest),
+        });
+    }
+    // Tags an earlier run set out to remove and the registry left behind, naming nothing:
+    // the removal is finished, whatever the rules say (no rule can keep a tag that pulls
+    // nothing, and the repository cannot be read whole while it is there).
+    for (tag, digest) in &snapshot.dangling {
+        untag.push(Untag {
+            tag: tag.clone(),
+            digest: digest.clone(),
+            reason: DANGLING.into(),
+            error: None,
         });
     }
     untag.sort_by(|a, b| a.tag.cmp(&b.tag));

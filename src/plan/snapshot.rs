@@ -17,6 +17,11 @@ pub struct Snapshot {
     pub tags: BTreeMap<String, TagRef>,
     /// Every manifest known to be in the repository.
     pub manifests: BTreeMap<Digest, ManifestFacts>,
+    /// Tags the registry lists that name nothing it can serve (GET and HEAD both 404), which
+    /// an earlier run of this janitor set out to remove: the registry left them behind (see
+    /// `state::Removing`). With the digest each named when that run decided. Any other
+    /// unreadable tag is a problem, not an entry here.
+    pub dangling: BTreeMap<String, Digest>,
     /// Why the picture may be incomplete (a listing stopped early, a manifest could not be
     /// read). Any entry here means this repository deletes nothing this run.
     pub problems: Vec<String>,

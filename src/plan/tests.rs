@@ -510,3 +510,17 @@ fn older_than_deletes_manifests_only_and_keeps_the_subject_of_a_recent_referrer(
     // The plain planner would have deleted v1 and left its SBOM without a subject.
     assert!(deleted(&plan(&repo.0, &policy, now())).contains(&d(1)));
 }
+
+#[test]
+fn a_tag_left_dangling_by_an_earlier_run_is_untagged_whatever_the_rules_say() {
+    let mut repo = Repo::new().image(1, days_ago(400)).tag("v1", 1);
+    repo.0.dangling.insert("v2".into(), d(2));
+    // No rule selects v2, and v1 stays: only the dangling tag goes.
+    let plan = repo.plan(PURGE_UNTAGGED);
+    assert!(plan.complete);
+    assert!(plan.delete.is_empty());
+    assert_eq!(plan.untag.len(), 1);
+    assert_eq!(plan.untag[0].tag, "v2");
+    assert_eq!(plan.untag[0].digest, d(2));
+    assert_eq!(plan.untag[0].reason, DANGLING);
+}

@@ -44,6 +44,20 @@ pub enum RegistryError {
         status: u16,
         detail: Option<String>,
     },
+    #[error("GET {path}: the tag listing ended after {pages} page(s) at tag {last:?}, but asking for the tags after it returned {unseen:?}{} it had not listed: a page was lost (a `Link` header dropped?) or a tag was pushed meanwhile", more_suffix(*.more))]
+    LostPage {
+        path: String,
+        pages: usize,
+        last: String,
+        unseen: String,
+        more: usize,
+    },
+    #[error("{repository}@{digest}: the registry contradicts itself: {detail}")]
+    Contradiction {
+        repository: String,
+        digest: Digest,
+        detail: String,
+    },
     #[error("{operation} is not available on {registry} (it needs --kind acr)")]
     Unsupported { operation: String, registry: String },
     #[error("token request to {realm}: {reason}")]
@@ -68,6 +82,13 @@ pub enum RegistryError {
     Url { url: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+}
+
+fn more_suffix(more: usize) -> String {
+    match more {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    }
 }
 
 fn detail_suffix(detail: &Option<String>) -> String {

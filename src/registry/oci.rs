@@ -291,14 +291,53 @@ impl OciClient {
     }
 
     /// Every tag of `repository`. A repository whose last tag is gone has none.
+    ///
+    /// A listing that ends is asked once more for what comes after its last tag
+    /// (`?last=<final tag>`). A registry, or a proxy in front of it, that drops the `Link`
+    /// header would otherwise hide every later page, and with it tags that keep manifests
+    /// alive. A name not seen before means a page was lost (or a tag was pushed meanwhile):
+    /// the listing is refused, and the repository deletes nothing this run. Distribution
+    /// 2.8 ignores `last` and sends the whole list again, which names nothing new.
     pub async fn tags(&self, repository: &str) -> Result<Listing, RegistryError> {
         check_repository(repository)?;
+        let scope = self.scope(repository, "pull");
         let first = self.url(&format!("/v2/{repository}/tags/list?n={}", self.page_size))?;
-        let listing = self
-            .list(&self.scope(repository, "pull"), first, Field::Tags)
-            .await?;
+        let listing = self.list(&scope, first, Field::Tags).await?;
         for tag in &listing.items {
             check_tag(tag)?;
+        }
+        if let Some(last) = listing.items.last() {
+            let mut after = self.url(&format!("/v2/{repository}/tags/list"))?;
+            after
+                .query_pairs_mut()
+                .append_pair("n", &self.page_size.to_string())
+                .append_pair("last", last);
+            let response = self.get(&after, &scope, None).await?;
+            let bytes = read_limited(&Method::GET, &after, response, LISTING_LIMIT).await?;
+            let page: Page = serde_json::from_slice(&bytes).map_err(|e| {
+                invalid(
+                    &Method::GET,
+                    &after,
+                    &format!("listing is not the expected JSON: {e}"),
+                )
+            })?;
+            let seen: HashSet<&str> = listing.items.iter().map(String::as_str).collect();
+            let unseen: Vec<String> = page
+                .tags
+                .ok_or_else(|| invalid(&Method::GET, &after, "listing has no `tags` field"))?
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|t| !seen.contains(t.as_str()))
+                .collect();
+            if let Some(first_unseen) = unseen.first() {
+                return Err(RegistryError::LostPage {
+                    path: after.path().to_owned(),
+                    pages: listing.pages,
+                    last: last.clone(),
+                    unseen: first_unseen.clone(),
+                    more: unseen.len() - 1,
+                });
+            }
         }
         Ok(listing)
     }
@@ -487,7 +526,23 @@ impl OciClient {
     ) -> Result<Deleted, RegistryError> {
         check_repository(repository)?;
         let url = self.url(&format!("/v2/{repository}/manifests/{digest}"))?;
-        self.delete_at(&url, repository).await
+        match self.delete_at(&url, repository).await? {
+            Deleted::Removed => Ok(Deleted::Removed),
+            // A 404 is taken as "gone" only once a HEAD agrees: a registry in trouble that
+            // answers 404 for a manifest it still has would otherwise have its children
+            // deleted in the next wave, under an index that still lists them.
+            Deleted::AlreadyGone => {
+                if self.manifest_exists(repository, digest).await? {
+                    Err(invalid(
+                        &Method::DELETE,
+                        &url,
+                        "the registry answered 404, but a HEAD still finds the manifest",
+                    ))
+                } else {
+                    Ok(Deleted::AlreadyGone)
+                }
+            }
+        }
     }
 
     /// DELETE `url` with `repository`'s delete scope. Gone already is fine.

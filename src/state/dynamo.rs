@@ -3,7 +3,8 @@
 //! One item per digest. Partition key `pk` = `<registry host>/<repository>`, sort key
 //! `digest`. Attributes: `first_seen` and `untagged_since` (RFC 3339), `facts` (JSON), and
 //! `expires_at` (epoch seconds, the table's TTL attribute) on digests the registry no longer
-//! has. Updates are conditional expressions, so two sweeps racing on one repository agree:
+//! has. A tag being removed (`state::Removing`) is an item of its own, sort key
+//! `tag:<name>`, with `named` (the digest) and `since`; it is deleted once settled. Updates are conditional expressions, so two sweeps racing on one repository agree:
 //! `first_seen` and `untagged_since` are set once (`if_not_exists`), never moved later.
 
 use std::collections::HashMap;
@@ -13,8 +14,11 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
 
-use super::{Remembered, RepoInventory, StateError, StateStore};
+use super::{Remembered, Removing, RepoInventory, StateError, StateStore};
 use crate::registry::Digest;
+
+/// The sort key prefix of a tag-removal record (a digest never starts with it).
+const TAG_KEY: &str = "tag:";
 
 /// How long a forgotten digest's item lingers before DynamoDB's TTL removes it.
 const FORGOTTEN_TTL_SECS: i64 = 7 * 24 * 3600;
@@ -79,6 +83,15 @@ impl StateStore for DynamoState {
                 .map_err(|e| self.fail("Query", e))?;
             for item in page.items() {
                 if item.contains_key("expires_at") {
+                    continue;
+                }
+                if let Some(tag) =
+                    text(item, "digest").and_then(|k| k.strip_prefix(TAG_KEY).map(str::to_owned))
+                {
+                    let named = text(item, "named").and_then(|d| d.parse::<Digest>().ok());
+                    if let (Some(digest), Some(since)) = (named, time(item, "since")) {
+                        inventory.removing.insert(tag, Removing { digest, since });
+                    }
                     continue;
                 }
                 let Some(digest) = text(item, "digest").and_then(|d| d.parse::<Digest>().ok())
@@ -161,6 +174,35 @@ impl StateStore for DynamoState {
                 .send()
                 .await
                 .map_err(|e| self.fail("UpdateItem", e))?;
+        }
+        for (tag, record) in &inventory.removing {
+            if before.removing.get(tag) == Some(record) {
+                continue;
+            }
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(pk.clone()))
+                .item("digest", AttributeValue::S(format!("{TAG_KEY}{tag}")))
+                .item("named", AttributeValue::S(record.digest.to_string()))
+                .item("since", AttributeValue::S(record.since.to_rfc3339()))
+                .send()
+                .await
+                .map_err(|e| self.fail("PutItem", e))?;
+        }
+        for tag in before
+            .removing
+            .keys()
+            .filter(|t| !inventory.removing.contains_key(*t))
+        {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.clone()))
+                .key("digest", AttributeValue::S(format!("{TAG_KEY}{tag}")))
+                .send()
+                .await
+                .map_err(|e| self.fail("DeleteItem", e))?;
         }
         self.loaded.insert(repository.to_owned(), inventory);
         Ok(())

@@ -110,7 +110,7 @@ impl StateStore for FileState {
     }
 
     async fn save(&mut self, repository: &str, inventory: RepoInventory) -> Result<(), StateError> {
-        if inventory.manifests.is_empty() {
+        if inventory.manifests.is_empty() && inventory.removing.is_empty() {
             self.data.repositories.remove(repository);
         } else {
             self.data

@@ -30,6 +30,24 @@ use crate::registry::Digest;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RepoInventory {
     pub manifests: BTreeMap<Digest, Remembered>,
+    /// Tags this janitor set out to remove and has not yet seen gone, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub removing: BTreeMap<String, Removing>,
+}
+
+/// A tag an apply is removing (an untag, or a tag on a manifest it deletes).
+///
+/// Written before the apply changes anything, and kept only while the registry still lists
+/// the tag but can serve nothing under it. Distribution 2.8 leaves exactly that behind when a
+/// manifest DELETE fails halfway (it answers 500 after removing the manifest, before removing
+/// its tags; the retry then finds nothing). A listed tag that answers 404 otherwise stops the
+/// repository, as a registry that hides a live tag must; one this record names is finished
+/// instead: nobody can pull anything through it, and this janitor decided it goes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Removing {
+    /// What the tag named when the janitor decided to remove it.
+    pub digest: Digest,
+    pub since: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +82,12 @@ impl RepoInventory {
             self.manifests.remove(digest);
         }
         let complete = snapshot.problems.is_empty();
+        // A removal record outlives the tag only while the tag dangles; a tag seen gone, or
+        // naming something readable again, is nobody's leftover any more.
+        if complete {
+            self.removing
+                .retain(|tag, _| snapshot.dangling.contains_key(tag));
+        }
         let reached = reached_by_user_tags(snapshot);
         for (digest, facts) in snapshot.manifests.iter_mut() {
             let entry = self
@@ -90,6 +114,23 @@ impl RepoInventory {
                 stored.created = None;
             }
             entry.facts = Some(stored);
+        }
+    }
+
+    /// Note that these tags are about to be removed (see `Removing`); a record already
+    /// there keeps its time.
+    pub fn removing<'a>(
+        &mut self,
+        tags: impl IntoIterator<Item = (&'a str, &'a Digest)>,
+        now: DateTime<Utc>,
+    ) {
+        for (tag, digest) in tags {
+            self.removing
+                .entry(tag.to_owned())
+                .or_insert_with(|| Removing {
+                    digest: digest.clone(),
+                    since: now,
+                });
         }
     }
 
@@ -224,6 +265,29 @@ pub(crate) mod tests {
         let mut s = snapshot(true);
         inv.observe(&mut s, &[], t("2026-01-06T00:00:00Z"));
         assert_eq!(inv.manifests[&d(1)].untagged_since, None);
+    }
+
+    #[test]
+    fn a_removal_record_outlives_its_tag_only_while_the_tag_dangles() {
+        let mut inv = RepoInventory::default();
+        inv.removing(
+            [("gone", &d(7)), ("dangling", &d(8))],
+            t("2026-01-01T00:00:00Z"),
+        );
+        // A later record of the same tag keeps the first time.
+        inv.removing([("dangling", &d(9))], t("2026-01-03T00:00:00Z"));
+        assert_eq!(inv.removing["dangling"].since, t("2026-01-01T00:00:00Z"));
+
+        let mut broken = snapshot(false);
+        broken.problems.push("tags listing failed".into());
+        inv.observe(&mut broken, &[], t("2026-01-02T00:00:00Z"));
+        assert_eq!(inv.removing.len(), 2, "an incomplete read settles nothing");
+
+        let mut s = snapshot(true);
+        s.dangling.insert("dangling".into(), d(8));
+        inv.observe(&mut s, &[], t("2026-01-02T00:00:00Z"));
+        let left: Vec<&str> = inv.removing.keys().map(String::as_str).collect();
+        assert_eq!(left, vec!["dangling"]);
     }
 
     #[test]

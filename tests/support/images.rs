@@ -428,6 +428,11 @@ impl TestRegistry {
 
     /// Whether a manifest exists (HEAD with every manifest type accepted).
     pub async fn has_manifest(&self, repository: &str, reference: &str) -> bool {
+        self.head_digest(repository, reference).await.is_some()
+    }
+
+    /// The digest a tag (or digest) names now, by HEAD; `None` on 404.
+    pub async fn head_digest(&self, repository: &str, reference: &str) -> Option<String> {
         let r = self
             .manifest_request(reqwest::Method::HEAD, repository, reference)
             .await
@@ -435,8 +440,14 @@ impl TestRegistry {
             .await
             .expect("manifest head");
         match r.status().as_u16() {
-            200 => true,
-            404 => false,
+            200 => Some(
+                r.headers()
+                    .get("docker-content-digest")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            404 => None,
             s => panic!("HEAD {repository}:{reference}: HTTP {s}"),
         }
     }

@@ -1,8 +1,9 @@
 //! A loopback proxy in front of the real registry that fails on purpose: it answers chosen
-//! requests with 429/503 (and `Retry-After`), drops connections, or rewrites bodies, and
-//! forwards everything else untouched. It logs every request it saw. Started with a delay,
-//! it also holds every request that long before handling it (a remote registry's round trip,
-//! on loopback).
+//! requests with 429/503 (and `Retry-After`), drops connections, rewrites bodies, loses the
+//! pages of a tag listing, or holds a request until the test lets it go (to push something
+//! while the janitor waits), and forwards everything else untouched. It logs every request
+//! it saw. Started with a delay, it also holds every request that long before handling it (a
+//! remote registry's round trip, on loopback).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,12 +25,59 @@ pub enum Fault {
     ReplaceBody(Vec<u8>, Option<&'static str>),
     /// Forward, then append a byte to the body (content no longer matches its digest).
     Corrupt,
+    /// For a tags listing: forward, then answer at most this many tags, sorted, from after
+    /// the `last` the request asks for, and never a `Link` header: a registry (or a proxy)
+    /// that pages its listings and loses the link to every next page.
+    PagesWithoutLink(usize),
+    /// Hold the request until the test releases it, then forward it.
+    Hold(Hold),
+}
+
+/// A request held by the proxy: the test waits for it to arrive, changes the registry, and
+/// releases it.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    arrived: Arc<tokio::sync::Semaphore>,
+    released: Arc<tokio::sync::Semaphore>,
+}
+
+impl Hold {
+    fn new() -> Hold {
+        Hold {
+            arrived: Arc::new(tokio::sync::Semaphore::new(0)),
+            released: Arc::new(tokio::sync::Semaphore::new(0)),
+        }
+    }
+
+    /// Wait until the held request has arrived at the proxy (at most 60 s).
+    pub async fn arrived(&self) {
+        let permit = tokio::time::timeout(Duration::from_secs(60), self.arrived.acquire())
+            .await
+            .expect("the held request never came");
+        permit.expect("semaphore open").forget();
+    }
+
+    /// Let the held request go on to the registry.
+    pub fn release(&self) {
+        self.released.add_permits(1);
+    }
+}
+
+/// A fault waiting for its request.
+struct Rule {
+    /// Only requests with this method; any when `None`.
+    method: Option<String>,
+    /// Only requests whose path and query contain this.
+    filter: String,
+    fault: Fault,
+    /// Applies to every matching request, not just the next one.
+    always: bool,
 }
 
 #[derive(Default)]
 struct State {
-    /// Faults waiting for a request whose path contains the filter.
-    faults: VecDeque<(String, Fault)>,
+    /// Faults waiting for a matching request.
+    faults: VecDeque<Rule>,
     /// (method, path and query, status or 0 for a reset)
     log: Vec<(String, String, u16)>,
     /// When each entry of `log` was answered.
@@ -108,12 +156,22 @@ impl FlakyProxy {
                     .unwrap_or_default();
                 let fault = {
                     let mut s = state.lock().unwrap();
-                    let at = s
-                        .faults
-                        .iter()
-                        .position(|(filter, _)| path.contains(filter.as_str()));
-                    at.and_then(|i| s.faults.remove(i)).map(|(_, f)| f)
+                    let at = s.faults.iter().position(|r| {
+                        path.contains(r.filter.as_str())
+                            && r.method.as_deref().is_none_or(|m| m == method)
+                    });
+                    match at {
+                        Some(i) if s.faults[i].always => Some(s.faults[i].fault.clone()),
+                        Some(i) => s.faults.remove(i).map(|r| r.fault),
+                        None => None,
+                    }
                 };
+                if let Some(Fault::Hold(hold)) = &fault {
+                    hold.arrived.add_permits(1);
+                    if let Ok(permit) = hold.released.acquire().await {
+                        permit.forget();
+                    }
+                }
                 let log = |status: u16| {
                     let mut s = state.lock().unwrap();
                     s.log.push((method.clone(), path.clone(), status));
@@ -158,6 +216,10 @@ impl FlakyProxy {
                         v.push(b' ');
                         body = Bytes::from(v);
                     }
+                    Some(Fault::PagesWithoutLink(size)) if status == 200 => {
+                        body = Bytes::from(one_page(&body, &path, size));
+                        headers.retain(|(n, _)| n != "link" && n != "content-length");
+                    }
                     _ => {}
                 }
                 log(status);
@@ -177,11 +239,40 @@ impl FlakyProxy {
 
     /// Inject `fault` into the next request whose path and query contain `path_contains`.
     pub fn inject(&self, path_contains: &str, fault: Fault) {
-        self.state
-            .lock()
-            .unwrap()
-            .faults
-            .push_back((path_contains.to_owned(), fault));
+        self.add(None, path_contains, fault, false);
+    }
+
+    /// Inject `fault` into the next `method` request whose path and query contain
+    /// `path_contains`.
+    pub fn inject_on(&self, method: &str, path_contains: &str, fault: Fault) {
+        self.add(Some(method), path_contains, fault, false);
+    }
+
+    /// Inject `fault` into every `method` request whose path and query contain
+    /// `path_contains`, from now on.
+    pub fn always(&self, method: &str, path_contains: &str, fault: Fault) {
+        self.add(Some(method), path_contains, fault, true);
+    }
+
+    /// Hold the next `method` request whose path and query contain `path_contains`.
+    pub fn hold(&self, method: &str, path_contains: &str) -> Hold {
+        let hold = Hold::new();
+        self.add(
+            Some(method),
+            path_contains,
+            Fault::Hold(hold.clone()),
+            false,
+        );
+        hold
+    }
+
+    fn add(&self, method: Option<&str>, filter: &str, fault: Fault, always: bool) {
+        self.state.lock().unwrap().faults.push_back(Rule {
+            method: method.map(str::to_owned),
+            filter: filter.to_owned(),
+            fault,
+            always,
+        });
     }
 
     /// Requests seen so far: (method, path and query, status; 0 for a reset).
@@ -216,4 +307,32 @@ impl FlakyProxy {
         s.log.clear();
         s.answered.clear();
     }
+}
+
+/// One page of a tags listing: at most `size` of its tags, sorted, after the request's `last`.
+fn one_page(body: &[u8], path_and_query: &str, size: usize) -> Vec<u8> {
+    let mut listing: serde_json::Value = serde_json::from_slice(body).expect("a tags listing");
+    let last = url::Url::parse(&format!("http://proxy{path_and_query}"))
+        .ok()
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "last")
+                .map(|(_, v)| v.into_owned())
+        });
+    let mut tags: Vec<String> = listing["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    let page: Vec<String> = tags
+        .into_iter()
+        .filter(|t| last.as_ref().is_none_or(|l| t > l))
+        .take(size)
+        .collect();
+    listing["tags"] = serde_json::json!(page);
+    serde_json::to_vec(&listing).expect("JSON")
 }
