@@ -96,8 +96,9 @@ pub struct Applied {
     /// what changed since planning.
     pub done: RepositoryPlan,
     /// Tags whose removal is not settled: removed (or being removed) by this janitor, and
-    /// not yet seen gone. Their removal records stay in the inventory (`state::Removing`).
-    pub unsettled: BTreeSet<String>,
+    /// not yet seen gone, with the digest each named. Their removal records stay in the
+    /// inventory (`state::Removing`).
+    pub unsettled: BTreeMap<String, Digest>,
 }
 
 /// Carry out `planned`, made from `snapshot`.
@@ -112,7 +113,7 @@ pub async fn apply(
 ) -> Applied {
     let untouched = |done: RepositoryPlan| Applied {
         done,
-        unsettled: snapshot.dangling.keys().cloned().collect(),
+        unsettled: snapshot.dangling.clone(),
     };
     if !planned.complete || (planned.delete.is_empty() && planned.untag.is_empty()) {
         return untouched(planned);
@@ -125,6 +126,7 @@ pub async fn apply(
         deadline,
         serial: tokio::sync::Mutex::new(()),
         warned: AtomicBool::new(false),
+        ran_out: AtomicBool::new(false),
     };
     if run.out_of_time() {
         let mut left = abandon(planned, OUT_OF_TIME);
@@ -166,6 +168,7 @@ pub async fn apply(
     let mut removed: BTreeMap<String, Digest> = BTreeMap::new();
 
     // 2. Untags.
+    let untagging = !untags.is_empty();
     if run.out_of_time() {
         done.unfinished = true;
     } else {
@@ -184,11 +187,12 @@ pub async fn apply(
         .filter(|d| go.contains(&d.digest))
         .map(|d| (d.digest.clone(), d))
         .collect();
-    run.delete_waves(&fresh, entries, decider, &mut removed, &mut done)
+    run.delete_waves(&fresh, entries, decider, untagging, &mut removed, &mut done)
         .await;
 
     // 4. Verify.
     let (mut unsettled, failures) = run.verify(&removed).await;
+    done.unfinished |= run.ran_out.load(Ordering::Relaxed);
     for (tag, error) in failures {
         if let Some(u) = done.untag.iter_mut().find(|u| u.tag == tag) {
             u.error.get_or_insert(error);
@@ -200,13 +204,11 @@ pub async fn apply(
         }
     }
     // Dangling tags this run did not get to stay dangling, and stay remembered.
-    unsettled.extend(
-        fresh
-            .dangling
-            .keys()
-            .filter(|t| !removed.contains_key(*t))
-            .cloned(),
-    );
+    for (tag, digest) in &fresh.dangling {
+        if !removed.contains_key(tag) {
+            unsettled.insert(tag.clone(), digest.clone());
+        }
+    }
     done.keep.sort_by(|a, b| a.digest.cmp(&b.digest));
     done.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
     Applied { done, unsettled }
@@ -375,6 +377,16 @@ fn tags_on(snapshot: &Snapshot, digest: &Digest) -> Vec<String> {
         .collect()
 }
 
+/// How an untag ended, when the registry did not refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Untagged {
+    Done,
+    /// The tag no longer names what was expected: left alone.
+    Moved,
+    /// Not started: the run's time is up.
+    OutOfTime,
+}
+
 /// What a tag must name for an untag to go ahead.
 #[derive(Clone, Copy)]
 enum Expect<'a> {
@@ -408,6 +420,8 @@ struct Run<'a> {
     serial: tokio::sync::Mutex<()>,
     /// The warning about the placeholder technique was logged.
     warned: AtomicBool,
+    /// An untag was not started because the time was up.
+    ran_out: AtomicBool,
 }
 
 impl Run<'_> {
@@ -444,9 +458,11 @@ impl Run<'_> {
                     &result,
                 );
                 match result {
-                    Ok(true) => Ok(Some(u)),
+                    Ok(Untagged::Done) => Ok(Some(u)),
                     // The tag moved in the last moment: it is someone else's now.
-                    Ok(false) => Ok(None),
+                    Ok(Untagged::Moved) => Ok(None),
+                    // Not started; the next run plans it again.
+                    Ok(Untagged::OutOfTime) => Ok(None),
                     // A lock is the registry owner's decision, not a failure.
                     Err(e) if e.is_locked() => Err(Keep {
                         digest: u.digest,
@@ -477,26 +493,35 @@ impl Run<'_> {
 
     /// Remove one tag and nothing else: the registry's tag delete where it has one, else push
     /// a tiny placeholder manifest to the tag and delete that placeholder by digest. The tag
-    /// is read just before the change, and `Ok(false)` (nothing done) when it no longer
-    /// names what `expect` says.
+    /// is read just before the change, and nothing is done when it no longer names what
+    /// `expect` says (`Moved`), or when the run's time is up (`OutOfTime`).
     ///
     /// With the placeholder, a push to the same tag that lands between that read and the
     /// placeholder's PUT (one round trip) is overwritten, and the pushed manifest is left
     /// untagged: the OCI API has no conditional PUT. Nothing closes that here; it is why a
     /// warning is logged whenever the technique is used.
-    async fn untag(&self, tag: &str, expect: Expect<'_>) -> Result<bool, RegistryError> {
+    async fn untag(&self, tag: &str, expect: Expect<'_>) -> Result<Untagged, RegistryError> {
         let (client, repo) = (self.client, self.repo.as_str());
         let reference = Reference::tag(tag)?;
+        if self.out_of_time() {
+            self.ran_out.store(true, Ordering::Relaxed);
+            return Ok(Untagged::OutOfTime);
+        }
         if client.capabilities().tag_delete != Support::No {
             if !self.still(&reference, expect).await? {
-                return Ok(false);
+                return Ok(Untagged::Moved);
             }
             match client.delete_tag(repo, tag).await? {
-                TagDeleted::Removed | TagDeleted::AlreadyGone => return Ok(true),
+                TagDeleted::Removed | TagDeleted::AlreadyGone => return Ok(Untagged::Done),
                 TagDeleted::Unsupported => {}
             }
         }
         let _turn = self.serial.lock().await;
+        // The wait for this repository's turn can be long: the deadline is checked again.
+        if self.out_of_time() {
+            self.ran_out.store(true, Ordering::Relaxed);
+            return Ok(Untagged::OutOfTime);
+        }
         if !self.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 repository = repo,
@@ -508,7 +533,7 @@ impl Run<'_> {
         // Read again right before the PUT: the tag-delete probe above took a round trip,
         // and the wait for this repository's turn may have taken longer.
         if !self.still(&reference, expect).await? {
-            return Ok(false);
+            return Ok(Untagged::Moved);
         }
         let placeholder = serde_json::json!({
             "schemaVersion": 2,
@@ -523,7 +548,7 @@ impl Run<'_> {
             .put_manifest(repo, &reference, &MediaType::OciIndex, body)
             .await?;
         match client.delete_manifest(repo, &placeholder).await {
-            Ok(_) => Ok(true),
+            Ok(_) => Ok(Untagged::Done),
             Err(e) => Err(RegistryError::InvalidResponse {
                 method: "DELETE".into(),
                 path: format!("/v2/{repo}/manifests/{placeholder}"),
@@ -534,13 +559,21 @@ impl Run<'_> {
         }
     }
 
-    /// Whether `reference` still names what `expect` says (one HEAD).
+    /// Whether `reference` still names what `expect` says: one HEAD, and for a tag that must
+    /// name nothing, a GET that agrees (one 404 is not enough to overwrite a tag).
     async fn still(
         &self,
         reference: &Reference,
         expect: Expect<'_>,
     ) -> Result<bool, RegistryError> {
-        let now = self.client.resolve(&self.repo, reference).await?;
+        let mut now = self.client.resolve(&self.repo, reference).await?;
+        if now.is_none() && matches!(expect, Expect::Nothing) {
+            now = match self.client.manifest(&self.repo, reference).await {
+                Ok(m) => Some(m.digest),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e),
+            };
+        }
         let holds = expect.holds(now.as_ref());
         if !holds {
             tracing::info!(
@@ -560,6 +593,7 @@ impl Run<'_> {
         fresh: &Snapshot,
         entries: BTreeMap<Digest, Delete>,
         decider: &Decider<'_>,
+        after_untags: bool,
         removed: &mut BTreeMap<String, Digest>,
         done: &mut RepositoryPlan,
     ) {
@@ -574,6 +608,13 @@ impl Run<'_> {
         // The tags as last read; a wave's re-check replaces it.
         let mut view: Option<Snapshot> = None;
         let mut referrers = BTreeSet::new();
+        // Tags this run has taken away so far: untagged, or on a manifest it deleted.
+        let mut taken: BTreeSet<String> = done
+            .untag
+            .iter()
+            .filter(|u| u.error.is_none())
+            .map(|u| u.tag.clone())
+            .collect();
         let mut failed: BTreeSet<Digest> = BTreeSet::new();
         let mut locked: BTreeSet<Digest> = BTreeSet::new();
         // Reached by a tag pushed while deleting: kept, with that tag.
@@ -603,7 +644,9 @@ impl Run<'_> {
                 }
                 continue;
             }
-            if i > 0 && recheck {
+            // The first wave is read again too when untags came first: placeholder untags go
+            // one at a time, and a rollback may land meanwhile.
+            if (i > 0 && recheck) || (i == 0 && after_untags) {
                 let base = view.as_ref().unwrap_or(fresh);
                 let gone: BTreeSet<String> = removed.keys().cloned().collect();
                 let started = Instant::now();
@@ -635,6 +678,13 @@ impl Run<'_> {
                     .filter(|d| !failed.contains(*d) && !held.contains_key(*d))
                     .filter(|d| !done.delete.iter().any(|e| &e.digest == *d))
                     .cloned()
+                    .collect();
+                // A tag this run removed that is listed again was pushed again: new, even
+                // when it names what it named before (a rollback onto a deleted index).
+                let basis: BTreeMap<String, Digest> = basis
+                    .iter()
+                    .filter(|(t, _)| !taken.contains(*t))
+                    .map(|(t, d)| (t.clone(), d.clone()))
                     .collect();
                 for (digest, tag) in newly_reached(&basis, &now, &left) {
                     let entry = &entries[&digest];
@@ -694,7 +744,7 @@ impl Run<'_> {
                         entry.error = Some(e.to_string());
                         failed.insert(digest.clone());
                     }
-                    Ok(_) => {}
+                    Ok(_) => taken.extend(tags_on(current, &digest)),
                 }
                 // Deleting by digest removes every tag on it, or should: phase 4 checks,
                 // failed deletes too (a 500 may come after the manifest is gone).
@@ -766,30 +816,41 @@ impl Run<'_> {
     async fn verify(
         &self,
         removed: &BTreeMap<String, Digest>,
-    ) -> (BTreeSet<String>, Vec<(String, String)>) {
-        let mut unsettled = BTreeSet::new();
+    ) -> (BTreeMap<String, Digest>, Vec<(String, String)>) {
+        let mut unsettled = BTreeMap::new();
         let mut failures = Vec::new();
         if removed.is_empty() {
             return (unsettled, failures);
+        }
+        // Past the deadline nothing is checked, and every removed tag stays unsettled: the
+        // next sweep sees which are gone.
+        if self.out_of_time() {
+            self.ran_out.store(true, Ordering::Relaxed);
+            return (removed.clone(), failures);
         }
         let repo = self.repo.as_str();
         let listed = match self.client.tags(repo).await {
             Ok(l) => l.items.into_iter().collect::<BTreeSet<String>>(),
             Err(e) => {
                 tracing::warn!(repository = repo, error = %e, "cannot list the tags to check that the removed ones are gone; the next run checks");
-                return (removed.keys().cloned().collect(), failures);
+                return (removed.clone(), failures);
             }
         };
-        let mut finished = Vec::new();
+        let mut finished = BTreeMap::new();
         for (tag, digest) in removed.iter().filter(|(t, _)| listed.contains(*t)) {
             match self.untag(tag, Expect::Nothing).await {
-                Ok(true) => {
+                Ok(Untagged::Done) => {
                     tracing::warn!(action = "untag", repository = repo, tag = %tag, digest = %digest, "the registry still listed this removed tag, naming nothing; removed it again");
-                    finished.push(tag.clone());
+                    finished.insert(tag.clone(), digest.clone());
                 }
-                Ok(false) => {}
+                // It names something readable: pushed again, or its removal failed (and its
+                // entry says so). Either way it is not a leftover.
+                Ok(Untagged::Moved) => {}
+                Ok(Untagged::OutOfTime) => {
+                    unsettled.insert(tag.clone(), digest.clone());
+                }
                 Err(e) => {
-                    unsettled.insert(tag.clone());
+                    unsettled.insert(tag.clone(), digest.clone());
                     failures.push((
                         tag.clone(),
                         format!("the registry still lists tag {tag}, naming nothing, and removing it again failed: {e}; the next run tries again"),
@@ -800,15 +861,14 @@ impl Run<'_> {
         if finished.is_empty() {
             return (unsettled, failures);
         }
+        // A registry whose listing lags still lists what it removed a moment ago: not a
+        // failure; the next sweep settles it either way (gone, or finished).
         match self.client.tags(repo).await {
             Ok(l) => {
                 let listed: BTreeSet<String> = l.items.into_iter().collect();
-                for tag in finished.into_iter().filter(|t| listed.contains(t)) {
-                    failures.push((
-                        tag.clone(),
-                        format!("the registry still lists tag {tag}, naming nothing, after removing it twice; the next run tries again"),
-                    ));
-                    unsettled.insert(tag);
+                for (tag, digest) in finished.into_iter().filter(|(t, _)| listed.contains(t)) {
+                    tracing::warn!(repository = repo, tag = %tag, "the registry still lists this tag after removing it twice; the next sweep finishes it");
+                    unsettled.insert(tag, digest);
                 }
             }
             Err(_) => unsettled.extend(finished),

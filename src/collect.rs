@@ -163,6 +163,9 @@ pub async fn refresh_tags(
     let inventory = RepoInventory::default();
     let mut reader = Reader::new(client, repo, &inventory, concurrency, fresh);
     reader.read_digests(unknown, true).await;
+    // A tag whose manifest both a GET and a HEAD say is missing: what it names cannot be
+    // known, so neither can what it keeps alive.
+    reader.check_tag_targets();
     reader.snapshot
 }
 

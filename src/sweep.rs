@@ -343,7 +343,11 @@ impl Run<'_> {
         );
         inventory
             .removing
-            .retain(|tag, _| applied.unsettled.contains(tag));
+            .retain(|tag, _| applied.unsettled.contains_key(tag));
+        inventory.removing(
+            applied.unsettled.iter().map(|(t, d)| (t.as_str(), d)),
+            self.now.max(Utc::now()),
+        );
         store
             .lock()
             .await

@@ -381,3 +381,70 @@ async fn remember_removing(
     store.save(repository, inventory).await.unwrap();
     store.flush().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_tag_pushed_back_onto_an_index_just_deleted_keeps_its_children() {
+    let registry = TestRegistry::start().await;
+    let child = Image::oci("app").created(OLD).push(&registry).await;
+    let index = registry.index("app", &[&child], &["pr-1"]).await;
+    let proxy = FlakyProxy::start(&registry.url).await;
+    let deleting = proxy.hold("DELETE", &format!("/manifests/{}", index.digest));
+    let janitor = Janitor::for_url(&proxy.url);
+
+    let run = janitor.apply(POLICY, &["--now", NOW]);
+    let push = async {
+        deleting.arrived().await;
+        // Registered before the DELETE goes on: the next tag listing is the re-check's.
+        let relisting = proxy.hold("GET", "/tags/list");
+        deleting.release();
+        relisting.arrived().await;
+        // pr-1 is pushed again, the same index as before: the registry takes it, since its
+        // child is still there.
+        registry.tag(&index, "pr-1").await;
+        relisting.release();
+    };
+    let (done, ()) = tokio::join!(run, push);
+
+    registry.assert_pulls_completely("app", "pr-1").await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let reason = done.kept_reason("app", &child.digest).unwrap_or_default();
+    assert!(reason.contains("tag pr-1 now reaches it"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_rollback_during_the_untags_keeps_the_manifest_it_lands_on() {
+    let registry = TestRegistry::start().await;
+    let doomed = Image::oci("app")
+        .created(OLD)
+        .tag("pr-1")
+        .push(&registry)
+        .await;
+    Image::oci("app")
+        .created(OLD)
+        .tag("pr-2")
+        .tag("stable")
+        .push(&registry)
+        .await;
+    let proxy = FlakyProxy::start(&registry.url).await;
+    // The placeholder that untags pr-2 goes up; meanwhile v1 is rolled back onto pr-1's build.
+    let untagging = proxy.hold("PUT", "/manifests/pr-2");
+    let janitor = Janitor::for_url(&proxy.url);
+
+    let run = janitor.apply(POLICY, &["--now", NOW]);
+    let push = async {
+        untagging.arrived().await;
+        registry.tag(&doomed, "v1").await;
+        untagging.release();
+    };
+    let (done, ()) = tokio::join!(run, push);
+
+    assert!(
+        registry.has_manifest("app", &doomed.digest).await,
+        "the build v1 was rolled back onto was deleted"
+    );
+    registry.assert_pulls_completely("app", "v1").await;
+    registry.assert_pulls_completely("app", "stable").await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert!(done.deleted("app").is_empty(), "{}", done.stdout);
+    assert_eq!(registry.tags("app").await, vec!["pr-1", "stable", "v1"]);
+}

@@ -100,7 +100,20 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
             .filter(|v| v.selected && (!locked || policy.protect.include_locked))
             .map(|v| v.reason.clone())
     };
-    settle(snapshot, &tags, &graph, own, selected_tag)
+    let mut plan = settle(snapshot, &tags, &graph, own, selected_tag);
+    // Tags an earlier run set out to remove and the registry left behind, naming nothing:
+    // the removal is finished, whatever the rules say (no rule can keep a tag that pulls
+    // nothing). Only sweeps do this; a manual operation changes only what it shows.
+    for (tag, digest) in &snapshot.dangling {
+        plan.untag.push(Untag {
+            tag: tag.clone(),
+            digest: digest.clone(),
+            reason: DANGLING.into(),
+            error: None,
+        });
+    }
+    plan.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
+    plan
 }
 
 /// From each manifest's own verdict to the plan: what a kept manifest reaches stays, what a
@@ -183,17 +196,6 @@ pub(crate) fn settle(
             tags: tags_of(digest),
             reason,
             since: since(digest),
-        });
-    }
-    // Tags an earlier run set out to remove and the registry left behind, naming nothing:
-    // the removal is finished, whatever the rules say (no rule can keep a tag that pulls
-    // nothing, and the repository cannot be read whole while it is there).
-    for (tag, digest) in &snapshot.dangling {
-        untag.push(Untag {
-            tag: tag.clone(),
-            digest: digest.clone(),
-            reason: DANGLING.into(),
-            error: None,
         });
     }
     untag.sort_by(|a, b| a.tag.cmp(&b.tag));

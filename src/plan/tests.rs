@@ -524,3 +524,13 @@ fn a_tag_left_dangling_by_an_earlier_run_is_untagged_whatever_the_rules_say() {
     assert_eq!(plan.untag[0].digest, d(2));
     assert_eq!(plan.untag[0].reason, DANGLING);
 }
+
+#[test]
+fn a_manual_operation_leaves_dangling_tags_alone() {
+    let mut repo = Repo::new().image(1, days_ago(400)).tag("v1", 1);
+    repo.0.dangling.insert("v2".into(), d(2));
+    let chosen = std::collections::BTreeSet::from([d(1)]);
+    let plan = manual::delete_chosen(&repo.0, &chosen, "named", false).plan;
+    assert_eq!(plan.delete.len(), 1);
+    assert!(plan.untag.is_empty(), "{:?}", plan.untag);
+}

@@ -297,7 +297,8 @@ impl OciClient {
     /// header would otherwise hide every later page, and with it tags that keep manifests
     /// alive. A name not seen before means a page was lost (or a tag was pushed meanwhile):
     /// the listing is refused, and the repository deletes nothing this run. Distribution
-    /// 2.8 ignores `last` and sends the whole list again, which names nothing new.
+    /// 2.8 ignores `last` and sends the whole list again, which names nothing new; a registry
+    /// that refuses `last` (400) is listed as before this check.
     pub async fn tags(&self, repository: &str) -> Result<Listing, RegistryError> {
         check_repository(repository)?;
         let scope = self.scope(repository, "pull");
@@ -312,7 +313,16 @@ impl OciClient {
                 .query_pairs_mut()
                 .append_pair("n", &self.page_size.to_string())
                 .append_pair("last", last);
-            let response = self.get(&after, &scope, None).await?;
+            let response = match self.get(&after, &scope, None).await {
+                Ok(r) => r,
+                // A registry that refuses `last` outright cannot be asked; the listing is
+                // taken as it came, as before this check existed.
+                Err(e) if e.status() == Some(400) => {
+                    tracing::debug!(repository, error = %e, "the registry refuses `last` on tag listings; a lost page cannot be noticed there");
+                    return Ok(listing);
+                }
+                Err(e) => return Err(e),
+            };
             let bytes = read_limited(&Method::GET, &after, response, LISTING_LIMIT).await?;
             let page: Page = serde_json::from_slice(&bytes).map_err(|e| {
                 invalid(

@@ -83,10 +83,14 @@ impl RepoInventory {
         }
         let complete = snapshot.problems.is_empty();
         // A removal record outlives the tag only while the tag dangles; a tag seen gone, or
-        // naming something readable again, is nobody's leftover any more.
+        // naming something readable again, is nobody's leftover any more. An incomplete read
+        // shows only the second.
         if complete {
             self.removing
                 .retain(|tag, _| snapshot.dangling.contains_key(tag));
+        } else {
+            self.removing
+                .retain(|tag, _| !snapshot.tags.contains_key(tag));
         }
         let reached = reached_by_user_tags(snapshot);
         for (digest, facts) in snapshot.manifests.iter_mut() {
@@ -282,6 +286,13 @@ pub(crate) mod tests {
         broken.problems.push("tags listing failed".into());
         inv.observe(&mut broken, &[], t("2026-01-02T00:00:00Z"));
         assert_eq!(inv.removing.len(), 2, "an incomplete read settles nothing");
+        // ... but a tag it read names something: not a leftover.
+        inv.removing([("v1", &d(1))], t("2026-01-02T00:00:00Z"));
+        let mut partly = snapshot(true);
+        partly.problems.push("a manifest failed".into());
+        inv.observe(&mut partly, &[], t("2026-01-02T00:00:00Z"));
+        assert!(!inv.removing.contains_key("v1"));
+        assert_eq!(inv.removing.len(), 2);
 
         let mut s = snapshot(true);
         s.dangling.insert("dangling".into(), d(8));
