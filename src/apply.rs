@@ -137,7 +137,7 @@ pub async fn apply(
     }
 
     // 1. Re-check.
-    let fresh = refresh_tags(client, snapshot, &BTreeSet::new(), run.reads()).await;
+    let fresh = refresh_tags(client, snapshot, &BTreeSet::new(), false, run.reads()).await;
     if !fresh.problems.is_empty() {
         return untouched(abandon(planned, &fresh.problems.join("; ")));
     }
@@ -650,7 +650,7 @@ impl Run<'_> {
                 let base = view.as_ref().unwrap_or(fresh);
                 let gone: BTreeSet<String> = removed.keys().cloned().collect();
                 let started = Instant::now();
-                let now = refresh_tags(client, base, &gone, self.reads()).await;
+                let now = refresh_tags(client, base, &gone, true, self.reads()).await;
                 tracing::debug!(
                     repository = repo,
                     wave = i + 1,

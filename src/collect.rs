@@ -102,10 +102,17 @@ async fn acr_listing(
 /// A listed tag that answers 404 is a problem (a registry hiding a live tag would hide what
 /// it needs), except one this run is removing (`removing`), and one of the snapshot's
 /// dangling tags, which stays dangling in the answer.
+///
+/// With `links_as_read`, a `sha256-<hex>[.suffix]` link tag that `snapshot` already has is
+/// taken from it without a HEAD (apply's re-reads between delete waves). Such a tag names a
+/// referrer of its subject (a signature, a referrers fallback index); if it moved, it names
+/// a new referrer, which no build reuses as a platform image, so it cannot make a planned
+/// child needed. A new link tag is read like any other.
 pub async fn refresh_tags(
     client: &OciClient,
     snapshot: &Snapshot,
     removing: &BTreeSet<String>,
+    links_as_read: bool,
     concurrency: usize,
 ) -> Snapshot {
     let mut fresh = Snapshot {
@@ -127,6 +134,14 @@ pub async fn refresh_tags(
     };
     let client_ref = client;
     let repo = snapshot.repository.as_str();
+    let mut unknown = BTreeSet::new();
+    let (read, names): (Vec<String>, Vec<String>) = names.into_iter().partition(|tag| {
+        links_as_read && Digest::from_link_tag(tag).is_some() && snapshot.tags.contains_key(tag)
+    });
+    for tag in read {
+        let tref = snapshot.tags[&tag].clone();
+        note_tag(&mut fresh, &mut unknown, tag, tref);
+    }
     let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(names)
         .map(|tag| async move {
             let r = match Reference::tag(&tag) {
@@ -138,7 +153,6 @@ pub async fn refresh_tags(
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
-    let mut unknown = BTreeSet::new();
     for (tag, result) in heads {
         match result {
             Ok(Some(digest)) => {
