@@ -4,6 +4,7 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -32,8 +33,13 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let filter = EnvFilter::try_from_env("JANITOR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,registry_janitor::apply=info"));
+    let colour = cli::log_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .with_env_filter(filter)
         .with_target(false)
         .compact()

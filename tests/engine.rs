@@ -540,6 +540,20 @@ async fn bad_input_is_a_usage_error_that_changes_nothing() {
 }
 
 #[tokio::test]
+async fn log_lines_carry_no_colour_codes_when_stderr_is_not_a_terminal() {
+    let registry = TestRegistry::start().await;
+    old_build(&registry, "app", "pr-1").await;
+    let janitor = Janitor::new(&registry);
+    let done = janitor.apply(OLD_PR_BUILDS, &["--now", NOW]).await;
+    assert!(
+        done.stderr.contains("action=\"delete\""),
+        "no log line to look at: {}",
+        done.stderr
+    );
+    assert!(!done.stderr.contains('\x1b'), "{:?}", done.stderr);
+}
+
+#[tokio::test]
 async fn an_unreachable_registry_is_a_runtime_error() {
     let janitor = Janitor::for_url("http://127.0.0.1:9");
     let path = janitor.policy(OLD_PR_BUILDS);

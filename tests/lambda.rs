@@ -185,7 +185,7 @@ async fn a_scheduled_event_sweeps_the_registry() {
     .await;
     let event = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/events/schedule-eventbridge-scheduler.json"
+        "/tests/fixtures/events/schedule-eventbridge-scheduler.json"
     ))
     .unwrap();
     let report = watch.invoke(&event).await;

@@ -57,7 +57,7 @@ mod tests {
 
     fn fixture() -> ApiGatewayV2httpRequest {
         let path = format!(
-            "{}/../shared/fixtures/events/function-url-distribution-push.json",
+            "{}/tests/fixtures/events/function-url-distribution-push.json",
             env!("CARGO_MANIFEST_DIR")
         );
         serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
