@@ -31,7 +31,7 @@ use crate::plan::{plan, Delete, Keep, RepositoryPlan, Snapshot, Untag};
 use crate::policy::Policy;
 use crate::registry::media_type::OCI_INDEX;
 use crate::registry::{
-    Deleted, Digest, MediaType, OciClient, Reference, RegistryError, Support, TagDeleted,
+    Backend, Deleted, Digest, MediaType, Reference, RegistryError, Support, TagDeleted,
     READS_PER_WRITE,
 };
 
@@ -103,7 +103,7 @@ pub struct Applied {
 
 /// Carry out `planned`, made from `snapshot`.
 pub async fn apply(
-    client: &OciClient,
+    client: &dyn Backend,
     snapshot: &Snapshot,
     planned: RepositoryPlan,
     decider: &Decider<'_>,
@@ -407,7 +407,7 @@ impl Expect<'_> {
 
 /// One repository's apply: what every phase shares.
 struct Run<'a> {
-    client: &'a OciClient,
+    client: &'a dyn Backend,
     repo: String,
     /// Changes in flight at once.
     concurrency: usize,
@@ -819,7 +819,10 @@ impl Run<'_> {
     ) -> (BTreeMap<String, Digest>, Vec<(String, String)>) {
         let mut unsettled = BTreeMap::new();
         let mut failures = Vec::new();
-        if removed.is_empty() {
+        // What is checked is distribution's tag store, which the OCI API lists by name. A
+        // backend whose own API lists tags with their digests (ACR) keeps them in its own
+        // index, and deletes them with the manifest.
+        if removed.is_empty() || self.client.capabilities().tags_with_digests {
             return (unsettled, failures);
         }
         // Past the deadline nothing is checked, and every removed tag stays unsettled: the
@@ -830,7 +833,11 @@ impl Run<'_> {
         }
         let repo = self.repo.as_str();
         let listed = match self.client.tags(repo).await {
-            Ok(l) => l.items.into_iter().collect::<BTreeSet<String>>(),
+            Ok(l) => l
+                .names()
+                .into_iter()
+                .map(str::to_owned)
+                .collect::<BTreeSet<String>>(),
             Err(e) => {
                 tracing::warn!(repository = repo, error = %e, "cannot list the tags to check that the removed ones are gone; the next run checks");
                 return (removed.clone(), failures);
@@ -865,7 +872,7 @@ impl Run<'_> {
         // failure; the next sweep settles it either way (gone, or finished).
         match self.client.tags(repo).await {
             Ok(l) => {
-                let listed: BTreeSet<String> = l.items.into_iter().collect();
+                let listed: BTreeSet<String> = l.names().into_iter().map(str::to_owned).collect();
                 for (tag, digest) in finished.into_iter().filter(|(t, _)| listed.contains(t)) {
                     tracing::warn!(repository = repo, tag = %tag, "the registry still lists this tag after removing it twice; the next sweep finishes it");
                     unsettled.insert(tag, digest);

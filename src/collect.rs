@@ -14,8 +14,9 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::plan::{ManifestFacts, Snapshot, TagRef};
 use crate::policy::Policy;
-use crate::registry::acr::{AcrManifest, AcrTag};
-use crate::registry::{Digest, Kind, Manifest, OciClient, Reference, RegistryError};
+use crate::registry::{
+    Backend, Digest, ListedManifest, ListedTag, Manifest, Reference, RegistryError, TagListing,
+};
 use crate::state::RepoInventory;
 
 /// A snapshot, and the remembered digests the registry no longer has.
@@ -41,7 +42,7 @@ pub fn facts_of(m: &Manifest) -> ManifestFacts {
 /// Read `repository`. Besides what tags reach and what the inventory remembers, it reads
 /// the policy's pinned digests and `named` ones (a manual operation's), even untagged.
 pub async fn collect(
-    client: &OciClient,
+    client: &dyn Backend,
     repository: &str,
     inventory: &RepoInventory,
     policy: &Policy,
@@ -53,21 +54,13 @@ pub async fn collect(
         ..Snapshot::default()
     };
     let mut reader = Reader::new(client, repository, inventory, concurrency, snapshot);
-    match client.kind() {
-        Kind::Acr => match acr_listing(client, repository).await {
-            Ok((tags, manifests)) => reader.read_listed(tags, manifests).await,
-            Err(e) => {
-                reader.problem(format!("cannot list tags and manifests: {e}"));
-                return reader.into_collected();
-            }
-        },
-        Kind::Oci => match client.tags(repository).await {
-            Ok(listing) => reader.read_tags(&listing.items).await,
-            Err(e) => {
-                reader.problem(format!("cannot list tags: {e}"));
-                return reader.into_collected();
-            }
-        },
+    match listings(client, repository).await {
+        Ok((TagListing::Names(names), _)) => reader.read_tags(&names).await,
+        Ok((TagListing::Resolved(tags), manifests)) => reader.read_listed(tags, manifests).await,
+        Err(e) => {
+            reader.problem(format!("cannot list tags: {e}"));
+            return reader.into_collected();
+        }
     }
     // Pinned manifests keep what they reach, so they must be in the picture even untagged;
     // so must a manifest the user names by digest.
@@ -79,16 +72,16 @@ pub async fn collect(
     reader.into_collected()
 }
 
-/// ACR's tag and manifest listings of one repository, read side by side.
-async fn acr_listing(
-    client: &OciClient,
+/// A repository's tags, and every manifest where the backend lists them, read side by side.
+async fn listings(
+    client: &dyn Backend,
     repository: &str,
-) -> Result<(Vec<AcrTag>, Vec<AcrManifest>), RegistryError> {
-    let (tags, manifests) = futures_util::future::join(
-        client.acr_tags(repository),
-        client.acr_manifests(repository),
-    )
-    .await;
+) -> Result<(TagListing, Option<Vec<ListedManifest>>), RegistryError> {
+    if !client.capabilities().manifest_listing {
+        return Ok((client.tags(repository).await?, None));
+    }
+    let (tags, manifests) =
+        futures_util::future::join(client.tags(repository), client.manifests(repository)).await;
     Ok((tags?, manifests?))
 }
 
@@ -109,7 +102,7 @@ async fn acr_listing(
 /// a new referrer, which no build reuses as a platform image, so it cannot make a planned
 /// child needed. A new link tag is read like any other.
 pub async fn refresh_tags(
-    client: &OciClient,
+    client: &dyn Backend,
     snapshot: &Snapshot,
     removing: &BTreeSet<String>,
     links_as_read: bool,
@@ -120,11 +113,11 @@ pub async fn refresh_tags(
         manifests: snapshot.manifests.clone(),
         ..Snapshot::default()
     };
-    if client.kind() == Kind::Acr {
-        return refresh_listed(client, snapshot, fresh, concurrency).await;
-    }
     let names = match client.tags(&snapshot.repository).await {
-        Ok(listing) => listing.items,
+        Ok(TagListing::Names(names)) => names,
+        Ok(TagListing::Resolved(listed)) => {
+            return refresh_listed(client, listed, fresh, concurrency).await
+        }
         Err(e) => {
             fresh.problems.push(format!(
                 "cannot list tags again before changing anything: {e}"
@@ -183,24 +176,17 @@ pub async fn refresh_tags(
     reader.snapshot
 }
 
-/// `refresh_tags` on ACR: one tag listing gives every tag's digest, time and lock.
+/// `refresh_tags` where the listing names digests (ACR): that one listing gives every tag's
+/// digest, time and lock.
 async fn refresh_listed(
-    client: &OciClient,
-    snapshot: &Snapshot,
-    mut fresh: Snapshot,
+    client: &dyn Backend,
+    listed: Vec<ListedTag>,
+    fresh: Snapshot,
     concurrency: usize,
 ) -> Snapshot {
-    let listed = match client.acr_tags(&snapshot.repository).await {
-        Ok(t) => t,
-        Err(e) => {
-            fresh.problems.push(format!(
-                "cannot list tags again before changing anything: {e}"
-            ));
-            return fresh;
-        }
-    };
     let inventory = RepoInventory::default();
-    let mut reader = Reader::new(client, &snapshot.repository, &inventory, concurrency, fresh);
+    let repository = fresh.repository.clone();
+    let mut reader = Reader::new(client, &repository, &inventory, concurrency, fresh);
     let mut unknown = BTreeSet::new();
     for t in listed {
         let tref = tag_ref(&t);
@@ -221,16 +207,16 @@ fn note_tag(fresh: &mut Snapshot, unknown: &mut BTreeSet<Digest>, tag: String, t
     fresh.tags.insert(tag, tref);
 }
 
-fn tag_ref(t: &AcrTag) -> TagRef {
+fn tag_ref(t: &ListedTag) -> TagRef {
     TagRef {
         digest: t.digest.clone(),
-        updated: t.last_update_time,
-        locked: t.changeable_attributes.locked(),
+        updated: t.updated,
+        locked: t.locked,
     }
 }
 
 struct Reader<'a> {
-    client: &'a OciClient,
+    client: &'a dyn Backend,
     repository: &'a str,
     inventory: &'a RepoInventory,
     concurrency: usize,
@@ -244,7 +230,7 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(
-        client: &'a OciClient,
+        client: &'a dyn Backend,
         repository: &'a str,
         inventory: &'a RepoInventory,
         concurrency: usize,
@@ -269,10 +255,15 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// ACR: the listings name every tag's digest and every manifest, with the registry's
-    /// own timestamps and locks. One GET per distinct digest not known from the inventory.
-    async fn read_listed(&mut self, tags: Vec<AcrTag>, manifests: Vec<AcrManifest>) {
-        let mut wanted: BTreeSet<Digest> = manifests.iter().map(|m| m.digest.clone()).collect();
+    /// A listing that names every tag's digest (and, where the backend lists them, every
+    /// manifest), with the registry's own timestamps and locks (ACR). One GET per distinct
+    /// digest not known from the inventory.
+    async fn read_listed(&mut self, tags: Vec<ListedTag>, manifests: Option<Vec<ListedManifest>>) {
+        let mut wanted: BTreeSet<Digest> = manifests
+            .iter()
+            .flatten()
+            .map(|m| m.digest.clone())
+            .collect();
         let mut subjects = BTreeSet::new();
         for t in &tags {
             wanted.insert(t.digest.clone());
@@ -280,26 +271,28 @@ impl<'a> Reader<'a> {
             self.snapshot.tags.insert(t.name.clone(), tag_ref(t));
         }
         self.read_digests(wanted, false).await;
-        for m in &manifests {
-            if let Some(f) = self.snapshot.manifests.get_mut(&m.digest) {
-                f.updated = m.last_update_time;
-                f.locked = m.changeable_attributes.locked();
-            }
-        }
-        self.listed_all = true;
         self.check_tag_targets();
-        // The two listings name the same tags, or the picture is not whole (a listing cut
-        // short, a push between the two requests): nothing is deleted here this run.
-        let by_manifest: BTreeSet<(&str, &Digest)> = manifests
-            .iter()
-            .flat_map(|m| m.tags.iter().map(move |t| (t.as_str(), &m.digest)))
-            .collect();
-        let by_tag: BTreeSet<(&str, &Digest)> =
-            tags.iter().map(|t| (t.name.as_str(), &t.digest)).collect();
-        if let Some((tag, digest)) = by_manifest.symmetric_difference(&by_tag).next() {
-            let problem =
-                format!("the tag and manifest listings disagree about tag {tag} on {digest}");
-            self.problem(problem);
+        if let Some(manifests) = manifests {
+            for m in &manifests {
+                if let Some(f) = self.snapshot.manifests.get_mut(&m.digest) {
+                    f.updated = m.updated;
+                    f.locked = m.locked;
+                }
+            }
+            self.listed_all = true;
+            // The two listings name the same tags, or the picture is not whole (a listing cut
+            // short, a push between the two requests): nothing is deleted here this run.
+            let by_manifest: BTreeSet<(&str, &Digest)> = manifests
+                .iter()
+                .flat_map(|m| m.tags.iter().map(move |t| (t.as_str(), &m.digest)))
+                .collect();
+            let by_tag: BTreeSet<(&str, &Digest)> =
+                tags.iter().map(|t| (t.name.as_str(), &t.digest)).collect();
+            if let Some((tag, digest)) = by_manifest.symmetric_difference(&by_tag).next() {
+                let problem =
+                    format!("the tag and manifest listings disagree about tag {tag} on {digest}");
+                self.problem(problem);
+            }
         }
         self.read_digests(subjects, true).await;
     }

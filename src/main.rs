@@ -33,7 +33,7 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let filter = EnvFilter::try_from_env("JANITOR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,registry_janitor::apply=info"));
-    let colour = cli::log_colour(
+    let colour = registry_janitor::report::colour(
         std::io::stderr().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );

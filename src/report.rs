@@ -219,9 +219,24 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Whether what goes to a stream may carry colour: only a terminal, and never with `NO_COLOR`
+/// set to anything but the empty string (no-color.org).
+pub fn colour(is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(colour(true, None));
+        assert!(colour(true, Some(OsStr::new(""))));
+        assert!(!colour(true, Some(OsStr::new("1"))));
+        assert!(!colour(false, None));
+    }
 
     #[test]
     fn link_tags_are_shortened_in_tables() {

@@ -16,7 +16,7 @@ use crate::apply::{apply, Decider};
 use crate::collect::collect;
 use crate::plan::{RepositoryPlan, Snapshot};
 use crate::policy::Policy;
-use crate::registry::{OciClient, RegistryError, READS_PER_WRITE};
+use crate::registry::{Backend, RegistryError, READS_PER_WRITE};
 use crate::state::{Remembered, RepoInventory, StateError, StateStore};
 use crate::trigger::Pushed;
 
@@ -28,7 +28,7 @@ pub struct Planned {
 }
 
 pub struct Sweeper<'a, S: StateStore> {
-    pub client: &'a OciClient,
+    pub client: &'a dyn Backend,
     pub policy: &'a Policy,
     pub store: &'a mut S,
     pub now: DateTime<Utc>,
@@ -50,7 +50,7 @@ pub struct Outcome {
 /// The repositories a sweep covers: the ones asked for, else every repository in the catalog
 /// that some rule's `repositories` matches.
 pub async fn scope(
-    client: &OciClient,
+    client: &dyn Backend,
     policy: &Policy,
     asked: &[String],
 ) -> Result<Vec<String>, RegistryError> {
@@ -68,11 +68,7 @@ pub async fn scope(
         return Ok(names);
     }
     let catalog = client.repositories().await?;
-    Ok(catalog
-        .items
-        .into_iter()
-        .filter(|r| policy.covers(r))
-        .collect())
+    Ok(catalog.into_iter().filter(|r| policy.covers(r)).collect())
 }
 
 /// How many repositories a run reads and applies at once: as many as changes may be in
@@ -87,7 +83,7 @@ pub fn repositories_at_once(concurrency: usize) -> usize {
 /// What every repository of a run shares.
 #[derive(Clone, Copy)]
 struct Run<'a> {
-    client: &'a OciClient,
+    client: &'a dyn Backend,
     policy: &'a Policy,
     now: DateTime<Utc>,
     concurrency: usize,

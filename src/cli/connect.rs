@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
 use registry_janitor::registry::oci::{redact_userinfo, registry_host};
-use registry_janitor::registry::{ClientOptions, Credentials, Kind, OciClient};
+use registry_janitor::registry::{self, Backend, ClientOptions, Credentials, Kind};
 use registry_janitor::state::{AnyState, FileState, NoState};
 
 use super::{runtime, usage, Failure};
@@ -56,9 +56,9 @@ enum KindArg {
     Acr,
 }
 
-/// A client for the registry, and its host as the inventory names it.
+/// The registry's backend, and its host as the inventory names it.
 pub struct Connection {
-    pub client: OciClient,
+    pub client: Box<dyn Backend>,
     pub host: String,
 }
 
@@ -88,7 +88,7 @@ impl ConnectArgs {
             KindArg::Oci => Some(Kind::Oci),
             KindArg::Acr => Some(Kind::Acr),
         };
-        let client = OciClient::new(
+        let client = registry::connect(
             &self.registry,
             ClientOptions {
                 credentials,

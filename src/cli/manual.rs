@@ -17,7 +17,7 @@ use registry_janitor::plan::manual::{self, delete_chosen, listing, untag_only, L
 use registry_janitor::plan::RepositoryPlan;
 use registry_janitor::policy::Policy;
 use registry_janitor::registry::name::check_repository;
-use registry_janitor::registry::{Digest, Kind, Reference};
+use registry_janitor::registry::{Digest, Reference};
 use registry_janitor::report::{human_bytes, write_rows, Report};
 use registry_janitor::state::{AnyState, RepoInventory, StateStore};
 use registry_janitor::sweep::{Planned, Sweeper};
@@ -265,7 +265,7 @@ fn sweeper<'a>(
     now: DateTime<Utc>,
 ) -> Sweeper<'a, AnyState> {
     Sweeper {
-        client: &conn.client,
+        client: conn.client.as_ref(),
         policy,
         store,
         now,
@@ -466,14 +466,20 @@ async fn delete_repository(
         eprintln!("Nothing was changed.");
         return Ok(ExitCode::SUCCESS);
     }
-    if conn.client.kind() == Kind::Acr && plan.keep.is_empty() {
-        // ACR deletes a repository in one call, with its tags and manifests: first check that
-        // it holds nothing the preview did not show (a push while we asked).
+    let capabilities = conn.client.capabilities();
+    if capabilities.repository_delete && capabilities.manifest_listing && plan.keep.is_empty() {
+        // The registry deletes a repository in one call, with its tags and manifests (ACR):
+        // first check that it holds nothing the preview did not show (a push while we asked).
         let shown: BTreeSet<&Digest> = plan.delete.iter().map(|d| &d.digest).collect();
-        let now_listed = conn.client.acr_manifests(repo).await.map_err(runtime)?;
+        let now_listed = conn
+            .client
+            .manifests(repo)
+            .await
+            .map_err(runtime)?
+            .unwrap_or_default();
         if let Some(new) = now_listed
             .iter()
-            .find(|m| !shown.contains(&m.digest) || m.changeable_attributes.locked())
+            .find(|m| !shown.contains(&m.digest) || m.locked)
         {
             return Err(runtime(anyhow!(
                 "{repo} changed since the preview ({} is new or locked); nothing was changed, run it again",
@@ -531,7 +537,7 @@ async fn list(
         };
         by_time.then_with(|| a.digest.cmp(&b.digest))
     });
-    if args.untagged && conn.client.kind() != Kind::Acr {
+    if args.untagged && !conn.client.capabilities().manifest_listing {
         eprintln!(
             "note: this registry has no API that lists every manifest. Untagged manifests shown \
              are the ones an index or a signature still links to, and the ones registry-janitor \

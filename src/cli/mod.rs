@@ -107,12 +107,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
     }
 }
 
-/// Whether log lines on stderr get colour: only on a terminal, and never with `NO_COLOR` set
-/// to anything but the empty string (no-color.org).
-pub fn log_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
-}
-
 /// Whether we may ask a question: both stdin and stderr are a terminal.
 fn can_ask() -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
@@ -161,19 +155,5 @@ impl Progress {
         if self.enabled {
             eprint!("\r\x1b[2K");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::log_colour;
-    use std::ffi::OsStr;
-
-    #[test]
-    fn log_lines_are_coloured_only_on_a_terminal_without_no_color() {
-        assert!(log_colour(true, None));
-        assert!(log_colour(true, Some(OsStr::new(""))));
-        assert!(!log_colour(true, Some(OsStr::new("1"))));
-        assert!(!log_colour(false, None));
     }
 }

@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 
 use registry_janitor::policy::Policy;
 use registry_janitor::registry::oci::redact_userinfo;
-use registry_janitor::registry::OciClient;
+use registry_janitor::registry::Backend;
 use registry_janitor::report::Report;
 use registry_janitor::state::StateStore;
 use registry_janitor::sweep::{scope, Planned, Sweeper};
@@ -57,13 +57,22 @@ pub async fn sweep(args: SweepArgs, mode: Mode, unlock: bool) -> Result<ExitCode
     if mode != Mode::Plan && args.now.is_some() {
         tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");
     }
-    let result = run_sweep(&conn.client, &policy, &mut store, &args, now, mode, unlock).await;
+    let result = run_sweep(
+        conn.client.as_ref(),
+        &policy,
+        &mut store,
+        &args,
+        now,
+        mode,
+        unlock,
+    )
+    .await;
     store.flush().await.map_err(runtime)?;
     result
 }
 
 async fn run_sweep<S: StateStore>(
-    client: &OciClient,
+    client: &dyn Backend,
     policy: &Policy,
     store: &mut S,
     args: &SweepArgs,

@@ -18,7 +18,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
 
-use crate::registry::{ClientOptions, OciClient};
+use crate::registry::ClientOptions;
 use crate::report::Report;
 use crate::state::{AnyState, DynamoState, FileState, NoState};
 use crate::sweep::{scope, Sweeper};
@@ -218,7 +218,7 @@ impl App {
             .map_err(|e| e.clone())?
             .credentials
             .clone();
-        let client = OciClient::new(
+        let client = crate::registry::connect(
             &config.registry,
             ClientOptions {
                 credentials,
@@ -239,7 +239,7 @@ impl App {
         };
         let now = Utc::now();
         let mut sweeper = Sweeper {
-            client: &client,
+            client: client.as_ref(),
             policy: &config.policy,
             store: &mut store,
             now,
@@ -252,7 +252,9 @@ impl App {
             .await
             .map_err(|e| e.to_string())?;
         let repositories: Vec<String> = match &job.scope {
-            Scope::Policy => scope(&client, &config.policy, &[]).await.map_err(|e| e.to_string())?,
+            Scope::Policy => scope(client.as_ref(), &config.policy, &[])
+                .await
+                .map_err(|e| e.to_string())?,
             Scope::Repositories(names) => names
                 .iter()
                 .filter(|n| {

@@ -9,9 +9,14 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::backend::{
+    Answer, Backend, Capabilities, ListedManifest, ListedTag, Support, TagListing,
+};
 use super::digest::Digest;
 use super::error::RegistryError;
-use super::name::{check_repository, check_tag};
+use super::manifest::{Descriptor, Manifest};
+use super::media_type::MediaType;
+use super::name::{check_repository, check_tag, Reference};
 use super::oci::{Deleted, Kind, OciClient, TagDeleted};
 use super::transport::{status_error, Extra};
 
@@ -177,6 +182,165 @@ impl OciClient {
         check_repository(repository)?;
         let url = self.url(&format!("/acr/v1/{repository}"))?;
         self.delete_at(&url, repository).await
+    }
+}
+
+/// Azure Container Registry as a backend: the OCI API for manifests, and `/acr/v1/` for what
+/// it adds (tag and manifest listings with times and locks, tag delete, unlock, repository
+/// delete). Its client speaks ACR's auth (refresh-token exchange, one scope per repository).
+pub struct AcrClient {
+    oci: OciClient,
+}
+
+impl AcrClient {
+    /// A backend over `oci`, which must have been built for ACR (`Kind::Acr`).
+    pub fn new(oci: OciClient) -> Result<AcrClient, RegistryError> {
+        oci.require_acr("the acr backend")?;
+        Ok(AcrClient { oci })
+    }
+
+    /// The OCI client underneath, for what only it offers.
+    pub fn oci(&self) -> &OciClient {
+        &self.oci
+    }
+}
+
+impl From<&AcrTag> for ListedTag {
+    fn from(t: &AcrTag) -> ListedTag {
+        ListedTag {
+            name: t.name.clone(),
+            digest: t.digest.clone(),
+            updated: t.last_update_time,
+            locked: t.changeable_attributes.locked(),
+        }
+    }
+}
+
+impl From<&AcrManifest> for ListedManifest {
+    fn from(m: &AcrManifest) -> ListedManifest {
+        ListedManifest {
+            digest: m.digest.clone(),
+            tags: m.tags.clone(),
+            updated: m.last_update_time,
+            locked: m.changeable_attributes.locked(),
+        }
+    }
+}
+
+impl Backend for AcrClient {
+    fn host(&self) -> &str {
+        self.oci.host()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            tags_with_digests: true,
+            manifest_listing: true,
+            timestamps: true,
+            locks: true,
+            repository_delete: true,
+            tag_delete: Support::Yes,
+            ..self.oci.capabilities()
+        }
+    }
+
+    fn request_count(&self) -> u64 {
+        self.oci.request_count()
+    }
+
+    fn repositories(&self) -> Answer<'_, Vec<String>> {
+        Backend::repositories(&self.oci)
+    }
+
+    fn tags<'a>(&'a self, repository: &'a str) -> Answer<'a, TagListing> {
+        Box::pin(async move {
+            let tags = self.oci.acr_tags(repository).await?;
+            Ok(TagListing::Resolved(
+                tags.iter().map(ListedTag::from).collect(),
+            ))
+        })
+    }
+
+    fn manifests<'a>(&'a self, repository: &'a str) -> Answer<'a, Option<Vec<ListedManifest>>> {
+        Box::pin(async move {
+            let manifests = self.oci.acr_manifests(repository).await?;
+            Ok(Some(manifests.iter().map(ListedManifest::from).collect()))
+        })
+    }
+
+    fn manifest<'a>(
+        &'a self,
+        repository: &'a str,
+        reference: &'a Reference,
+    ) -> Answer<'a, Manifest> {
+        Backend::manifest(&self.oci, repository, reference)
+    }
+
+    fn manifest_exists<'a>(&'a self, repository: &'a str, digest: &'a Digest) -> Answer<'a, bool> {
+        Backend::manifest_exists(&self.oci, repository, digest)
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        repository: &'a str,
+        reference: &'a Reference,
+    ) -> Answer<'a, Option<Digest>> {
+        Backend::resolve(&self.oci, repository, reference)
+    }
+
+    fn referrers_api<'a>(
+        &'a self,
+        repository: &'a str,
+        digest: &'a Digest,
+    ) -> Answer<'a, Option<Vec<Descriptor>>> {
+        Backend::referrers_api(&self.oci, repository, digest)
+    }
+
+    fn config_created<'a>(
+        &'a self,
+        repository: &'a str,
+        config: &'a Digest,
+    ) -> Answer<'a, Option<DateTime<Utc>>> {
+        Backend::config_created(&self.oci, repository, config)
+    }
+
+    fn delete_manifest<'a>(
+        &'a self,
+        repository: &'a str,
+        digest: &'a Digest,
+    ) -> Answer<'a, Deleted> {
+        Backend::delete_manifest(&self.oci, repository, digest)
+    }
+
+    fn delete_tag<'a>(&'a self, repository: &'a str, tag: &'a str) -> Answer<'a, TagDeleted> {
+        Box::pin(async move {
+            check_repository(repository)?;
+            check_tag(tag)?;
+            self.oci.acr_delete_tag(repository, tag).await
+        })
+    }
+
+    fn put_manifest<'a>(
+        &'a self,
+        repository: &'a str,
+        reference: &'a Reference,
+        media_type: &'a MediaType,
+        body: Vec<u8>,
+    ) -> Answer<'a, Digest> {
+        Backend::put_manifest(&self.oci, repository, reference, media_type, body)
+    }
+
+    fn unlock<'a>(
+        &'a self,
+        repository: &'a str,
+        digest: &'a Digest,
+        tags: &'a [&'a str],
+    ) -> Answer<'a, ()> {
+        Box::pin(self.oci.unlock(repository, digest, tags))
+    }
+
+    fn delete_repository<'a>(&'a self, repository: &'a str) -> Answer<'a, Deleted> {
+        Box::pin(self.oci.delete_repository(repository))
     }
 }
 

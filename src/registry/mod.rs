@@ -3,6 +3,7 @@
 
 pub mod acr;
 pub mod auth;
+pub mod backend;
 pub mod digest;
 pub mod error;
 mod link;
@@ -13,12 +14,57 @@ pub mod oci;
 pub mod retry;
 mod transport;
 
+pub use acr::AcrClient;
 pub use auth::Credentials;
+pub use backend::{Backend, Capabilities, ListedManifest, ListedTag, Support, TagListing};
 pub use digest::Digest;
 pub use error::RegistryError;
 pub use manifest::{Body, Descriptor, Manifest};
 pub use media_type::MediaType;
 pub use name::Reference;
-pub use oci::{Capabilities, ClientOptions, Deleted, Kind, OciClient, Support, TagDeleted};
+pub use oci::{ClientOptions, Deleted, Kind, OciClient, TagDeleted};
 pub use retry::RetryPolicy;
 pub use transport::READS_PER_WRITE;
+
+/// The backend for `registry`: ACR's where `options.kind` says so (or the host is an ACR
+/// host and no kind is given), else the OCI Distribution API's.
+pub fn connect(registry: &str, options: ClientOptions) -> Result<Box<dyn Backend>, RegistryError> {
+    let client = OciClient::new(registry, options)?;
+    Ok(match client.kind() {
+        Kind::Acr => Box::new(AcrClient::new(client)?),
+        Kind::Oci => Box::new(client),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_picks_the_backend_by_kind_and_the_engine_sees_only_capabilities() {
+        let acr = connect("https://example.azurecr.io", ClientOptions::default()).unwrap();
+        let caps = acr.capabilities();
+        assert!(caps.tags_with_digests && caps.manifest_listing && caps.repository_delete);
+        assert_eq!(caps.tag_delete, Support::Yes);
+        let oci = connect("http://127.0.0.1:5000", ClientOptions::default()).unwrap();
+        let caps = oci.capabilities();
+        assert!(!caps.tags_with_digests && !caps.manifest_listing && !caps.locks);
+        assert_eq!(caps.tag_delete, Support::Unknown, "learned, never assumed");
+        let forced = ClientOptions {
+            kind: Some(Kind::Acr),
+            ..ClientOptions::default()
+        };
+        assert!(
+            connect("http://127.0.0.1:5000", forced)
+                .unwrap()
+                .capabilities()
+                .manifest_listing
+        );
+    }
+
+    #[test]
+    fn the_acr_backend_needs_a_client_built_for_acr() {
+        let oci = OciClient::new("http://127.0.0.1:5000", ClientOptions::default()).unwrap();
+        assert!(AcrClient::new(oci).is_err());
+    }
+}

@@ -14,6 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::auth::Credentials;
+use super::backend::{Answer, Backend, ListedManifest, TagListing};
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::link;
@@ -30,24 +31,7 @@ const CONFIG_LIMIT: usize = 4 * 1024 * 1024;
 /// One page of a listing (a tags page of a registry that ignores `n` can be large).
 const LISTING_LIMIT: usize = 64 * 1024 * 1024;
 
-/// Whether the registry can do something, as far as we have learned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Support {
-    Unknown,
-    Yes,
-    No,
-}
-
-/// What this registry has shown it can do. Learned from its answers, never assumed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Capabilities {
-    /// `DELETE /v2/<name>/manifests/<tag>` removes just the tag.
-    pub tag_delete: Support,
-    /// `GET /v2/<name>/referrers/<digest>` exists.
-    pub referrers_api: Support,
-    /// Listings honour the `n` page size.
-    pub page_size: Support,
-}
+pub use super::backend::{Capabilities, Support};
 
 #[derive(Default)]
 struct LearnedSupport(AtomicU8);
@@ -243,8 +227,14 @@ impl OciClient {
         self.page_size
     }
 
+    /// What the OCI API offers: nothing declared beyond it, the rest learned from answers.
     pub fn capabilities(&self) -> Capabilities {
         Capabilities {
+            tags_with_digests: false,
+            manifest_listing: false,
+            timestamps: false,
+            locks: false,
+            repository_delete: false,
             tag_delete: self.tag_delete.get(),
             referrers_api: self.referrers_api.get(),
             page_size: self.page_size_honoured.get(),
@@ -899,4 +889,109 @@ fn present<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<Option<Vec<String>>>, D::Error> {
     Option::<Vec<String>>::deserialize(d).map(Some)
+}
+
+/// The OCI Distribution API as a backend: tag names only, no listing of manifests, no
+/// timestamps or locks of its own.
+impl Backend for OciClient {
+    fn host(&self) -> &str {
+        OciClient::host(self)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        OciClient::capabilities(self)
+    }
+
+    fn request_count(&self) -> u64 {
+        OciClient::request_count(self)
+    }
+
+    fn repositories(&self) -> Answer<'_, Vec<String>> {
+        Box::pin(async move { Ok(OciClient::repositories(self).await?.items) })
+    }
+
+    fn tags<'a>(&'a self, repository: &'a str) -> Answer<'a, TagListing> {
+        Box::pin(async move {
+            Ok(TagListing::Names(
+                OciClient::tags(self, repository).await?.items,
+            ))
+        })
+    }
+
+    fn manifests<'a>(&'a self, _: &'a str) -> Answer<'a, Option<Vec<ListedManifest>>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn manifest<'a>(
+        &'a self,
+        repository: &'a str,
+        reference: &'a Reference,
+    ) -> Answer<'a, Manifest> {
+        Box::pin(OciClient::manifest(self, repository, reference))
+    }
+
+    fn manifest_exists<'a>(&'a self, repository: &'a str, digest: &'a Digest) -> Answer<'a, bool> {
+        Box::pin(OciClient::manifest_exists(self, repository, digest))
+    }
+
+    fn resolve<'a>(
+        &'a self,
+        repository: &'a str,
+        reference: &'a Reference,
+    ) -> Answer<'a, Option<Digest>> {
+        Box::pin(OciClient::resolve(self, repository, reference))
+    }
+
+    fn referrers_api<'a>(
+        &'a self,
+        repository: &'a str,
+        digest: &'a Digest,
+    ) -> Answer<'a, Option<Vec<Descriptor>>> {
+        Box::pin(OciClient::referrers_api(self, repository, digest))
+    }
+
+    fn config_created<'a>(
+        &'a self,
+        repository: &'a str,
+        config: &'a Digest,
+    ) -> Answer<'a, Option<DateTime<Utc>>> {
+        Box::pin(OciClient::config_created(self, repository, config))
+    }
+
+    fn delete_manifest<'a>(
+        &'a self,
+        repository: &'a str,
+        digest: &'a Digest,
+    ) -> Answer<'a, Deleted> {
+        Box::pin(OciClient::delete_manifest(self, repository, digest))
+    }
+
+    fn delete_tag<'a>(&'a self, repository: &'a str, tag: &'a str) -> Answer<'a, TagDeleted> {
+        Box::pin(OciClient::delete_tag(self, repository, tag))
+    }
+
+    fn put_manifest<'a>(
+        &'a self,
+        repository: &'a str,
+        reference: &'a Reference,
+        media_type: &'a MediaType,
+        body: Vec<u8>,
+    ) -> Answer<'a, Digest> {
+        Box::pin(OciClient::put_manifest(
+            self, repository, reference, media_type, body,
+        ))
+    }
+
+    fn unlock<'a>(&'a self, _: &'a str, _: &'a Digest, _: &'a [&'a str]) -> Answer<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn delete_repository<'a>(&'a self, _: &'a str) -> Answer<'a, Deleted> {
+        Box::pin(async move {
+            Err(RegistryError::Unsupported {
+                operation: "repository delete".into(),
+                registry: self.host.clone(),
+            })
+        })
+    }
 }
