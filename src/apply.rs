@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::bounded;
 use chrono::{DateTime, Utc};
-use futures_util::stream::{self, StreamExt};
 
 use crate::collect::refresh_tags;
 use crate::plan::graph::{Edge, Graph};
@@ -441,8 +441,8 @@ impl Run<'_> {
         dangling: &BTreeMap<String, Digest>,
     ) -> (Vec<Untag>, Vec<Keep>) {
         let repo = self.repo.as_str();
-        let results: Vec<Result<Option<Untag>, Keep>> = stream::iter(untags)
-            .map(|mut u| async move {
+        let results: Vec<Result<Option<Untag>, Keep>> =
+            bounded::each(self.concurrency, untags, |mut u| async move {
                 let expect = if dangling.contains_key(&u.tag) {
                     Expect::Nothing
                 } else {
@@ -476,8 +476,6 @@ impl Run<'_> {
                     }
                 }
             })
-            .buffer_unordered(self.concurrency)
-            .collect()
             .await;
         let mut done = Vec::new();
         let mut kept = Vec::new();
@@ -756,56 +754,61 @@ impl Run<'_> {
         }
     }
 
-    /// Delete one wave's ready manifests side by side, lifting locks first with `--unlock`.
+    /// Delete one wave's ready manifests side by side.
     async fn delete_ready(
         &self,
         current: &Snapshot,
         ready: Vec<(Digest, Vec<Digest>)>,
         decider: &Decider<'_>,
     ) -> Vec<(Digest, Result<Deleted, RegistryError>)> {
-        let (client, repo) = (self.client, self.repo.as_str());
         let by_digest = tags_by_digest(current);
-        let mut results: Vec<(Digest, Result<Deleted, RegistryError>)> = stream::iter(ready)
-            .map(|(digest, _)| {
-                // Only with --unlock: which of its tags hold a lock.
-                let locked_tags: Vec<&str> = if decider.unlock {
-                    by_digest
-                        .get(&digest)
-                        .into_iter()
-                        .flatten()
-                        .copied()
-                        .filter(|n| current.tags.get(*n).is_some_and(|t| t.locked))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let unlock = decider.unlock
-                    && (current.manifests.get(&digest).is_some_and(|f| f.locked)
-                        || !locked_tags.is_empty());
-                async move {
-                    if unlock {
-                        if let Err(e) = client.unlock(repo, &digest, &locked_tags).await {
-                            return (digest, Err(e));
-                        }
-                        tracing::warn!(action = "unlock", repository = repo, digest = %digest, tags = ?locked_tags, "lifted the registry's lock to delete it (--unlock)");
-                    }
-                    let r = match client.delete_manifest(repo, &digest).await {
-                        // Say so: the lock is not put back.
-                        Err(e) if unlock => Err(RegistryError::InvalidResponse {
-                            method: "DELETE".into(),
-                            path: format!("/v2/{repo}/manifests/{digest}"),
-                            reason: format!("unlocked it, then the delete failed, so it stays unlocked: {e}"),
-                        }),
-                        other => other,
-                    };
-                    (digest, r)
-                }
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+        let mut results = bounded::each(self.concurrency, ready, |(digest, _)| {
+            self.delete_one(current, &by_digest, decider, digest)
+        })
+        .await;
         results.sort_by(|a, b| a.0.cmp(&b.0));
         results
+    }
+
+    /// Delete one manifest; with `--unlock`, lift its locks (and its tags') first.
+    async fn delete_one(
+        &self,
+        current: &Snapshot,
+        by_digest: &BTreeMap<&Digest, Vec<&str>>,
+        decider: &Decider<'_>,
+        digest: Digest,
+    ) -> (Digest, Result<Deleted, RegistryError>) {
+        let (client, repo) = (self.client, self.repo.as_str());
+        let locked_tags: Vec<&str> = if decider.unlock {
+            by_digest
+                .get(&digest)
+                .into_iter()
+                .flatten()
+                .copied()
+                .filter(|n| current.tags.get(*n).is_some_and(|t| t.locked))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let unlock = decider.unlock
+            && (current.manifests.get(&digest).is_some_and(|f| f.locked)
+                || !locked_tags.is_empty());
+        if unlock {
+            if let Err(e) = client.unlock(repo, &digest, &locked_tags).await {
+                return (digest, Err(e));
+            }
+            tracing::warn!(action = "unlock", repository = repo, digest = %digest, tags = ?locked_tags, "lifted the registry's lock to delete it (--unlock)");
+        }
+        let r = match client.delete_manifest(repo, &digest).await {
+            // Say so: the lock is not put back.
+            Err(e) if unlock => Err(RegistryError::InvalidResponse {
+                method: "DELETE".into(),
+                path: format!("/v2/{repo}/manifests/{digest}"),
+                reason: format!("unlocked it, then the delete failed, so it stays unlocked: {e}"),
+            }),
+            other => other,
+        };
+        (digest, r)
     }
 
     /// Phase 4: are the tags this run removed gone? One listing. A tag still listed that names

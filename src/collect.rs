@@ -10,7 +10,7 @@
 
 use std::collections::BTreeSet;
 
-use futures_util::stream::{self, StreamExt};
+use crate::bounded;
 
 use crate::plan::{ManifestFacts, Snapshot, TagRef};
 use crate::policy::Policy;
@@ -135,18 +135,7 @@ pub async fn refresh_tags(
         let tref = snapshot.tags[&tag].clone();
         note_tag(&mut fresh, &mut unknown, tag, tref);
     }
-    let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(names)
-        .map(|tag| async move {
-            let r = match Reference::tag(&tag) {
-                Ok(reference) => client_ref.resolve(repo, &reference).await,
-                Err(e) => Err(e.into()),
-            };
-            (tag, r)
-        })
-        .buffer_unordered(concurrency.max(1))
-        .collect()
-        .await;
-    for (tag, result) in heads {
+    for (tag, result) in resolve_tags(client_ref, repo, names, concurrency).await {
         match result {
             Ok(Some(digest)) => {
                 let tref = match snapshot.tags.get(&tag) {
@@ -195,6 +184,23 @@ async fn refresh_listed(
     reader.read_digests(unknown, true).await;
     reader.check_tag_targets();
     reader.snapshot
+}
+
+/// What each of `tags` names now: a HEAD each, `limit` at once.
+async fn resolve_tags(
+    client: &dyn Backend,
+    repository: &str,
+    tags: Vec<String>,
+    limit: usize,
+) -> Vec<(String, Result<Option<Digest>, RegistryError>)> {
+    bounded::each(limit, tags, |tag| async move {
+        let r = match Reference::tag(&tag) {
+            Ok(reference) => client.resolve(repository, &reference).await,
+            Err(e) => Err(e.into()),
+        };
+        (tag, r)
+    })
+    .await
 }
 
 /// Put a re-read tag in `fresh`, and note what it names that `fresh` lacks: its manifest,
@@ -322,17 +328,14 @@ impl<'a> Reader<'a> {
     async fn read_tags(&mut self, tags: &[String]) {
         let (client, repo) = (self.client, self.repository);
         let results: Vec<(String, Result<Manifest, RegistryError>)> =
-            stream::iter(tags.iter().cloned())
-                .map(|tag| async move {
-                    let r = match Reference::tag(&tag) {
-                        Ok(reference) => client.manifest(repo, &reference).await,
-                        Err(e) => Err(e.into()),
-                    };
-                    (tag, r)
-                })
-                .buffer_unordered(self.concurrency.max(1))
-                .collect()
-                .await;
+            bounded::each(self.concurrency, tags.iter().cloned(), |tag| async move {
+                let r = match Reference::tag(&tag) {
+                    Ok(reference) => client.manifest(repo, &reference).await,
+                    Err(e) => Err(e.into()),
+                };
+                (tag, r)
+            })
+            .await;
         let mut pending = BTreeSet::new();
         let mut subjects = BTreeSet::new();
         let mut unreadable = Vec::new();
@@ -361,18 +364,7 @@ impl<'a> Reader<'a> {
     /// Tags this janitor set out to remove whose GET answered 404: dangling (left behind by
     /// a delete that failed halfway) when a HEAD agrees, else a registry contradicting itself.
     async fn read_dangling(&mut self, tags: Vec<String>) {
-        let (client, repo) = (self.client, self.repository);
-        let heads: Vec<(String, Result<Option<Digest>, RegistryError>)> = stream::iter(tags)
-            .map(|tag| async move {
-                let r = match Reference::tag(&tag) {
-                    Ok(reference) => client.resolve(repo, &reference).await,
-                    Err(e) => Err(e.into()),
-                };
-                (tag, r)
-            })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
+        let heads = resolve_tags(self.client, self.repository, tags, self.concurrency).await;
         for (tag, head) in heads {
             match head {
                 Ok(None) => {
@@ -416,51 +408,48 @@ impl<'a> Reader<'a> {
                 .collect();
             let (client, repo, inventory) = (self.client, self.repository, self.inventory);
             let results: Vec<(Digest, Result<Option<ManifestFacts>, RegistryError>)> =
-                stream::iter(batch)
-                    .map(|digest| async move {
-                        let known = inventory
-                            .manifests
-                            .get(&digest)
-                            .and_then(|r| r.facts.clone());
-                        // A digest is absent only when a GET and a HEAD both say 404. A
-                        // registry that answers 404 for one and not the other is in
-                        // trouble, and what it hides may be what keeps a kept image whole.
-                        let r = match known {
-                            Some(facts) if !verify => Ok(Some(facts)),
-                            Some(facts) => match client.manifest_exists(repo, &digest).await {
-                                Ok(true) => Ok(Some(facts)),
-                                Ok(false) => match client
-                                    .manifest(repo, &Reference::Digest(digest.clone()))
-                                    .await
-                                {
-                                    Err(e) if e.is_not_found() => Ok(None),
-                                    Err(e) => Err(e),
-                                    Ok(_) => Err(contradiction(repo, &digest, "a HEAD", "a GET")),
-                                },
-                                Err(e) => Err(e),
-                            },
-                            None => match client
+                bounded::each(self.concurrency, batch, |digest| async move {
+                    let known = inventory
+                        .manifests
+                        .get(&digest)
+                        .and_then(|r| r.facts.clone());
+                    // A digest is absent only when a GET and a HEAD both say 404. A
+                    // registry that answers 404 for one and not the other is in
+                    // trouble, and what it hides may be what keeps a kept image whole.
+                    let r = match known {
+                        Some(facts) if !verify => Ok(Some(facts)),
+                        Some(facts) => match client.manifest_exists(repo, &digest).await {
+                            Ok(true) => Ok(Some(facts)),
+                            Ok(false) => match client
                                 .manifest(repo, &Reference::Digest(digest.clone()))
                                 .await
                             {
-                                Ok(m) => Ok(Some(facts_of(&m))),
-                                Err(e) if e.is_not_found() => {
-                                    match client.manifest_exists(repo, &digest).await {
-                                        Ok(false) => Ok(None),
-                                        Ok(true) => {
-                                            Err(contradiction(repo, &digest, "a GET", "a HEAD"))
-                                        }
-                                        Err(e) => Err(e),
-                                    }
-                                }
+                                Err(e) if e.is_not_found() => Ok(None),
                                 Err(e) => Err(e),
+                                Ok(_) => Err(contradiction(repo, &digest, "a HEAD", "a GET")),
                             },
-                        };
-                        (digest, r)
-                    })
-                    .buffer_unordered(self.concurrency.max(1))
-                    .collect()
-                    .await;
+                            Err(e) => Err(e),
+                        },
+                        None => match client
+                            .manifest(repo, &Reference::Digest(digest.clone()))
+                            .await
+                        {
+                            Ok(m) => Ok(Some(facts_of(&m))),
+                            Err(e) if e.is_not_found() => {
+                                match client.manifest_exists(repo, &digest).await {
+                                    Ok(false) => Ok(None),
+                                    Ok(true) => {
+                                        Err(contradiction(repo, &digest, "a GET", "a HEAD"))
+                                    }
+                                    Err(e) => Err(e),
+                                }
+                            }
+                            Err(e) => Err(e),
+                        },
+                    };
+                    (digest, r)
+                })
+                .await;
             for (digest, result) in results {
                 match result {
                     Ok(Some(facts)) => pending.extend(self.add(&digest, facts)),
@@ -506,14 +495,11 @@ impl<'a> Reader<'a> {
         let mut pending = BTreeSet::new();
         let mut answers = vec![(first.clone(), client.referrers_api(repo, &first).await)];
         if matches!(answers[0].1, Ok(Some(_))) {
-            let rest: Vec<_> = stream::iter(digests)
-                .map(|digest| async move {
-                    let r = client.referrers_api(repo, &digest).await;
-                    (digest, r)
-                })
-                .buffer_unordered(self.concurrency.max(1))
-                .collect()
-                .await;
+            let rest: Vec<_> = bounded::each(self.concurrency, digests, |digest| async move {
+                let r = client.referrers_api(repo, &digest).await;
+                (digest, r)
+            })
+            .await;
             answers.extend(rest);
         }
         for (digest, answer) in answers {
@@ -567,10 +553,10 @@ impl<'a> Reader<'a> {
             })
             .collect();
         let client = self.client;
-        let results: Vec<(Digest, Result<_, RegistryError>)> = stream::iter(todo)
-            .map(|(d, config)| async move { (d, client.config_created(repo, &config).await) })
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
+        let results: Vec<(Digest, Result<_, RegistryError>)> =
+            bounded::each(self.concurrency, todo, |(d, config)| async move {
+                (d, client.config_created(repo, &config).await)
+            })
             .await;
         let mut unreadable = BTreeSet::new();
         for (d, result) in results {

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::bounded;
 use chrono::{DateTime, Utc};
-use futures_util::stream::{self, StreamExt};
 
 use crate::apply::{apply, Decider};
 use crate::collect::collect;
@@ -170,37 +170,33 @@ impl<'a, S: StateStore> Sweeper<'a, S> {
         // reading together, late: the bench's first delete came after 40% of all reads.
         let reading = tokio::sync::Semaphore::new((at_once / 2).max(1));
         let mut results: Vec<(usize, Result<Option<RepositoryPlan>, StateError>)> =
-            stream::iter(repositories.iter().enumerate())
-                .map(|(i, repo)| {
-                    let (store, failed, say, reading) = (&store, &failed, &say, &reading);
-                    async move {
-                        // Never closed, so this cannot fail; if it did, reading is still safe.
-                        let turn = reading.acquire().await.ok();
-                        if failed.load(Ordering::Relaxed) || run.out_of_time() {
-                            return (i, Ok(None));
-                        }
-                        say(i, repo, "reading");
-                        let swept = async {
-                            let planned =
-                                run.plan(store, repo, &Decider::policy(policy, now)).await?;
-                            drop(turn);
-                            if !apply {
-                                return Ok(planned.plan);
-                            }
-                            say(i, repo, "applying");
-                            let decider = Decider::policy(policy, now).unlocking(unlock);
-                            run.apply(store, planned, &decider).await
-                        }
-                        .await;
-                        if swept.is_err() {
-                            failed.store(true, Ordering::Relaxed);
-                        }
-                        (i, swept.map(Some))
+            bounded::each(at_once, repositories.iter().enumerate(), |(i, repo)| {
+                let (store, failed, say, reading) = (&store, &failed, &say, &reading);
+                async move {
+                    // Never closed, so this cannot fail; if it did, reading is still safe.
+                    let turn = reading.acquire().await.ok();
+                    if failed.load(Ordering::Relaxed) || run.out_of_time() {
+                        return (i, Ok(None));
                     }
-                })
-                .buffer_unordered(at_once)
-                .collect()
-                .await;
+                    say(i, repo, "reading");
+                    let swept = async {
+                        let planned = run.plan(store, repo, &Decider::policy(policy, now)).await?;
+                        drop(turn);
+                        if !apply {
+                            return Ok(planned.plan);
+                        }
+                        say(i, repo, "applying");
+                        let decider = Decider::policy(policy, now).unlocking(unlock);
+                        run.apply(store, planned, &decider).await
+                    }
+                    .await;
+                    if swept.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    (i, swept.map(Some))
+                }
+            })
+            .await;
         results.sort_by_key(|(i, _)| *i);
         let mut outcome = Outcome {
             repositories: Vec::new(),
