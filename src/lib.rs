@@ -10,6 +10,7 @@ pub mod collect;
 pub mod lambda;
 pub mod plan;
 pub mod policy;
+pub mod purge;
 pub mod registry;
 pub mod report;
 pub mod state;

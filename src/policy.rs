@@ -36,6 +36,9 @@ pub struct Rule {
     pub tags: Regex,
     pub older_than: Duration,
     pub keep: usize,
+    /// Only for `tagged` rules: remove the tags it selects, and never delete a manifest for
+    /// them, even when every tag on it goes (`acr purge` without `--untagged`).
+    pub untag_only: bool,
 }
 
 /// What is never deleted, whatever the rules say.
@@ -80,6 +83,8 @@ pub enum PolicyError {
     },
     #[error("rule {rule:?}: `tags` applies only to select = \"tagged\"")]
     TagsOnUntagged { rule: String },
+    #[error("rule {rule:?}: `untag_only` applies only to select = \"tagged\"")]
+    UntagOnlyOnUntagged { rule: String },
     #[error("two rules are named {0:?}; names must be unique")]
     DuplicateName(String),
     #[error("rule names must not be empty")]
@@ -106,6 +111,8 @@ struct RuleDocument {
     older_than: Option<String>,
     #[serde(default)]
     keep: usize,
+    #[serde(default)]
+    untag_only: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -157,6 +164,7 @@ impl Policy {
             tags: any.clone(),
             older_than,
             keep: 0,
+            untag_only: false,
         };
         Policy {
             rules: vec![
@@ -199,6 +207,9 @@ impl Policy {
             if r.select == Select::Untagged && r.tags.is_some() {
                 return Err(PolicyError::TagsOnUntagged { rule: r.name });
             }
+            if r.select == Select::Untagged && r.untag_only {
+                return Err(PolicyError::UntagOnlyOnUntagged { rule: r.name });
+            }
             let repositories = anchored(&r.name, "repositories", r.repositories.as_deref())?;
             let tags = anchored(&r.name, "tags", r.tags.as_deref())?;
             let older_than = match &r.older_than {
@@ -216,6 +227,7 @@ impl Policy {
                 tags,
                 older_than,
                 keep: r.keep,
+                untag_only: r.untag_only,
             });
         }
         let tags = doc
@@ -337,6 +349,20 @@ mod tests {
                    "digests": ["sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
                    "include_locked": false }
     }"#;
+
+    #[test]
+    fn untag_only_is_for_tagged_rules() {
+        let ok = Policy::from_json(
+            r#"{"rules":[{"name":"t","select":"tagged","tags":"pr-.*","untag_only":true}]}"#,
+        )
+        .unwrap();
+        assert!(ok.rules[0].untag_only);
+        let err =
+            Policy::from_json(r#"{"rules":[{"name":"u","select":"untagged","untag_only":true}]}"#)
+                .err()
+                .unwrap();
+        assert!(err.to_string().contains("untag_only"), "{err}");
+    }
 
     #[test]
     fn the_issue_example_parses() {

@@ -1,9 +1,11 @@
-//! The command line. `plan` and `apply` sweep with a policy (`sweep`); the manual operations
-//! of the ACR guide (`repository`, `image`, `tag`, `manifest`) name what goes instead
-//! (`manual`). Both reach the registry the same way (`connect`).
+//! The command line. `plan` and `apply` sweep with a policy (`sweep`), and `purge` with the
+//! policy that `acr purge`'s flags stand for (`purge`); the manual operations of the ACR guide
+//! (`repository`, `image`, `tag`, `manifest`) name what goes instead (`manual`). All reach
+//! the registry the same way (`connect`).
 
 mod connect;
 mod manual;
+mod purge;
 mod sweep;
 
 use std::io::{BufRead, IsTerminal, Write};
@@ -46,6 +48,9 @@ pub enum Command {
         #[arg(long)]
         unlock: bool,
     },
+    /// acr purge, with its flags: delete tags (and with --untagged, manifests) by filter and
+    /// age. Prints the policy it runs; asks first on a terminal unless --yes or --dry-run.
+    Purge(purge::PurgeArgs),
     /// Repositories: delete one with everything in it.
     #[command(subcommand)]
     Repository(manual::RepositoryCommand),
@@ -100,6 +105,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             };
             sweep::sweep(args, mode, unlock).await
         }
+        Command::Purge(args) => purge::purge(args).await,
         Command::Repository(c) => manual::repository(c).await,
         Command::Image(c) => manual::image(c).await,
         Command::Tag(c) => manual::tag(c).await,

@@ -49,24 +49,39 @@ pub enum Mode {
 
 pub async fn sweep(args: SweepArgs, mode: Mode, unlock: bool) -> Result<ExitCode, Failure> {
     let policy = Policy::from_file(&args.policy).map_err(usage)?;
-    if mode == Mode::ApplyAfterAsking && !can_ask() {
-        return Err(needs_yes());
-    }
-    let (conn, mut store) = args.connect.open()?;
-    let now = args.now.unwrap_or_else(Utc::now);
-    if mode != Mode::Plan && args.now.is_some() {
-        tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");
-    }
-    let result = run_sweep(
-        conn.client.as_ref(),
-        &policy,
-        &mut store,
-        &args,
-        now,
+    let how = How {
+        connect: &args.connect,
+        repositories: &args.repositories,
+        now: args.now,
+        format: args.format,
         mode,
         unlock,
-    )
-    .await;
+    };
+    sweep_with(&policy, how).await
+}
+
+/// How a sweep runs, whatever gave its policy (a file, or `purge`'s flags).
+pub struct How<'a> {
+    pub connect: &'a ConnectArgs,
+    /// Only these repositories; empty: every repository a rule covers.
+    pub repositories: &'a [String],
+    pub now: Option<DateTime<Utc>>,
+    pub format: Format,
+    pub mode: Mode,
+    pub unlock: bool,
+}
+
+/// Sweep with `policy` and print the report.
+pub async fn sweep_with(policy: &Policy, how: How<'_>) -> Result<ExitCode, Failure> {
+    if how.mode == Mode::ApplyAfterAsking && !can_ask() {
+        return Err(needs_yes());
+    }
+    let (conn, mut store) = how.connect.open()?;
+    let now = how.now.unwrap_or_else(Utc::now);
+    if how.mode != Mode::Plan && how.now.is_some() {
+        tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");
+    }
+    let result = run_sweep(conn.client.as_ref(), policy, &mut store, &how, now).await;
     store.flush().await.map_err(runtime)?;
     result
 }
@@ -75,12 +90,11 @@ async fn run_sweep<S: StateStore>(
     client: &dyn Backend,
     policy: &Policy,
     store: &mut S,
-    args: &SweepArgs,
+    how: &How<'_>,
     now: DateTime<Utc>,
-    mode: Mode,
-    unlock: bool,
 ) -> Result<ExitCode, Failure> {
-    let repositories = scope(client, policy, &args.repositories)
+    let (mode, unlock) = (how.mode, how.unlock);
+    let repositories = scope(client, policy, how.repositories)
         .await
         .context("listing the repositories to sweep")
         .map_err(runtime)?;
@@ -89,7 +103,7 @@ async fn run_sweep<S: StateStore>(
         policy,
         store,
         now,
-        concurrency: usize::from(args.connect.concurrency),
+        concurrency: usize::from(how.connect.concurrency),
         deadline: None,
         unlock,
     };
@@ -112,7 +126,7 @@ async fn run_sweep<S: StateStore>(
             "Delete {} manifests and remove {} tags in {}? [y/N] ",
             s.manifests_deleted,
             s.tags_removed,
-            redact_userinfo(&args.connect.registry)
+            redact_userinfo(&how.connect.registry)
         )) {
             eprintln!("Nothing was changed.");
             return Ok(ExitCode::SUCCESS);
@@ -135,7 +149,7 @@ async fn run_sweep<S: StateStore>(
         outcome.repositories
     };
     let report = Report::new(now, mode == Mode::Plan, results);
-    match args.format {
+    match how.format {
         Format::Json => println!("{}", report.to_json()),
         Format::Table => print!("{}", report.to_table()),
     }

@@ -70,9 +70,23 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
                 "tag {tag:?} is protected by protect.tags {pattern:?}"
             ))
         } else if !user_tags.is_empty() {
-            match user_tags.iter().find(|t| !tag_verdicts[*t].selected) {
-                Some(t) => Own::Keep(format!("tag {t:?} stays: {}", tag_verdicts[t].reason)),
-                None => Own::Candidate(
+            let repo = snapshot.repository.as_str();
+            let untag_only = user_tags.iter().find_map(|t| {
+                policy
+                    .tag_owner(repo, t)
+                    .filter(|r| r.untag_only)
+                    .map(|r| (t, &r.name))
+            });
+            match (
+                user_tags.iter().find(|t| !tag_verdicts[*t].selected),
+                untag_only,
+            ) {
+                (Some(t), _) => Own::Keep(format!("tag {t:?} stays: {}", tag_verdicts[t].reason)),
+                // Every tag goes, but a rule that only untags leaves the manifest.
+                (None, Some((t, rule))) => Own::Keep(format!(
+                    "tag {t:?}: rule {rule:?} removes tags and leaves manifests (untag_only)"
+                )),
+                (None, None) => Own::Candidate(
                     user_tags
                         .iter()
                         .map(|t| format!("tag {t:?}: {}", tag_verdicts[t].reason))

@@ -534,3 +534,28 @@ fn a_manual_operation_leaves_dangling_tags_alone() {
     assert_eq!(plan.delete.len(), 1);
     assert!(plan.untag.is_empty(), "{:?}", plan.untag);
 }
+
+#[test]
+fn an_untag_only_rule_removes_every_tag_and_keeps_the_manifest_and_its_children() {
+    let repo = Repo::new()
+        .image(1, days_ago(400))
+        .image(2, days_ago(400))
+        .index(10, &[1, 2])
+        .tag("pr-1", 10)
+        .tag("pr-1-alias", 10)
+        .image(3, days_ago(400))
+        .tag("pr-3", 3);
+    let untag_only = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"30d","untag_only":true}]}"#;
+    let p = repo.plan(untag_only);
+    assert!(deleted(&p).is_empty(), "{:?}", p.delete);
+    let tags: Vec<&str> = p.untag.iter().map(|u| u.tag.as_str()).collect();
+    assert_eq!(tags, vec!["pr-1", "pr-1-alias", "pr-3"]);
+    assert!(
+        kept(&p, &d(10)).contains("untag_only"),
+        "{}",
+        kept(&p, &d(10))
+    );
+    assert!(kept(&p, &d(1)).starts_with("child of"));
+    // The same rule without untag_only deletes them.
+    assert_eq!(repo.plan(PR_BUILDS).delete.len(), 4);
+}

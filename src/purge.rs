@@ -1,0 +1,256 @@
+//! `acr purge`'s flags, translated into a policy: the same engine then runs it, with every
+//! safety rule of a policy sweep. Pure: flags in, a policy document out.
+//!
+//! - `--filter <repo-regex>:<tag-regex>` (repeatable) becomes one `tagged` rule per filter.
+//!   Both regexes match whole names, where `acr purge` matches anywhere in the name: `app:v1`
+//!   does not select `v10`.
+//! - `--ago <duration>`, in acr's form (`1d`, `2d3h6m`, `30m`, `0d`), becomes `older_than`.
+//! - `--keep N` keeps the N newest tags each filter selects in a repository.
+//! - Without `--untagged`, only the selected tags go, and their manifests stay untagged
+//!   (`untag_only`). With it, a manifest whose tags all go is deleted in the same run, and an
+//!   `untagged` rule over the filters' repositories deletes manifests already untagged once
+//!   older than `--ago`.
+//! - `--include-locked` lets the rules select what the registry locked (and the run unlocks
+//!   it before deleting).
+
+use std::time::Duration;
+
+use regex::Regex;
+use serde_json::{json, Value};
+
+use crate::policy::{Policy, PolicyError, MAX_OLDER_THAN};
+
+/// One `--filter`: a repository regex and a tag regex.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter {
+    pub repositories: String,
+    pub tags: String,
+}
+
+/// What `acr purge`'s flags ask for.
+#[derive(Debug, Clone)]
+pub struct Purge {
+    pub filters: Vec<Filter>,
+    pub ago: Duration,
+    pub untagged: bool,
+    pub keep: usize,
+    pub include_locked: bool,
+}
+
+/// A flag that cannot be translated. The messages follow the flag and its value (clap says
+/// "invalid value 'x' for '--ago <DURATION>': ...").
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PurgeError {
+    #[error("write it as <repository regex>:<tag regex>, such as 'app:pr-.*'")]
+    FilterShape(String),
+    #[error("the {part} {pattern:?} is not a valid regex: {reason}")]
+    FilterRegex {
+        filter: String,
+        part: &'static str,
+        pattern: String,
+        reason: String,
+    },
+    #[error("write it as acr does, such as 1d, 2d3h6m, 30m or 0d")]
+    Ago(String),
+    #[error("longer than 100 years; that is a typo, not a retention period")]
+    AgoTooLong(String),
+}
+
+/// `<repo-regex>:<tag-regex>`, split at the first `:` (a repository name has none).
+pub fn parse_filter(text: &str) -> Result<Filter, PurgeError> {
+    let (repositories, tags) = text
+        .split_once(':')
+        .filter(|(r, t)| !r.is_empty() && !t.is_empty())
+        .ok_or_else(|| PurgeError::FilterShape(text.to_owned()))?;
+    for (part, pattern) in [("repository regex", repositories), ("tag regex", tags)] {
+        Regex::new(pattern).map_err(|e| PurgeError::FilterRegex {
+            filter: text.to_owned(),
+            part,
+            pattern: pattern.to_owned(),
+            reason: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+        })?;
+    }
+    Ok(Filter {
+        repositories: repositories.to_owned(),
+        tags: tags.to_owned(),
+    })
+}
+
+/// acr's `--ago`: whole days (`<n>d`), then Go's duration units (`h`, `m`, `s`, `ms`, `us`,
+/// `µs`, `ns`), each with a number that may have a fraction (`1.5h`). `0d` is any age.
+pub fn parse_ago(text: &str) -> Result<Duration, PurgeError> {
+    let bad = || PurgeError::Ago(text.to_owned());
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    let mut first = true;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let number: f64 = rest[..number_end].parse().map_err(|_| bad())?;
+        rest = &rest[number_end..];
+        let (unit, seconds) = [
+            ("d", 86_400.0),
+            ("h", 3_600.0),
+            ("ms", 0.001),
+            ("m", 60.0),
+            ("s", 1.0),
+            ("us", 1e-6),
+            ("µs", 1e-6),
+            ("ns", 1e-9),
+        ]
+        .into_iter()
+        .find(|(u, _)| rest.starts_with(u))
+        .ok_or_else(bad)?;
+        // Days come first and whole, as acr reads them.
+        if unit == "d" && (!first || number.fract() != 0.0) {
+            return Err(bad());
+        }
+        total += number * seconds;
+        rest = &rest[unit.len()..];
+        first = false;
+    }
+    if !total.is_finite() || total > MAX_OLDER_THAN.as_secs_f64() {
+        return Err(PurgeError::AgoTooLong(text.to_owned()));
+    }
+    Ok(Duration::from_secs_f64(total))
+}
+
+impl Purge {
+    /// The policy document these flags stand for (printed for the user), and the policy.
+    pub fn policy(&self) -> Result<(Value, Policy), PolicyError> {
+        let older_than = format!("{}s", self.ago.as_secs());
+        let mut rules = Vec::new();
+        let mut names = Vec::new();
+        for f in &self.filters {
+            let name = format!("{}:{}", f.repositories, f.tags);
+            if names.contains(&name) {
+                continue;
+            }
+            names.push(name.clone());
+            rules.push(json!({
+                "name": name,
+                "repositories": f.repositories,
+                "select": "tagged",
+                "tags": f.tags,
+                "older_than": older_than,
+                "keep": self.keep,
+                "untag_only": !self.untagged,
+            }));
+        }
+        if self.untagged {
+            let mut repositories: Vec<&str> = Vec::new();
+            for f in &self.filters {
+                if !repositories.contains(&f.repositories.as_str()) {
+                    repositories.push(&f.repositories);
+                }
+            }
+            let any: Vec<String> = repositories.iter().map(|r| format!("(?:{r})")).collect();
+            rules.push(json!({
+                "name": "--untagged",
+                "repositories": any.join("|"),
+                "select": "untagged",
+                "older_than": older_than,
+            }));
+        }
+        let doc = json!({
+            "rules": rules,
+            "protect": { "include_locked": self.include_locked },
+        });
+        let policy = Policy::from_json(&doc.to_string())?;
+        Ok((doc, policy))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Select;
+
+    #[test]
+    fn ago_reads_acr_and_go_durations() {
+        let h = |n: u64| Duration::from_secs(n * 3600);
+        assert_eq!(parse_ago("1d").unwrap(), h(24));
+        assert_eq!(
+            parse_ago("2d3h6m").unwrap(),
+            h(51) + Duration::from_secs(360)
+        );
+        assert_eq!(parse_ago("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(parse_ago("1.5h").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_ago("0d").unwrap(), Duration::ZERO);
+        for bad in ["", "5x", "d", "1", "-1d", "1h2d", "1.5d", "3 d", "1d-2h"] {
+            assert!(parse_ago(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(matches!(
+            parse_ago("999999999d"),
+            Err(PurgeError::AgoTooLong(_))
+        ));
+    }
+
+    #[test]
+    fn a_filter_is_two_regexes_around_the_first_colon() {
+        assert_eq!(
+            parse_filter("ci/app:pr-(?:\\d+)").unwrap(),
+            Filter {
+                repositories: "ci/app".into(),
+                tags: "pr-(?:\\d+)".into()
+            }
+        );
+        for bad in ["app", ":v1", "app:", ""] {
+            assert!(
+                matches!(parse_filter(bad), Err(PurgeError::FilterShape(_))),
+                "{bad:?}"
+            );
+        }
+        assert!(matches!(
+            parse_filter("app:pr-("),
+            Err(PurgeError::FilterRegex { .. })
+        ));
+    }
+
+    fn purge(untagged: bool) -> Purge {
+        Purge {
+            filters: vec![
+                parse_filter("app:pr-.*").unwrap(),
+                parse_filter("ci/.*:.*").unwrap(),
+                parse_filter("app:pr-.*").unwrap(),
+            ],
+            ago: parse_ago("2d").unwrap(),
+            untagged,
+            keep: 3,
+            include_locked: true,
+        }
+    }
+
+    #[test]
+    fn without_untagged_every_filter_only_untags() {
+        let (doc, policy) = purge(false).policy().unwrap();
+        assert_eq!(policy.rules.len(), 2, "{doc}");
+        for r in &policy.rules {
+            assert_eq!(r.select, Select::Tagged);
+            assert!(r.untag_only);
+            assert_eq!(r.keep, 3);
+            assert_eq!(r.older_than, Duration::from_secs(2 * 86_400));
+        }
+        assert!(policy.protect.include_locked);
+        assert!(policy.tag_owner("app", "pr-7").is_some());
+        assert!(
+            policy.tag_owner("app", "xpr-7").is_none(),
+            "regexes match whole names"
+        );
+        assert!(policy.untagged_owner("app").is_none());
+    }
+
+    #[test]
+    fn with_untagged_manifests_go_and_an_untagged_rule_covers_the_filters_repositories() {
+        let (_, policy) = purge(true).policy().unwrap();
+        assert!(policy.rules.iter().all(|r| !r.untag_only));
+        let rule = policy.untagged_owner("ci/tool").expect("an untagged rule");
+        assert_eq!(rule.older_than, Duration::from_secs(2 * 86_400));
+        assert!(policy.untagged_owner("app").is_some());
+        assert!(policy.untagged_owner("other").is_none());
+    }
+}
