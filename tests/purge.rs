@@ -14,54 +14,39 @@ fn yesterday() -> String {
     (chrono::Utc::now() - chrono::Duration::days(1)).to_rfc3339()
 }
 
-async fn purge(janitor: &Janitor, flags: &[&str]) -> Outcome {
-    let mut args = flags.to_vec();
+/// `purge` with these flags (split at spaces) and a JSON report.
+async fn purge(janitor: &Janitor, flags: &str) -> Outcome {
+    let mut args: Vec<&str> = flags.split_whitespace().collect();
     args.extend(["--format", "json"]);
     janitor.op(&["purge"], &args).await
+}
+
+/// An image of `repository` built at `OLD`, with these tags.
+async fn old(registry: &TestRegistry, repository: &str, tags: &[&str]) -> support::Pushed {
+    let mut image = Image::oci(repository).created(OLD);
+    for t in tags {
+        image = image.tag(t);
+    }
+    image.push(registry).await
 }
 
 #[tokio::test]
 async fn filters_across_two_repositories_remove_old_tags_and_leave_their_manifests() {
     let registry = TestRegistry::start().await;
-    let a = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
-    let b = Image::oci("app")
-        .created(OLD)
-        .tag("pr-2")
-        .tag("stable")
-        .push(&registry)
-        .await;
+    let a = old(&registry, "app", &["pr-1"]).await;
+    let b = old(&registry, "app", &["pr-2", "stable"]).await;
     let young = Image::oci("app")
         .created(&yesterday())
         .tag("pr-3")
         .push(&registry)
         .await;
-    let d = Image::oci("tool")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
-    let other = Image::oci("other")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    let d = old(&registry, "tool", &["pr-1"]).await;
+    let other = old(&registry, "other", &["pr-1"]).await;
     let janitor = Janitor::new(&registry);
 
     let out = purge(
         &janitor,
-        &[
-            "--filter",
-            "app:pr-.*",
-            "--filter",
-            "tool:pr-.*",
-            "--ago",
-            "30d",
-            "--yes",
-        ],
+        "--filter app:pr-.* --filter tool:pr-.* --ago 30d --yes",
     )
     .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -105,49 +90,15 @@ async fn untagged_deletes_what_loses_every_tag_and_what_was_untagged_but_keeps_a
         .push(&registry)
         .await;
     registry.index("app", &[&amd, &arm], &["latest"]).await;
-    let build = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
-    let before = Image::oci("app")
-        .created(OLD)
-        .tag("main")
-        .push(&registry)
-        .await;
+    let build = old(&registry, "app", &["pr-1"]).await;
+    let before = old(&registry, "app", &["main"]).await;
     let janitor = Janitor::new(&registry);
     // A first look remembers `before` while `main` still names it; then main moves on.
-    let look = purge(
-        &janitor,
-        &[
-            "--filter",
-            "app:pr-.*",
-            "--ago",
-            "0d",
-            "--untagged",
-            "--dry-run",
-        ],
-    )
-    .await;
+    let look = purge(&janitor, "--filter app:pr-.* --ago 0d --untagged --dry-run").await;
     assert_eq!(look.code, 0, "{}", look.stderr);
-    let after = Image::oci("app")
-        .created(OLD)
-        .tag("main")
-        .push(&registry)
-        .await;
+    let after = old(&registry, "app", &["main"]).await;
 
-    let out = purge(
-        &janitor,
-        &[
-            "--filter",
-            "app:pr-.*",
-            "--ago",
-            "0d",
-            "--untagged",
-            "--yes",
-        ],
-    )
-    .await;
+    let out = purge(&janitor, "--filter app:pr-.* --ago 0d --untagged --yes").await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
     let mut deleted = out.deleted("app");
     deleted.sort();
@@ -192,16 +143,7 @@ async fn keep_spares_the_newest_matching_tags() {
 
     let out = purge(
         &janitor,
-        &[
-            "--filter",
-            "app:pr-.*",
-            "--ago",
-            "1d",
-            "--keep",
-            "2",
-            "--untagged",
-            "--yes",
-        ],
+        "--filter app:pr-.* --ago 1d --keep 2 --untagged --yes",
     )
     .await;
     assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
@@ -219,25 +161,10 @@ async fn keep_spares_the_newest_matching_tags() {
 #[tokio::test]
 async fn dry_run_changes_nothing_and_says_what_would_go() {
     let registry = TestRegistry::start().await;
-    let a = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    let a = old(&registry, "app", &["pr-1"]).await;
     let janitor = Janitor::new(&registry);
 
-    let out = purge(
-        &janitor,
-        &[
-            "--filter",
-            "app:.*",
-            "--ago",
-            "1d",
-            "--untagged",
-            "--dry-run",
-        ],
-    )
-    .await;
+    let out = purge(&janitor, "--filter app:.* --ago 1d --untagged --dry-run").await;
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.json()["dry_run"], true);
     assert_eq!(out.deleted("app"), vec![a.digest.clone()]);
@@ -248,11 +175,7 @@ async fn dry_run_changes_nothing_and_says_what_would_go() {
 #[tokio::test]
 async fn bad_flags_exit_2_with_a_clear_message_and_change_nothing() {
     let registry = TestRegistry::start().await;
-    let a = Image::oci("app")
-        .created(OLD)
-        .tag("pr-1")
-        .push(&registry)
-        .await;
+    let a = old(&registry, "app", &["pr-1"]).await;
     let janitor = Janitor::new(&registry);
     for (flags, says) in [
         (
