@@ -16,3 +16,4 @@ pub mod report;
 pub mod state;
 pub mod sweep;
 pub mod trigger;
+pub mod wiring;

@@ -94,6 +94,43 @@ struct Run<'a> {
 type Store<'s, S> = tokio::sync::Mutex<&'s mut S>;
 
 impl<'a, S: StateStore> Sweeper<'a, S> {
+    /// A sweeper over `client` and `store` with `policy`, as of `now`: 8 changes in flight, no
+    /// deadline, no unlocking, until said otherwise.
+    pub fn new(
+        client: &'a dyn Backend,
+        policy: &'a Policy,
+        store: &'a mut S,
+        now: DateTime<Utc>,
+    ) -> Sweeper<'a, S> {
+        Sweeper {
+            client,
+            policy,
+            store,
+            now,
+            concurrency: 8,
+            deadline: None,
+            unlock: false,
+        }
+    }
+
+    /// Changes in flight at once (reads go `READS_PER_WRITE` times wider).
+    pub fn concurrency(mut self, concurrency: usize) -> Sweeper<'a, S> {
+        self.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// Start no repository and no delete after this instant.
+    pub fn deadline(mut self, deadline: Option<Instant>) -> Sweeper<'a, S> {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Lift registry locks on what the plan deletes (`apply --unlock`).
+    pub fn unlocking(mut self, unlock: bool) -> Sweeper<'a, S> {
+        self.unlock = unlock;
+        self
+    }
+
     fn shared(&self) -> Run<'a> {
         Run {
             client: self.client,

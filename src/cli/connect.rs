@@ -7,8 +7,9 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
 use registry_janitor::registry::oci::{redact_userinfo, registry_host};
-use registry_janitor::registry::{self, Backend, ClientOptions, Credentials, Kind};
-use registry_janitor::state::{AnyState, FileState, NoState};
+use registry_janitor::registry::{Backend, ClientOptions, Credentials, Kind};
+use registry_janitor::state::{AnyState, FileState};
+use registry_janitor::wiring::{Inventory, Settings, Wired};
 
 use super::{runtime, usage, Failure};
 
@@ -56,14 +57,14 @@ enum KindArg {
     Acr,
 }
 
-/// The registry's backend, and its host as the inventory names it.
+/// The registry's backend.
 pub struct Connection {
     pub client: Box<dyn Backend>,
-    pub host: String,
 }
 
 impl ConnectArgs {
-    fn connect(&self) -> Result<Connection, Failure> {
+    /// The flags as one checked settings value (`wiring::Settings`).
+    pub fn settings(&self) -> Result<Settings, Failure> {
         let url = url::Url::parse(&self.registry).map_err(|e| {
             usage(anyhow!(
                 "--registry {:?}: {e}",
@@ -88,42 +89,41 @@ impl ConnectArgs {
             KindArg::Oci => Some(Kind::Oci),
             KindArg::Acr => Some(Kind::Acr),
         };
-        let client = registry::connect(
-            &self.registry,
-            ClientOptions {
-                credentials,
-                kind,
-                aad_token: self.aad_token.clone().filter(|t| !t.is_empty()),
-                in_flight: usize::from(self.concurrency),
-                ..ClientOptions::default()
-            },
-        )
-        .map_err(usage)?;
-        Ok(Connection { client, host })
-    }
-
-    /// The client and the inventory, as every command opens them.
-    pub fn open(&self) -> Result<(Connection, AnyState), Failure> {
-        let conn = self.connect()?;
-        let store = self.open_store(&conn.host)?;
-        Ok((conn, store))
-    }
-
-    /// The inventory: the file (locked for this run), or none with `--no-state`.
-    fn open_store(&self, host: &str) -> Result<AnyState, Failure> {
-        if self.no_state {
-            return Ok(AnyState::None(NoState));
-        }
-        let path = match &self.state {
-            Some(p) => p.clone(),
-            None => FileState::default_path(host, |k| std::env::var(k).ok()).ok_or_else(|| {
-                usage(anyhow!(
-                    "no --state given and neither XDG_STATE_HOME nor HOME is set"
-                ))
-            })?,
+        let client = ClientOptions {
+            credentials,
+            kind,
+            aad_token: self.aad_token.clone().filter(|t| !t.is_empty()),
+            in_flight: usize::from(self.concurrency),
+            ..ClientOptions::default()
         };
-        Ok(AnyState::File(
-            FileState::open(&path, host).map_err(runtime)?,
-        ))
+        // The inventory: the file (locked for this run), or none with `--no-state`.
+        let inventory = if self.no_state {
+            Inventory::None
+        } else {
+            Inventory::File(match &self.state {
+                Some(p) => p.clone(),
+                None => {
+                    FileState::default_path(&host, |k| std::env::var(k).ok()).ok_or_else(|| {
+                        usage(anyhow!(
+                            "no --state given and neither XDG_STATE_HOME nor HOME is set"
+                        ))
+                    })?
+                }
+            })
+        };
+        Ok(Settings {
+            registry: self.registry.clone(),
+            client,
+            inventory,
+        })
+    }
+
+    /// The backend and the inventory, as every command opens them.
+    pub fn open(&self) -> Result<(Connection, AnyState), Failure> {
+        let Wired { backend, store, .. } = self.settings()?.wire().map_err(|e| match e {
+            registry_janitor::wiring::WiringError::Registry(e) => usage(e),
+            other => runtime(other),
+        })?;
+        Ok((Connection { client: backend }, store))
     }
 }

@@ -264,15 +264,8 @@ fn sweeper<'a>(
     connect: &ConnectArgs,
     now: DateTime<Utc>,
 ) -> Sweeper<'a, AnyState> {
-    Sweeper {
-        client: conn.client.as_ref(),
-        policy,
-        store,
-        now,
-        concurrency: usize::from(connect.concurrency),
-        deadline: None,
-        unlock: false,
-    }
+    Sweeper::new(conn.client.as_ref(), policy, store, now)
+        .concurrency(usize::from(connect.concurrency))
 }
 
 /// Stop if the repository could not be read whole: nothing is decided on a partial picture.

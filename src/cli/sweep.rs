@@ -98,15 +98,9 @@ async fn run_sweep<S: StateStore>(
         .await
         .context("listing the repositories to sweep")
         .map_err(runtime)?;
-    let mut sweeper = Sweeper {
-        client,
-        policy,
-        store,
-        now,
-        concurrency: usize::from(how.connect.concurrency),
-        deadline: None,
-        unlock,
-    };
+    let mut sweeper = Sweeper::new(client, policy, store, now)
+        .concurrency(usize::from(how.connect.concurrency))
+        .unlocking(unlock);
     let progress = Progress::new(repositories.len());
     let results = if mode == Mode::ApplyAfterAsking {
         let mut planned: Vec<Planned> = Vec::new();

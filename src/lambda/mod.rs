@@ -20,9 +20,9 @@ use tokio::sync::RwLock;
 
 use crate::registry::ClientOptions;
 use crate::report::Report;
-use crate::state::{AnyState, DynamoState, FileState, NoState};
-use crate::sweep::{scope, Sweeper};
+use crate::sweep::scope;
 use crate::trigger::{self, Decision, Job, Origin, Scope};
+use crate::wiring::{Inventory, Settings};
 use config::{Config, StateChoice};
 use secrets::Secrets;
 
@@ -218,41 +218,35 @@ impl App {
             .map_err(|e| e.clone())?
             .credentials
             .clone();
-        let client = crate::registry::connect(
-            &config.registry,
-            ClientOptions {
+        let inventory = match &config.state {
+            StateChoice::None => Inventory::None,
+            StateChoice::File(path) => Inventory::File(path.clone()),
+            StateChoice::Dynamo(table) => match &self.dynamo {
+                Some(c) => Inventory::Dynamo {
+                    table: table.clone(),
+                    client: c.clone(),
+                },
+                None => return Err("DynamoDB client not configured".into()),
+            },
+        };
+        let settings = Settings {
+            registry: config.registry.clone(),
+            client: ClientOptions {
                 credentials,
                 in_flight: config.concurrency,
                 ..ClientOptions::default()
             },
-        )
-        .map_err(|e| e.to_string())?;
-        let mut store = match &config.state {
-            StateChoice::None => AnyState::None(NoState),
-            StateChoice::File(path) => {
-                AnyState::File(FileState::open(path, &config.host).map_err(|e| e.to_string())?)
-            }
-            StateChoice::Dynamo(table) => match &self.dynamo {
-                Some(c) => AnyState::Dynamo(DynamoState::new(c.clone(), table, &config.host)),
-                None => return Err("DynamoDB client not configured".into()),
-            },
+            inventory,
         };
+        let mut wired = settings.wire().map_err(|e| e.to_string())?;
         let now = Utc::now();
-        let mut sweeper = Sweeper {
-            client: client.as_ref(),
-            policy: &config.policy,
-            store: &mut store,
-            now,
-            concurrency: config.concurrency,
-            deadline,
-            unlock: false,
-        };
+        let mut sweeper = wired.sweeper(&config.policy, now).deadline(deadline);
         sweeper
             .remember(&job.pushed)
             .await
             .map_err(|e| e.to_string())?;
         let repositories: Vec<String> = match &job.scope {
-            Scope::Policy => scope(client.as_ref(), &config.policy, &[])
+            Scope::Policy => scope(sweeper.client, &config.policy, &[])
                 .await
                 .map_err(|e| e.to_string())?,
             Scope::Repositories(names) => names
