@@ -172,7 +172,7 @@ pub async fn apply(
     if run.out_of_time() {
         done.unfinished = true;
     } else {
-        let (untagged, kept) = run.untags(untags, &fresh.dangling).await;
+        let (untagged, kept) = run.untags(untags, &fresh, decider.unlock).await;
         for u in &untagged {
             removed.insert(u.tag.clone(), u.digest.clone());
         }
@@ -438,17 +438,20 @@ impl Run<'_> {
     async fn untags(
         &self,
         untags: Vec<Untag>,
-        dangling: &BTreeMap<String, Digest>,
+        fresh: &Snapshot,
+        unlock: bool,
     ) -> (Vec<Untag>, Vec<Keep>) {
         let repo = self.repo.as_str();
         let results: Vec<Result<Option<Untag>, Keep>> =
             bounded::each(self.concurrency, untags, |mut u| async move {
-                let expect = if dangling.contains_key(&u.tag) {
+                let expect = if fresh.dangling.contains_key(&u.tag) {
                     Expect::Nothing
                 } else {
                     Expect::Names(&u.digest)
                 };
-                let result = self.untag(&u.tag, expect).await;
+                // With --unlock (purge --include-locked), a locked tag's lock is lifted first.
+                let locked = unlock && fresh.tags.get(&u.tag).is_some_and(|t| t.locked);
+                let result = self.untag(&u.tag, expect, locked).await;
                 log_action(
                     "untag",
                     repo,
@@ -498,7 +501,12 @@ impl Run<'_> {
     /// placeholder's PUT (one round trip) is overwritten, and the pushed manifest is left
     /// untagged: the OCI API has no conditional PUT. Nothing closes that here; it is why a
     /// warning is logged whenever the technique is used.
-    async fn untag(&self, tag: &str, expect: Expect<'_>) -> Result<Untagged, RegistryError> {
+    async fn untag(
+        &self,
+        tag: &str,
+        expect: Expect<'_>,
+        unlock: bool,
+    ) -> Result<Untagged, RegistryError> {
         let (client, repo) = (self.client, self.repo.as_str());
         let reference = Reference::tag(tag)?;
         if self.out_of_time() {
@@ -508,6 +516,15 @@ impl Run<'_> {
         if client.capabilities().tag_delete != Support::No {
             if !self.still(&reference, expect).await? {
                 return Ok(Untagged::Moved);
+            }
+            if unlock {
+                client.unlock(repo, None, &[tag]).await?;
+                tracing::warn!(
+                    action = "unlock",
+                    repository = repo,
+                    tag,
+                    "lifted the registry's lock on the tag to remove it (--unlock)"
+                );
             }
             match client.delete_tag(repo, tag).await? {
                 TagDeleted::Removed | TagDeleted::AlreadyGone => return Ok(Untagged::Done),
@@ -794,7 +811,7 @@ impl Run<'_> {
             && (current.manifests.get(&digest).is_some_and(|f| f.locked)
                 || !locked_tags.is_empty());
         if unlock {
-            if let Err(e) = client.unlock(repo, &digest, &locked_tags).await {
+            if let Err(e) = client.unlock(repo, Some(&digest), &locked_tags).await {
                 return (digest, Err(e));
             }
             tracing::warn!(action = "unlock", repository = repo, digest = %digest, tags = ?locked_tags, "lifted the registry's lock to delete it (--unlock)");
@@ -822,9 +839,11 @@ impl Run<'_> {
     ) -> (BTreeMap<String, Digest>, Vec<(String, String)>) {
         let mut unsettled = BTreeMap::new();
         let mut failures = Vec::new();
-        // What is checked is distribution's tag store, which the OCI API lists by name. A
-        // backend whose own API lists tags with their digests (ACR) keeps them in its own
-        // index, and deletes them with the manifest.
+        // What is checked is distribution's tag store, which the OCI API lists by name and
+        // which fails a manifest DELETE halfway under concurrent writes. A backend whose own
+        // API lists tags with their digests (ACR) keeps tags in its own index and removes them
+        // itself (a manifest delete, its tag delete); it is not checked, which saves a listing
+        // per repository.
         if removed.is_empty() || self.client.capabilities().tags_with_digests {
             return (unsettled, failures);
         }
@@ -848,7 +867,7 @@ impl Run<'_> {
         };
         let mut finished = BTreeMap::new();
         for (tag, digest) in removed.iter().filter(|(t, _)| listed.contains(*t)) {
-            match self.untag(tag, Expect::Nothing).await {
+            match self.untag(tag, Expect::Nothing, false).await {
                 Ok(Untagged::Done) => {
                     tracing::warn!(action = "untag", repository = repo, tag = %tag, digest = %digest, "the registry still listed this removed tag, naming nothing; removed it again");
                     finished.insert(tag.clone(), digest.clone());

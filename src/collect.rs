@@ -58,7 +58,12 @@ pub async fn collect(
         Ok((TagListing::Names(names), _)) => reader.read_tags(&names).await,
         Ok((TagListing::Resolved(tags), manifests)) => reader.read_listed(tags, manifests).await,
         Err(e) => {
-            reader.problem(format!("cannot list tags: {e}"));
+            let what = if client.capabilities().manifest_listing {
+                "tags and manifests"
+            } else {
+                "tags"
+            };
+            reader.problem(format!("cannot list {what}: {e}"));
             return reader.into_collected();
         }
     }

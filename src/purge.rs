@@ -56,10 +56,27 @@ pub enum PurgeError {
     AgoTooLong(String),
 }
 
-/// `<repo-regex>:<tag-regex>`, split at the first `:` (a repository name has none).
+/// `<repo-regex>:<tag-regex>`, split at the first `:` outside parentheses (a repository name
+/// has none, and `(?:a|b)` groups keep theirs).
 pub fn parse_filter(text: &str) -> Result<Filter, PurgeError> {
-    let (repositories, tags) = text
-        .split_once(':')
+    let mut depth = 0usize;
+    let mut escaped = false;
+    let mut split = None;
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            ':' if depth == 0 => {
+                split = Some(i);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let (repositories, tags) = split
+        .map(|i| (&text[..i], &text[i + 1..]))
         .filter(|(r, t)| !r.is_empty() && !t.is_empty())
         .ok_or_else(|| PurgeError::FilterShape(text.to_owned()))?;
     for (part, pattern) in [("repository regex", repositories), ("tag regex", tags)] {
@@ -100,6 +117,7 @@ pub fn parse_ago(text: &str) -> Result<Duration, PurgeError> {
             ("s", 1.0),
             ("us", 1e-6),
             ("µs", 1e-6),
+            ("μs", 1e-6),
             ("ns", 1e-9),
         ]
         .into_iter()
@@ -122,7 +140,9 @@ pub fn parse_ago(text: &str) -> Result<Duration, PurgeError> {
 impl Purge {
     /// The policy document these flags stand for (printed for the user), and the policy.
     pub fn policy(&self) -> Result<(Value, Policy), PolicyError> {
-        let older_than = format!("{}s", self.ago.as_secs());
+        // Whole seconds, rounded up: `500ms` must not become "any age".
+        let seconds = self.ago.as_secs() + u64::from(self.ago.subsec_nanos() > 0);
+        let older_than = format!("{seconds}s");
         let mut rules = Vec::new();
         let mut names = Vec::new();
         for f in &self.filters {
@@ -181,6 +201,7 @@ mod tests {
         assert_eq!(parse_ago("30m").unwrap(), Duration::from_secs(1800));
         assert_eq!(parse_ago("1.5h").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_ago("0d").unwrap(), Duration::ZERO);
+        assert_eq!(parse_ago("5μs").unwrap(), parse_ago("5us").unwrap());
         for bad in ["", "5x", "d", "1", "-1d", "1h2d", "1.5d", "3 d", "1d-2h"] {
             assert!(parse_ago(bad).is_err(), "{bad:?} was accepted");
         }
@@ -199,7 +220,11 @@ mod tests {
                 tags: "pr-(?:\\d+)".into()
             }
         );
-        for bad in ["app", ":v1", "app:", ""] {
+        assert_eq!(
+            parse_filter("(?:app|web):v.*").unwrap().repositories,
+            "(?:app|web)"
+        );
+        for bad in ["app", ":v1", "app:", "", "(?:app|web)"] {
             assert!(
                 matches!(parse_filter(bad), Err(PurgeError::FilterShape(_))),
                 "{bad:?}"
@@ -223,6 +248,17 @@ mod tests {
             keep: 3,
             include_locked: true,
         }
+    }
+
+    #[test]
+    fn a_fraction_of_a_second_rounds_up_never_to_any_age() {
+        let p = Purge {
+            ago: parse_ago("500ms").unwrap(),
+            ..purge(false)
+        };
+        let (doc, policy) = p.policy().unwrap();
+        assert_eq!(doc["rules"][0]["older_than"], "1s");
+        assert_eq!(policy.rules[0].older_than, Duration::from_secs(1));
     }
 
     #[test]

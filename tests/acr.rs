@@ -783,3 +783,56 @@ async fn the_catalog_follows_its_link_pages() {
     );
     assert_eq!(listing.pages, 2);
 }
+
+#[tokio::test]
+async fn purge_include_locked_lifts_a_tag_lock_before_it_untags() {
+    let (registry, acr, [_, v2, ..]) = acr_over_real_registry().await;
+    acr.on("PATCH", "/acr/v1/app/_tags/v2", vec![Recorded::empty(200)]);
+    acr.on("DELETE", "/acr/v1/app/_tags/v2", vec![Recorded::empty(202)]);
+    acr.on(
+        "GET",
+        "/acr/v1/_catalog",
+        vec![Recorded::fixture(
+            200,
+            "GetRepositoryList.json",
+            &fake_vars(),
+        )],
+    );
+    let janitor = Janitor::for_url(&acr.url);
+    // Without --untagged, purge only untags: the locked v2 loses its tag, its manifest stays.
+    let done = janitor
+        .op(
+            &["purge"],
+            &[
+                "--kind",
+                "acr",
+                "--filter",
+                "app:v2",
+                "--ago",
+                "1d",
+                "--include-locked",
+                "--yes",
+                "--format",
+                "json",
+            ],
+        )
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let untags = done.entries("app", "untag");
+    assert_eq!(untags.len(), 1, "{}", done.stdout);
+    assert_eq!(untags[0]["tag"], "v2");
+    assert!(untags[0].get("error").is_none(), "{untags:?}");
+    let log = acr.seen();
+    let at = |method: &str, path: &str| {
+        log.iter()
+            .position(|s| s.method == method && s.path == path)
+    };
+    let unlocked = at("PATCH", "/acr/v1/app/_tags/v2").expect("the tag's lock was not lifted");
+    assert!(unlocked < at("DELETE", "/acr/v1/app/_tags/v2").expect("tag deleted"));
+    assert!(
+        log.iter()
+            .all(|s| !(s.method == "PATCH" && s.path.contains("/_manifests/"))),
+        "the manifest was unlocked, though it stays"
+    );
+    assert!(registry.has_manifest("app", &v2.digest).await);
+}

@@ -469,7 +469,11 @@ async fn delete_repository(
             .manifests(repo)
             .await
             .map_err(runtime)?
-            .unwrap_or_default();
+            .ok_or_else(|| {
+                runtime(anyhow!(
+                    "{repo}: the registry did not list its manifests; nothing was changed"
+                ))
+            })?;
         if let Some(new) = now_listed
             .iter()
             .find(|m| !shown.contains(&m.digest) || m.locked)

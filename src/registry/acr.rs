@@ -137,13 +137,13 @@ impl OciClient {
         }
     }
 
-    /// Lift the locks on a manifest and on `tags` (`PATCH /acr/v1/<repo>/_tags/<tag>` and
-    /// `_manifests/<digest>` with `deleteEnabled` and `writeEnabled` true), so it can be
+    /// Lift the locks on `tags` and, if given, on a manifest (`PATCH /acr/v1/<repo>/_tags/<tag>`
+    /// and `_manifests/<digest>` with `deleteEnabled` and `writeEnabled` true), so they can be
     /// deleted. Nothing to do on a registry without locks.
     pub async fn unlock(
         &self,
         repository: &str,
-        digest: &Digest,
+        digest: Option<&Digest>,
         tags: &[&str],
     ) -> Result<(), RegistryError> {
         if self.kind() != Kind::Acr {
@@ -155,7 +155,7 @@ impl OciClient {
             check_tag(tag)?;
             paths.push(format!("/acr/v1/{repository}/_tags/{tag}"));
         }
-        paths.push(format!("/acr/v1/{repository}/_manifests/{digest}"));
+        paths.extend(digest.map(|d| format!("/acr/v1/{repository}/_manifests/{d}")));
         let body = br#"{"deleteEnabled":true,"writeEnabled":true}"#.to_vec();
         let scope = format!("repository:{repository}:metadata_write");
         for path in paths {
@@ -333,7 +333,7 @@ impl Backend for AcrClient {
     fn unlock<'a>(
         &'a self,
         repository: &'a str,
-        digest: &'a Digest,
+        digest: Option<&'a Digest>,
         tags: &'a [&'a str],
     ) -> Answer<'a, ()> {
         Box::pin(self.oci.unlock(repository, digest, tags))

@@ -7,7 +7,7 @@
 //! rest from the registry's answers (tag delete, the referrers API, page sizes).
 //!
 //! A new backend is one file under `src/registry/` that implements this trait, plus its tests,
-//! and one line where the client is built (`registry::connect`).
+//! a `Kind` for it, and its arm where the backend is chosen (`registry::connect`).
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
@@ -32,7 +32,8 @@ pub enum Support {
 }
 
 /// What a backend can do. The first five are declared by the backend; the last three are
-/// learned from the registry's answers, and start `Unknown`.
+/// learned from the registry's answers and start `Unknown`, unless the backend knows better
+/// (ACR declares tag delete).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     /// The tag listing names each tag's digest (`TagListing::Resolved`): reading what every
@@ -169,11 +170,12 @@ pub trait Backend: Send + Sync {
         body: Vec<u8>,
     ) -> Answer<'a, Digest>;
 
-    /// Lift the locks on a manifest and on these tags of it. Nothing to do without locks.
+    /// Lift the locks on these tags and, if given, on a manifest. Nothing to do without
+    /// locks.
     fn unlock<'a>(
         &'a self,
         repository: &'a str,
-        digest: &'a Digest,
+        digest: Option<&'a Digest>,
         tags: &'a [&'a str],
     ) -> Answer<'a, ()>;
 

@@ -892,7 +892,8 @@ fn present<'de, D: serde::Deserializer<'de>>(
 }
 
 /// The OCI Distribution API as a backend: tag names only, no listing of manifests, no
-/// timestamps or locks of its own.
+/// timestamps or locks of its own. A client built for ACR (`Kind::Acr`) still speaks ACR's
+/// auth, but as a `Backend` it is this plain one: `registry::connect` wraps it in `AcrClient`.
 impl Backend for OciClient {
     fn host(&self) -> &str {
         OciClient::host(self)
@@ -982,7 +983,7 @@ impl Backend for OciClient {
         ))
     }
 
-    fn unlock<'a>(&'a self, _: &'a str, _: &'a Digest, _: &'a [&'a str]) -> Answer<'a, ()> {
+    fn unlock<'a>(&'a self, _: &'a str, _: Option<&'a Digest>, _: &'a [&'a str]) -> Answer<'a, ()> {
         Box::pin(async { Ok(()) })
     }
 
