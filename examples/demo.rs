@@ -12,8 +12,18 @@ use support::images::COSIGN_SIGNATURE;
 use support::janitor::Janitor;
 use support::{Image, TestRegistry};
 
+/// A heading, in bold on a terminal only (and never with NO_COLOR set).
 fn heading(text: &str) {
-    println!("\n\x1b[1m== {text}\x1b[0m");
+    use std::io::IsTerminal;
+    let bold = registry_janitor::report::colour(
+        std::io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    if bold {
+        println!("\n\x1b[1m== {text}\x1b[0m");
+    } else {
+        println!("\n== {text}");
+    }
 }
 
 #[tokio::main]
