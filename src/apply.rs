@@ -636,7 +636,8 @@ impl Run<'_> {
         let mut held: BTreeMap<Digest, String> = BTreeMap::new();
         // Why the rest is not deleted, once the tags cannot be read again.
         let mut stopped: Option<String> = None;
-        for (i, wave) in graph.waves(&go).into_iter().enumerate() {
+        let waves = graph.waves(&go);
+        for (i, wave) in waves.iter().cloned().enumerate() {
             let recheck = wave_needs_recheck(&graph, &wave, &mut referrers);
             let wave: Vec<_> = wave
                 .into_iter()
@@ -688,10 +689,12 @@ impl Run<'_> {
                     stopped = Some(why);
                     continue;
                 }
-                let left: BTreeSet<Digest> = go
+                // This wave and the ones after it.
+                let left: BTreeSet<Digest> = waves[i..]
                     .iter()
+                    .flatten()
+                    .map(|(d, _)| d)
                     .filter(|d| !failed.contains(*d) && !held.contains_key(*d))
-                    .filter(|d| !done.delete.iter().any(|e| &e.digest == *d))
                     .cloned()
                     .collect();
                 // A tag this run removed that is listed again was pushed again: new, even

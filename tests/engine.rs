@@ -49,17 +49,7 @@ async fn repush(registry: &TestRegistry, repo: &str, tag: &str) -> support::Push
 #[tokio::test]
 async fn children_of_tagged_index_survive_untagged_purge() {
     let registry = TestRegistry::start().await;
-    let amd = Image::oci("app")
-        .platform("linux", "amd64")
-        .created(OLD)
-        .push(&registry)
-        .await;
-    let arm = Image::oci("app")
-        .platform("linux", "arm64")
-        .created(OLD)
-        .push(&registry)
-        .await;
-    registry.index("app", &[&amd, &arm], &["latest"]).await;
+    let (amd, arm, _) = registry.multi_arch("app", Some(OLD), &["latest"]).await;
     let old = old_build(&registry, "app", "v1").await;
     let janitor = Janitor::new(&registry);
     janitor.plan(PURGE_UNTAGGED, &["--now", NOW]).await;

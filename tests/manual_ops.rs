@@ -16,16 +16,7 @@ async fn multi_arch(
     registry: &TestRegistry,
     tag: &str,
 ) -> (support::Pushed, support::Pushed, support::Pushed) {
-    let amd = Image::oci("app")
-        .platform("linux", "amd64")
-        .push(registry)
-        .await;
-    let arm = Image::oci("app")
-        .platform("linux", "arm64")
-        .push(registry)
-        .await;
-    let index = registry.index("app", &[&amd, &arm], &[tag]).await;
-    (amd, arm, index)
+    registry.multi_arch("app", None, &[tag]).await
 }
 
 #[tokio::test]

@@ -79,17 +79,7 @@ async fn filters_across_two_repositories_remove_old_tags_and_leave_their_manifes
 async fn untagged_deletes_what_loses_every_tag_and_what_was_untagged_but_keeps_a_tagged_index_whole(
 ) {
     let registry = TestRegistry::start().await;
-    let amd = Image::oci("app")
-        .platform("linux", "amd64")
-        .created(OLD)
-        .push(&registry)
-        .await;
-    let arm = Image::oci("app")
-        .platform("linux", "arm64")
-        .created(OLD)
-        .push(&registry)
-        .await;
-    registry.index("app", &[&amd, &arm], &["latest"]).await;
+    let (amd, arm, _) = registry.multi_arch("app", Some(OLD), &["latest"]).await;
     let build = old(&registry, "app", &["pr-1"]).await;
     let before = old(&registry, "app", &["main"]).await;
     let janitor = Janitor::new(&registry);

@@ -75,17 +75,7 @@ async fn a_lost_tags_page_stops_the_repository_instead_of_deleting_what_it_hid()
 #[tokio::test]
 async fn a_child_whose_get_answers_404_while_head_finds_it_keeps_its_signature() {
     let registry = TestRegistry::start().await;
-    let x = Image::oci("app")
-        .platform("linux", "amd64")
-        .created(OLD)
-        .push(&registry)
-        .await;
-    let y = Image::oci("app")
-        .platform("linux", "arm64")
-        .created(OLD)
-        .push(&registry)
-        .await;
-    registry.index("app", &[&x, &y], &["latest"]).await;
+    let (x, _, _) = registry.multi_arch("app", Some(OLD), &["latest"]).await;
     let signature = registry.cosign_signature(&x).await;
     let proxy = FlakyProxy::start(&registry.url).await;
     // Every GET of X by digest answers 404; its HEAD, and the tag, still work.

@@ -313,11 +313,8 @@ impl Backend for AcrClient {
     }
 
     fn delete_tag<'a>(&'a self, repository: &'a str, tag: &'a str) -> Answer<'a, TagDeleted> {
-        Box::pin(async move {
-            check_repository(repository)?;
-            check_tag(tag)?;
-            self.oci.acr_delete_tag(repository, tag).await
-        })
+        // The client was built for ACR: its tag delete is `/acr/v1/<repo>/_tags/<tag>`.
+        Box::pin(self.oci.delete_tag(repository, tag))
     }
 
     fn put_manifest<'a>(

@@ -319,6 +319,27 @@ impl TestRegistry {
         .await;
     }
 
+    /// A linux/amd64 and a linux/arm64 image of `repository` (built at `created`, if given),
+    /// and an index of both with these tags: (amd64, arm64, index).
+    pub async fn multi_arch(
+        &self,
+        repository: &str,
+        created: Option<&str>,
+        tags: &[&str],
+    ) -> (Pushed, Pushed, Pushed) {
+        let image = |arch: &str| {
+            let i = Image::oci(repository).platform("linux", arch);
+            match created {
+                Some(at) => i.created(at),
+                None => i,
+            }
+        };
+        let amd = image("amd64").push(self).await;
+        let arm = image("arm64").push(self).await;
+        let index = self.index(repository, &[&amd, &arm], tags).await;
+        (amd, arm, index)
+    }
+
     /// Push an index of `children` (images or indexes) with these tags.
     pub async fn index(&self, repository: &str, children: &[&Pushed], tags: &[&str]) -> Pushed {
         self.index_of_type(repository, OCI_INDEX, children, tags)
