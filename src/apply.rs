@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 
 use crate::collect::refresh_tags;
 use crate::plan::graph::{Edge, Graph};
-use crate::plan::{plan, Delete, Keep, RepositoryPlan, Snapshot, Untag};
+use crate::plan::{plan, Delete, Keep, KeepKind, Problem, RepositoryPlan, Snapshot, Status, Untag};
 use crate::policy::Policy;
 use crate::registry::media_type::OCI_INDEX;
 use crate::registry::{
@@ -115,7 +115,7 @@ pub async fn apply(
         done,
         unsettled: snapshot.dangling.clone(),
     };
-    if !planned.complete || (planned.delete.is_empty() && planned.untag.is_empty()) {
+    if !planned.complete() || (planned.delete.is_empty() && planned.untag.is_empty()) {
         return untouched(planned);
     }
     let run = Run {
@@ -129,21 +129,18 @@ pub async fn apply(
         ran_out: AtomicBool::new(false),
     };
     if run.out_of_time() {
-        let mut left = abandon(planned, OUT_OF_TIME);
-        left.complete = true;
-        left.error = None;
-        left.unfinished = true;
+        let mut left = abandon(planned, OUT_OF_TIME.into());
+        left.status = Status::Unfinished;
         return untouched(left);
     }
 
     // 1. Re-check.
     let fresh = refresh_tags(client, snapshot, &BTreeSet::new(), false, run.reads()).await;
     if !fresh.problems.is_empty() {
-        return untouched(abandon(planned, &fresh.problems.join("; ")));
+        return untouched(abandon(planned, Problem::join(&fresh.problems)));
     }
     let again = decider.decide(&fresh);
-    if !again.complete {
-        let why = again.error.as_deref().unwrap_or("incomplete");
+    if let Status::Incomplete(why) = again.status {
         return untouched(abandon(planned, why));
     }
     let Reconciled {
@@ -170,7 +167,7 @@ pub async fn apply(
     // 2. Untags.
     let untagging = !untags.is_empty();
     if run.out_of_time() {
-        done.unfinished = true;
+        done.status = Status::Unfinished;
     } else {
         let (untagged, kept) = run.untags(untags, &fresh, decider.unlock).await;
         for u in &untagged {
@@ -192,7 +189,9 @@ pub async fn apply(
 
     // 4. Verify.
     let (mut unsettled, failures) = run.verify(&removed).await;
-    done.unfinished |= run.ran_out.load(Ordering::Relaxed);
+    if run.ran_out.load(Ordering::Relaxed) {
+        done.status = Status::Unfinished;
+    }
     for (tag, error) in failures {
         if let Some(u) = done.untag.iter_mut().find(|u| u.tag == tag) {
             u.error.get_or_insert(error);
@@ -284,6 +283,7 @@ pub fn reconcile(
                 digest: d.digest.clone(),
                 tags: tags_on(fresh, &d.digest),
                 reason: format!("changed since planning: {why}"),
+                kind: KeepKind::Changed,
                 since: d.since,
             }
         })
@@ -471,6 +471,7 @@ impl Run<'_> {
                         digest: u.digest,
                         tags: vec![u.tag],
                         reason: "not untagged: the registry refused: locked".into(),
+                        kind: KeepKind::Refused,
                         since: None,
                     }),
                     Err(e) => {
@@ -635,7 +636,7 @@ impl Run<'_> {
         // Reached by a tag pushed while deleting: kept, with that tag.
         let mut held: BTreeMap<Digest, String> = BTreeMap::new();
         // Why the rest is not deleted, once the tags cannot be read again.
-        let mut stopped: Option<String> = None;
+        let mut stopped: Option<Stop> = None;
         let waves = graph.waves(&go);
         for (i, wave) in waves.iter().cloned().enumerate() {
             let recheck = wave_needs_recheck(&graph, &wave, &mut referrers);
@@ -648,13 +649,15 @@ impl Run<'_> {
             }
             let stop = stopped
                 .clone()
-                .or_else(|| self.out_of_time().then(|| OUT_OF_TIME.to_owned()));
+                .or_else(|| self.out_of_time().then_some(Stop::OutOfTime));
             if let Some(why) = stop {
                 // Start no new delete; what is left waits for the next run.
-                done.unfinished |= why == OUT_OF_TIME;
+                if why == Stop::OutOfTime {
+                    done.status = Status::Unfinished;
+                }
                 for (digest, _) in wave {
                     let mut entry = entries[&digest].clone();
-                    entry.error = Some(why.clone());
+                    entry.error = Some(why.to_string());
                     failed.insert(digest);
                     done.delete.push(entry);
                 }
@@ -675,14 +678,11 @@ impl Run<'_> {
                     "tags read again before deleting children"
                 );
                 if !now.problems.is_empty() {
-                    let why = format!(
-                        "not deleted: the tags could not be read again before this wave: {}",
-                        now.problems.join("; ")
-                    );
+                    let why = Stop::Unreadable(Problem::join(&now.problems));
                     tracing::warn!(repository = repo, error = %why, "stopping this repository's deletes");
                     for (digest, _) in wave {
                         let mut entry = entries[&digest].clone();
-                        entry.error = Some(why.clone());
+                        entry.error = Some(why.to_string());
                         failed.insert(digest);
                         done.delete.push(entry);
                     }
@@ -712,6 +712,7 @@ impl Run<'_> {
                         digest: digest.clone(),
                         tags: tags_on(&now, &digest),
                         reason,
+                        kind: KeepKind::Changed,
                         since: entry.since,
                     });
                     held.insert(digest, tag);
@@ -931,30 +932,51 @@ fn kept_for_lock(entry: Delete, why: String) -> Keep {
         digest: entry.digest,
         tags: entry.tags,
         reason: format!("not deleted: {why}"),
+        kind: KeepKind::Refused,
         since: entry.since,
     }
 }
 
 /// Nothing is done: everything planned is kept, and the repository reports why.
-fn abandon(planned: RepositoryPlan, why: &str) -> RepositoryPlan {
+fn abandon(planned: RepositoryPlan, why: Problem) -> RepositoryPlan {
     let mut keep = planned.keep;
     for d in planned.delete {
         keep.push(Keep {
             digest: d.digest,
             tags: d.tags,
             reason: format!("not deleted: {why}"),
+            kind: KeepKind::Stopped,
             since: d.since,
         });
     }
     keep.sort_by(|a, b| a.digest.cmp(&b.digest));
     RepositoryPlan {
-        complete: false,
-        error: Some(format!("changed nothing: {why}")),
+        status: Status::Incomplete(Problem::new(why.cause, format!("changed nothing: {why}"))),
         delete: Vec::new(),
         untag: Vec::new(),
         keep,
         name: planned.name,
-        unfinished: false,
+    }
+}
+
+/// Why a wave's deletes do not start.
+#[derive(Debug, Clone, PartialEq)]
+enum Stop {
+    /// The run's time ran out: the repository is unfinished, and the next run finishes it.
+    OutOfTime,
+    /// The tags could not be read again before the wave.
+    Unreadable(Problem),
+}
+
+impl std::fmt::Display for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::OutOfTime => f.write_str(OUT_OF_TIME),
+            Stop::Unreadable(p) => write!(
+                f,
+                "not deleted: the tags could not be read again before this wave: {p}"
+            ),
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use crate::bounded;
 
-use crate::plan::{ManifestFacts, Snapshot, TagRef};
+use crate::plan::{ManifestFacts, Problem, Snapshot, TagRef};
 use crate::policy::Policy;
 use crate::registry::{
     Backend, Digest, ListedManifest, ListedTag, Manifest, Reference, RegistryError, TagListing,
@@ -63,7 +63,7 @@ pub async fn collect(
             } else {
                 "tags"
             };
-            reader.problem(format!("cannot list {what}: {e}"));
+            reader.problem(Problem::of(format_args!("cannot list {what}"), &e));
             return reader.into_collected();
         }
     }
@@ -124,8 +124,9 @@ pub async fn refresh_tags(
             return refresh_listed(client, listed, fresh, concurrency).await
         }
         Err(e) => {
-            fresh.problems.push(format!(
-                "cannot list tags again before changing anything: {e}"
+            fresh.problems.push(Problem::of(
+                "cannot list tags again before changing anything",
+                &e,
             ));
             return fresh;
         }
@@ -154,11 +155,13 @@ pub async fn refresh_tags(
                     fresh.dangling.insert(tag, named.clone());
                 }
                 None if removing.contains(&tag) => {}
-                None => fresh.problems.push(format!(
-                    "tag {tag}: listed, but a HEAD of it answers 404 (not found)"
-                )),
+                None => fresh.problems.push(
+                    format!("tag {tag}: listed, but a HEAD of it answers 404 (not found)").into(),
+                ),
             },
-            Err(e) => fresh.problems.push(format!("tag {tag}: {e}")),
+            Err(e) => fresh
+                .problems
+                .push(Problem::of(format_args!("tag {tag}"), &e)),
         }
     }
     let inventory = RepoInventory::default();
@@ -302,7 +305,7 @@ impl<'a> Reader<'a> {
             if let Some((tag, digest)) = by_manifest.symmetric_difference(&by_tag).next() {
                 let problem =
                     format!("the tag and manifest listings disagree about tag {tag} on {digest}");
-                self.problem(problem);
+                self.problem(problem.into());
             }
         }
         self.read_digests(subjects, true).await;
@@ -310,22 +313,22 @@ impl<'a> Reader<'a> {
 
     /// A listed tag whose manifest could not be found leaves the picture incomplete.
     fn check_tag_targets(&mut self) {
-        let missing: Vec<String> = self
+        let missing: Vec<Problem> = self
             .snapshot
             .tags
             .iter()
             .filter(|(_, t)| !self.snapshot.manifests.contains_key(&t.digest))
             .map(|(n, t)| {
-                format!(
+                Problem::from(format!(
                     "tag {n}: the registry lists it on {}, which cannot be read",
                     t.digest
-                )
+                ))
             })
             .collect();
         self.snapshot.problems.extend(missing);
     }
 
-    fn problem(&mut self, what: String) {
+    fn problem(&mut self, what: Problem) {
         self.snapshot.problems.push(what);
     }
 
@@ -356,7 +359,7 @@ impl<'a> Reader<'a> {
                 }
                 // Listed but not there: deleted meanwhile, or a registry in trouble. Either
                 // way the picture is not whole, and this run deletes nothing here.
-                Err(e) => self.problem(format!("tag {tag}: {e}")),
+                Err(e) => self.problem(Problem::of(format_args!("tag {tag}"), &e)),
             }
         }
         self.read_dangling(unreadable).await;
@@ -377,10 +380,11 @@ impl<'a> Reader<'a> {
                         self.snapshot.dangling.insert(tag, record.digest.clone());
                     }
                 }
-                Ok(Some(digest)) => self.problem(format!(
-                    "tag {tag}: a GET answers 404 (not found), but a HEAD finds {digest}"
-                )),
-                Err(e) => self.problem(format!("tag {tag}: {e}")),
+                Ok(Some(digest)) => self.problem(
+                    format!("tag {tag}: a GET answers 404 (not found), but a HEAD finds {digest}")
+                        .into(),
+                ),
+                Err(e) => self.problem(Problem::of(format_args!("tag {tag}"), &e)),
             }
         }
     }
@@ -464,7 +468,7 @@ impl<'a> Reader<'a> {
                         }
                         self.absent.insert(digest);
                     }
-                    Err(e) => self.problem(format!("manifest {digest}: {e}")),
+                    Err(e) => self.problem(Problem::of(format_args!("manifest {digest}"), &e)),
                 }
             }
         }
@@ -511,7 +515,7 @@ impl<'a> Reader<'a> {
             match answer {
                 Ok(None) => {}
                 Ok(Some(found)) => pending.extend(found.into_iter().map(|d| d.digest)),
-                Err(e) => self.problem(format!("referrers of {digest}: {e}")),
+                Err(e) => self.problem(Problem::of(format_args!("referrers of {digest}"), &e)),
             }
         }
         self.read_digests(pending, false).await;

@@ -40,7 +40,7 @@ impl Report {
                 summary.bytes_reclaimable += d.bytes;
             }
             summary.tags_removed += r.untag.iter().filter(|u| u.error.is_none()).count() as u64;
-            summary.repositories_incomplete += u64::from(!r.complete);
+            summary.repositories_incomplete += u64::from(!r.complete());
         }
         Report {
             now,
@@ -80,9 +80,9 @@ impl Report {
                 r.delete.len(),
                 r.untag.len(),
                 r.keep.len(),
-                if r.complete { "" } else { ", INCOMPLETE" }
+                if r.complete() { "" } else { ", INCOMPLETE" }
             );
-            if let Some(e) = &r.error {
+            if let Some(e) = r.error() {
                 let _ = writeln!(out, "  ! {e}");
             }
             let mut rows: Vec<[String; 6]> = Vec::new();
@@ -270,12 +270,10 @@ mod tests {
         };
         let plan = RepositoryPlan {
             name: "app".into(),
-            complete: true,
-            error: None,
+            status: crate::plan::Status::Complete,
             delete: vec![entry(None), entry(Some("HTTP 500"))],
             untag: vec![],
             keep: vec![],
-            unfinished: false,
         };
         let report = Report::new(Utc::now(), false, vec![plan]);
         assert_eq!(report.summary.manifests_deleted, 1);

@@ -244,7 +244,7 @@ impl<'a, S: StateStore> Sweeper<'a, S> {
                 // Not started: the run's time ran out.
                 None => outcome.unfinished.push(repositories[i].clone()),
                 Some(plan) => {
-                    if plan.unfinished {
+                    if plan.unfinished() {
                         outcome.unfinished.push(plan.name.clone());
                     }
                     outcome.repositories.push(plan);
@@ -336,7 +336,7 @@ impl Run<'_> {
         // Every tag the plan removes is written down before anything changes: if the
         // registry leaves one behind naming nothing (or this run is cut short), the next
         // sweep knows it as ours and finishes it (`state::Removing`).
-        if plan.complete && !(plan.untag.is_empty() && plan.delete.is_empty()) {
+        if plan.complete() && !(plan.untag.is_empty() && plan.delete.is_empty()) {
             let removals = plan
                 .untag
                 .iter()
@@ -389,7 +389,7 @@ impl Run<'_> {
 /// One log line per decision: deletes and untags at info, keeps at debug.
 fn log_decisions(plan: &RepositoryPlan) {
     let repository = plan.name.as_str();
-    if let Some(error) = &plan.error {
+    if let Some(error) = plan.error() {
         tracing::warn!(repository, error = %error, "repository incomplete; nothing is deleted here this run");
     }
     for d in &plan.delete {

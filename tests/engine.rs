@@ -690,7 +690,7 @@ async fn past_its_deadline_a_run_starts_no_delete_and_lists_what_is_left() {
     assert_eq!(planned.plan.delete.len(), 1);
     sweeper.deadline = Some(Instant::now());
     let done = sweeper.apply(planned).await.unwrap();
-    assert!(done.unfinished);
+    assert!(done.unfinished());
     assert!(done.delete.is_empty(), "{done:?}");
     // A whole run past its deadline reads nothing and lists every repository as left.
     let outcome = sweeper

@@ -259,3 +259,48 @@ async fn credentials_come_from_secrets_manager_and_the_inventory_from_dynamodb()
         "the sweep was not remembered in DynamoDB"
     );
 }
+
+#[tokio::test]
+async fn a_warm_function_reads_a_rotated_secret_when_the_registry_refuses_its_credentials() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start().await;
+    moto.create_secret(
+        "janitor/registry",
+        r#"{"username":"janitor","password":"before-rotation"}"#,
+    )
+    .await;
+    let registry = TestRegistry::start_with(RegistryAuth::Basic {
+        username: "janitor".into(),
+        password: "after-rotation".into(),
+    })
+    .await;
+    Image::oci("app").tag("v1").push(&registry).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = function_env(
+        &registry.url,
+        dir.path(),
+        PURGE_UNTAGGED,
+        &[("JANITOR_SECRET_ID", "janitor/registry")],
+    );
+    env.extend(moto.env());
+    let watch = Watch::start(&env).await;
+
+    // The registry refuses the stored password: the repository cannot be read.
+    let refused = watch.invoke(r#"{"repository":"app"}"#).await;
+    assert_eq!(refused["repositories"][0]["complete"], false, "{refused}");
+
+    // The secret is rotated; the warm instance still holds the old one, is refused once,
+    // reads the secret again, and sweeps.
+    moto.rotate_secret(
+        "janitor/registry",
+        r#"{"username":"janitor","password":"after-rotation"}"#,
+    )
+    .await;
+    let report = watch.invoke(r#"{"repository":"app"}"#).await;
+    assert_eq!(
+        report["repositories"][0]["complete"],
+        true,
+        "{report}\n{}",
+        watch.log()
+    );
+}

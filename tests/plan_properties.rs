@@ -251,7 +251,7 @@ proptest! {
     fn a_repository_with_a_read_error_deletes_nothing(mut s in repository(), p in policy()) {
         s.problems.push("GET /v2/ci/app/manifests/pr-9: HTTP 500".into());
         let result = plan(&s, &p, now());
-        prop_assert!(!result.complete);
+        prop_assert!(!result.complete());
         prop_assert!(result.delete.is_empty());
         prop_assert!(result.untag.is_empty());
         prop_assert_eq!(result.keep.len(), s.manifests.len());

@@ -335,11 +335,11 @@ async fn a_tag_whose_head_answers_404_at_the_recheck_stops_the_apply() {
     let done = sweeper.apply(planned).await.unwrap();
     registry.assert_pulls_completely("app", "latest").await;
     assert!(done.delete.is_empty(), "{:?}", done.delete);
-    assert!(!done.complete);
+    assert!(!done.complete());
     assert!(
-        done.error.as_deref().unwrap_or_default().contains("latest"),
+        done.error().unwrap_or_default().contains("latest"),
         "{:?}",
-        done.error
+        done.error()
     );
     assert!(registry.has_manifest("app", &old_index.digest).await);
 }

@@ -270,8 +270,8 @@ fn sweeper<'a>(
 
 /// Stop if the repository could not be read whole: nothing is decided on a partial picture.
 fn require_complete(planned: &Planned) -> Result<(), Failure> {
-    match &planned.plan.error {
-        Some(e) if !planned.plan.complete => Err(runtime(anyhow!(
+    match planned.plan.error() {
+        Some(e) => Err(runtime(anyhow!(
             "{}: cannot read the repository completely, so nothing was changed: {e}",
             planned.plan.name
         ))),
@@ -646,8 +646,8 @@ fn describe_delete(repo: &str, digest: &Digest, plan: &RepositoryPlan) -> String
 
 /// Say what was done; exit 1 if anything failed.
 fn print_done(repo: &str, done: &RepositoryPlan) -> ExitCode {
-    let mut failed = !done.complete;
-    if let Some(e) = &done.error {
+    let mut failed = !done.complete();
+    if let Some(e) = done.error() {
         println!("{repo}: {e}");
     }
     for d in &done.delete {
@@ -668,12 +668,9 @@ fn print_done(repo: &str, done: &RepositoryPlan) -> ExitCode {
             }
         }
     }
-    // What apply kept that the plan deleted: changed since planning, or refused for a lock.
-    for k in done
-        .keep
-        .iter()
-        .filter(|k| k.reason.starts_with("changed since planning") || k.reason.starts_with("not "))
-    {
+    // What apply kept that the plan deleted: changed since planning or while deleting,
+    // refused for a lock, or not reached.
+    for k in done.keep.iter().filter(|k| k.kind.overrides_a_decision()) {
         println!("kept {repo}@{}: {}", k.digest, k.reason);
     }
     let deleted = done.delete.iter().filter(|d| d.error.is_none()).count();

@@ -18,11 +18,13 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
 use tokio::sync::RwLock;
 
-use crate::registry::ClientOptions;
+use crate::plan::Cause;
+use crate::registry::{ClientOptions, RegistryError};
 use crate::report::Report;
+use crate::state::StateError;
 use crate::sweep::scope;
 use crate::trigger::{self, Decision, Job, Origin, Scope};
-use crate::wiring::{Inventory, Settings};
+use crate::wiring::{Inventory, Settings, WiringError};
 use config::{Config, StateChoice};
 use secrets::Secrets;
 
@@ -126,7 +128,7 @@ impl App {
                 let origin = job.origin;
                 let result = self.run_job(config, job, deadline).await;
                 emit_metrics(origin, result.as_ref().ok(), u64::from(result.is_err()));
-                Ok(serde_json::to_value(result?)?)
+                Ok(serde_json::to_value(result.map_err(|e| e.to_string())?)?)
             }
             Ok(Decision::Ignore(reason)) => Ok(json!({ "ignored": reason })),
             Err(e) => Err(e.to_string().into()),
@@ -166,7 +168,7 @@ impl App {
                 );
                 match result {
                     Ok(report) => (200, serde_json::to_value(report).unwrap_or(Value::Null)),
-                    Err(e) => (500, json!({ "error": e })),
+                    Err(e) => (500, json!({ "error": e.to_string() })),
                 }
             }
             Ok(Decision::Ignore(reason)) => (200, json!({ "ignored": reason })),
@@ -184,24 +186,20 @@ impl App {
         config: &Config,
         job: Job,
         deadline: Option<Instant>,
-    ) -> Result<Report, String> {
+    ) -> Result<Report, JobError> {
         let first = self.sweep(config, &job, deadline).await;
-        match first {
-            Err(e) if e.contains("HTTP 401") => {
-                self.reload_secrets().await;
-                self.sweep(config, &job, deadline).await
-            }
-            Ok(report)
-                if report
-                    .repositories
-                    .iter()
-                    .any(|r| r.error.as_deref().is_some_and(|e| e.contains("HTTP 401"))) =>
-            {
-                self.reload_secrets().await;
-                self.sweep(config, &job, deadline).await
-            }
-            other => other,
+        let refused = match &first {
+            Err(e) => e.is_credentials(),
+            Ok(report) => report
+                .repositories
+                .iter()
+                .any(|r| r.cause() == Some(Cause::Credentials)),
+        };
+        if !refused {
+            return first;
         }
+        self.reload_secrets().await;
+        self.sweep(config, &job, deadline).await
     }
 
     async fn sweep(
@@ -209,13 +207,13 @@ impl App {
         config: &Config,
         job: &Job,
         deadline: Option<Instant>,
-    ) -> Result<Report, String> {
+    ) -> Result<Report, JobError> {
         let credentials = self
             .secrets
             .read()
             .await
             .as_ref()
-            .map_err(|e| e.clone())?
+            .map_err(|e| JobError::Secrets(e.clone()))?
             .credentials
             .clone();
         let inventory = match &config.state {
@@ -226,7 +224,7 @@ impl App {
                     table: table.clone(),
                     client: c.clone(),
                 },
-                None => return Err("DynamoDB client not configured".into()),
+                None => return Err(JobError::NoDynamo),
             },
         };
         let settings = Settings {
@@ -238,17 +236,12 @@ impl App {
             },
             inventory,
         };
-        let mut wired = settings.wire().map_err(|e| e.to_string())?;
+        let mut wired = settings.wire()?;
         let now = Utc::now();
         let mut sweeper = wired.sweeper(&config.policy, now).deadline(deadline);
-        sweeper
-            .remember(&job.pushed)
-            .await
-            .map_err(|e| e.to_string())?;
+        sweeper.remember(&job.pushed).await?;
         let repositories: Vec<String> = match &job.scope {
-            Scope::Policy => scope(sweeper.client, &config.policy, &[])
-                .await
-                .map_err(|e| e.to_string())?,
+            Scope::Policy => scope(sweeper.client, &config.policy, &[]).await?,
             Scope::Repositories(names) => names
                 .iter()
                 .filter(|n| {
@@ -263,11 +256,38 @@ impl App {
         };
         let outcome = sweeper
             .run(&repositories, !config.dry_run, |_, _, _| {})
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let mut report = Report::new(now, config.dry_run, outcome.repositories);
         report.unfinished = outcome.unfinished;
         Ok(report)
+    }
+}
+
+/// Why a job failed. The text is the answer's `error`; the Lambda face branches on the kind.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The secrets could not be read (the text says which and why).
+    #[error("{0}")]
+    Secrets(String),
+    #[error("DynamoDB client not configured")]
+    NoDynamo,
+    #[error(transparent)]
+    Wiring(#[from] WiringError),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl JobError {
+    /// The registry wanted or refused the credentials: a rotated secret may fix it.
+    pub fn is_credentials(&self) -> bool {
+        match self {
+            JobError::Registry(e) | JobError::Wiring(WiringError::Registry(e)) => {
+                e.is_credentials()
+            }
+            _ => false,
+        }
     }
 }
 

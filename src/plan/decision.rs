@@ -1,25 +1,140 @@
 //! The planner's output: for one repository, what goes, what loses a tag, and what stays,
 //! each with its reason. The JSON report is these types, serialized.
+//!
+//! Code branches on the typed parts (`Status`, `KeepKind`, `Cause`), never on the text
+//! beside them, which is for people.
 
 use chrono::{DateTime, Utc};
+use serde::ser::SerializeStruct;
 use serde::Serialize;
 
+use super::snapshot::{Cause, Problem};
 use crate::registry::Digest;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepositoryPlan {
     pub name: String,
-    /// False when something needed to decide safety could not be read.
-    pub complete: bool,
-    pub error: Option<String>,
+    pub status: Status,
     /// Parents first: an index before its children, a subject before its referrers.
     pub delete: Vec<Delete>,
     pub untag: Vec<Untag>,
     pub keep: Vec<Keep>,
-    /// Apply stopped before it finished here (the function's time ran out); the next run
-    /// picks up what is left.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub unfinished: bool,
+}
+
+/// How a repository's plan (or its apply) ended. One value, so the parts cannot disagree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    /// Everything needed to decide safety was read; each entry says how it went.
+    Complete,
+    /// Something needed to decide safety could not be read (or apply found the repository
+    /// changed past deciding): nothing was deleted.
+    Incomplete(Problem),
+    /// Apply stopped before it finished (the run's time ran out); the next run picks up
+    /// what is left.
+    Unfinished,
+}
+
+/// Why a manifest stays, for code to branch on. For a manifest kept because something that
+/// stays reaches it (a child of a kept index), it is the kind of what keeps that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeepKind {
+    /// `protect.digests` names it.
+    Pinned,
+    /// A `protect.tags` pattern matches one of its tags.
+    Protected,
+    /// Locked in the registry: its own lock or a tag's.
+    Locked,
+    /// A tag on it stays (not selected by its rule, or no rule selects it).
+    Tagged,
+    /// Every tag on it goes, but the rule only removes tags (`untag_only`).
+    UntagOnly,
+    /// Untagged, and no untagged rule selects it (yet).
+    Untagged,
+    /// Only linked from manifests that nothing selects (a cycle of links).
+    Linked,
+    /// A referrer that stays (an SBOM, a signature) needs it (`manifest delete --older-than`).
+    Referred,
+    /// A manual operation does not name it; or only its tag goes.
+    NotChosen,
+    /// The repository could not be read whole: nothing is deleted this run.
+    Incomplete,
+    /// Something chosen to go is refused, and this belongs to it (manual, without `--force`).
+    Held,
+    /// Apply found it changed since planning, or while deleting: a tag now reaches it.
+    Changed,
+    /// Apply did not get to it: the run stopped (time, or the tags could not be read again).
+    Stopped,
+    /// Apply asked, and the registry refused: locked.
+    Refused,
+}
+
+impl KeepKind {
+    /// Kept although the plan (or the user) had it go: apply's second thoughts, and the
+    /// refusals of a manual operation.
+    pub fn overrides_a_decision(self) -> bool {
+        matches!(
+            self,
+            KeepKind::Held | KeepKind::Changed | KeepKind::Stopped | KeepKind::Refused
+        )
+    }
+}
+
+impl RepositoryPlan {
+    /// A plan that decides nothing yet: complete, with no entries.
+    pub fn empty(name: impl Into<String>) -> RepositoryPlan {
+        RepositoryPlan {
+            name: name.into(),
+            status: Status::Complete,
+            delete: Vec::new(),
+            untag: Vec::new(),
+            keep: Vec::new(),
+        }
+    }
+
+    /// Everything needed to decide safety was read (an unfinished apply was complete too).
+    pub fn complete(&self) -> bool {
+        !matches!(self.status, Status::Incomplete(_))
+    }
+
+    /// Why the repository is incomplete, for people.
+    pub fn error(&self) -> Option<&str> {
+        match &self.status {
+            Status::Incomplete(p) => Some(&p.text),
+            _ => None,
+        }
+    }
+
+    /// The kind of what made it incomplete.
+    pub fn cause(&self) -> Option<Cause> {
+        match &self.status {
+            Status::Incomplete(p) => Some(p.cause),
+            _ => None,
+        }
+    }
+
+    pub fn unfinished(&self) -> bool {
+        self.status == Status::Unfinished
+    }
+}
+
+/// The report's shape, as before the status was one value: `complete`, `error`, and
+/// `unfinished` only when true.
+impl Serialize for RepositoryPlan {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let unfinished = self.unfinished();
+        let mut s = serializer.serialize_struct("RepositoryPlan", 6 + usize::from(unfinished))?;
+        s.serialize_field("name", &self.name)?;
+        s.serialize_field("complete", &self.complete())?;
+        s.serialize_field("error", &self.error())?;
+        s.serialize_field("delete", &self.delete)?;
+        s.serialize_field("untag", &self.untag)?;
+        s.serialize_field("keep", &self.keep)?;
+        if unfinished {
+            s.serialize_field("unfinished", &true)?;
+        }
+        s.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,7 +168,11 @@ pub struct Untag {
 pub struct Keep {
     pub digest: Digest,
     pub tags: Vec<String>,
+    /// Why, for people.
     pub reason: String,
+    /// Why, for code (not in the report: its text says it).
+    #[serde(skip)]
+    pub kind: KeepKind,
     #[serde(skip)]
     pub since: Option<DateTime<Utc>>,
 }

@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::graph::{Edge, Graph, TagKinds};
-use super::{incomplete, settle, Delete, Keep, Own, RepositoryPlan, Snapshot, Untag};
+use super::{
+    incomplete, settle, Delete, Keep, KeepKind, Own, Problem, RepositoryPlan, Snapshot, Status,
+    Untag,
+};
 use chrono::{DateTime, Utc};
 
 use crate::policy::Policy;
@@ -138,6 +141,7 @@ pub fn delete_chosen(
                     digest: d.digest,
                     tags: d.tags,
                     reason: format!("not deleted: {why}"),
+                    kind: KeepKind::Held,
                     since: d.since,
                 });
             }
@@ -155,12 +159,11 @@ pub fn delete_chosen(
 /// but like the guide's script it only deletes manifests, never a tag alone, and it never
 /// leaves a referrer that stays (a recent SBOM) without its subject: the subject stays too.
 pub fn older_than(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> RepositoryPlan {
-    const PIN: &str = "pinned by protect.digests";
     let tags = TagKinds::of(snapshot);
     let graph = Graph::build(snapshot, &tags);
-    let mut policy = policy.clone();
+    let mut needed = BTreeSet::new();
     loop {
-        let mut plan = super::plan(snapshot, &policy, now);
+        let mut plan = super::plan_keeping(snapshot, policy, now, &needed);
         plan.untag.clear();
         let going: BTreeSet<&Digest> = plan.delete.iter().map(|d| &d.digest).collect();
         let more: Vec<Digest> = going
@@ -174,32 +177,19 @@ pub fn older_than(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> R
             .map(|d| (*d).clone())
             .collect();
         if more.is_empty() {
-            // Say why in the user's words, not the pin's.
-            for k in plan.keep.iter_mut() {
-                if k.reason.contains(PIN) {
-                    k.reason = k
-                        .reason
-                        .replace(PIN, "a referrer that stays (an SBOM, a signature) needs it");
-                }
-            }
             return plan;
         }
-        policy.protect.digests.extend(more);
+        needed.extend(more);
     }
 }
 
 /// A plan that removes one tag and nothing else: the manifest stays, with its other tags.
 /// A tag the registry has locked is kept.
 pub fn untag_only(snapshot: &Snapshot, tag: &str, reason: &str) -> RepositoryPlan {
-    let mut plan = RepositoryPlan {
-        name: snapshot.repository.clone(),
-        complete: snapshot.problems.is_empty(),
-        error: (!snapshot.problems.is_empty()).then(|| snapshot.problems.join("; ")),
-        delete: Vec::new(),
-        untag: Vec::new(),
-        keep: Vec::new(),
-        unfinished: false,
-    };
+    let mut plan = RepositoryPlan::empty(&snapshot.repository);
+    if !snapshot.problems.is_empty() {
+        plan.status = Status::Incomplete(Problem::join(&snapshot.problems));
+    }
     let Some(t) = snapshot.tags.get(tag) else {
         return plan;
     };
@@ -215,9 +205,10 @@ pub fn untag_only(snapshot: &Snapshot, tag: &str, reason: &str) -> RepositoryPla
             digest: t.digest.clone(),
             tags: vec![tag.to_owned()],
             reason: format!("tag {tag:?} is locked in the registry"),
+            kind: KeepKind::Locked,
             since: t.updated,
         });
-    } else if plan.complete {
+    } else if plan.complete() {
         plan.untag.push(Untag {
             tag: tag.to_owned(),
             digest: t.digest.clone(),
@@ -228,6 +219,7 @@ pub fn untag_only(snapshot: &Snapshot, tag: &str, reason: &str) -> RepositoryPla
             digest: t.digest.clone(),
             tags: others,
             reason: "only the tag goes; the manifest stays".into(),
+            kind: KeepKind::NotChosen,
             since: t.updated,
         });
     }
@@ -269,15 +261,18 @@ fn verdicts<'s>(
                 .get(digest)
                 .is_some_and(|all| all.iter().any(|t| snapshot.tags[t].locked));
             let verdict = if facts.locked || any_tag_locked {
-                Own::Keep("locked in the registry".into())
+                Own::Keep(KeepKind::Locked, "locked in the registry".into())
             } else if chosen.contains(digest) {
                 Own::Candidate(reason.to_owned())
             } else if let Some(t) = user.and_then(|u| u.first()) {
-                Own::Keep(format!("tag {t:?} stays"))
+                Own::Keep(KeepKind::Tagged, format!("tag {t:?} stays"))
             } else if graph.has_parent(digest) {
                 Own::Dependent
             } else {
-                Own::Keep("untagged, and not part of this operation".into())
+                Own::Keep(
+                    KeepKind::NotChosen,
+                    "untagged, and not part of this operation".into(),
+                )
             };
             (digest, verdict)
         })

@@ -25,23 +25,34 @@ use chrono::{DateTime, Utc};
 
 use crate::policy::{Policy, Rule};
 use crate::registry::Digest;
-pub use decision::{Delete, Keep, RepositoryPlan, Untag};
+pub use decision::{Delete, Keep, KeepKind, RepositoryPlan, Status, Untag};
 use graph::{Graph, TagKinds};
 use select::{judge, Item, Verdict};
-pub use snapshot::{ManifestFacts, Snapshot, TagRef};
+pub use snapshot::{Cause, ManifestFacts, Problem, Snapshot, TagRef};
 
 /// The reason given for finishing the removal of a tag left dangling.
 pub const DANGLING: &str = "an earlier run removed what this tag named, but the registry still lists it, naming nothing: the untag is finished";
 
 /// A manifest's own verdict, before the graph has its say.
 pub(crate) enum Own {
-    Keep(String),
+    Keep(KeepKind, String),
     Candidate(String),
     /// Untagged, but a present index or subject keeps it: it follows them.
     Dependent,
 }
 
 pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> RepositoryPlan {
+    plan_keeping(snapshot, policy, now, &BTreeSet::new())
+}
+
+/// The planner, with `needed` kept because a referrer that stays needs them
+/// (`manifest delete --older-than` never orphans a recent SBOM).
+pub(crate) fn plan_keeping(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    needed: &BTreeSet<Digest>,
+) -> RepositoryPlan {
     let tags = TagKinds::of(snapshot);
     if !snapshot.problems.is_empty() {
         return incomplete(snapshot, &tags);
@@ -59,16 +70,28 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
             .get(digest)
             .and_then(|all| all.iter().find(|t| snapshot.tags[*t].locked));
         let verdict = if policy.protect.digests.contains(digest) {
-            Own::Keep("pinned by protect.digests".into())
+            Own::Keep(KeepKind::Pinned, "pinned by protect.digests".into())
+        } else if needed.contains(digest) {
+            Own::Keep(
+                KeepKind::Referred,
+                "a referrer that stays (an SBOM, a signature) needs it".into(),
+            )
         } else if facts.locked && !policy.protect.include_locked {
-            Own::Keep("locked in the registry (protect.include_locked is false)".into())
+            Own::Keep(
+                KeepKind::Locked,
+                "locked in the registry (protect.include_locked is false)".into(),
+            )
         } else if let Some(tag) = locked_tag.filter(|_| !policy.protect.include_locked) {
-            Own::Keep(format!("tag {tag:?} is locked in the registry"))
+            Own::Keep(
+                KeepKind::Locked,
+                format!("tag {tag:?} is locked in the registry"),
+            )
         } else if let Some((tag, pattern)) = protected_link_tag(&tags, policy, digest) {
             // Protection wins over everything, link tags (signatures...) included.
-            Own::Keep(format!(
-                "tag {tag:?} is protected by protect.tags {pattern:?}"
-            ))
+            Own::Keep(
+                KeepKind::Protected,
+                format!("tag {tag:?} is protected by protect.tags {pattern:?}"),
+            )
         } else if !user_tags.is_empty() {
             let repo = snapshot.repository.as_str();
             let untag_only = user_tags.iter().find_map(|t| {
@@ -81,11 +104,21 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
                 user_tags.iter().find(|t| !tag_verdicts[*t].selected),
                 untag_only,
             ) {
-                (Some(t), _) => Own::Keep(format!("tag {t:?} stays: {}", tag_verdicts[t].reason)),
+                (Some(t), _) => Own::Keep(
+                    if policy.protecting_pattern(t).is_some() {
+                        KeepKind::Protected
+                    } else {
+                        KeepKind::Tagged
+                    },
+                    format!("tag {t:?} stays: {}", tag_verdicts[t].reason),
+                ),
                 // Every tag goes, but a rule that only untags leaves the manifest.
-                (None, Some((t, rule))) => Own::Keep(format!(
-                    "tag {t:?}: rule {rule:?} removes tags and leaves manifests (untag_only)"
-                )),
+                (None, Some((t, rule))) => Own::Keep(
+                    KeepKind::UntagOnly,
+                    format!(
+                        "tag {t:?}: rule {rule:?} removes tags and leaves manifests (untag_only)"
+                    ),
+                ),
                 (None, None) => Own::Candidate(
                     user_tags
                         .iter()
@@ -99,8 +132,8 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
         } else {
             match untagged_verdicts.get(digest) {
                 Some(v) if v.selected => Own::Candidate(v.reason.clone()),
-                Some(v) => Own::Keep(v.reason.clone()),
-                None => Own::Keep("untagged; no rule judged it".into()),
+                Some(v) => Own::Keep(KeepKind::Untagged, v.reason.clone()),
+                None => Own::Keep(KeepKind::Untagged, "untagged; no rule judged it".into()),
             }
         };
         own.insert(digest, verdict);
@@ -152,21 +185,29 @@ pub(crate) fn settle(
     // left pointing at a deleted manifest.
     let kept_first = graph.reach(
         own.iter()
-            .filter(|(_, o)| matches!(o, Own::Keep(_)))
+            .filter(|(_, o)| matches!(o, Own::Keep(..)))
             .map(|(d, _)| *d),
     );
     for (d, o) in own.iter_mut() {
         if matches!(o, Own::Dependent) && !doomed.contains_key(*d) && !kept_first.contains_key(*d) {
-            *o = Own::Keep("only linked from manifests that nothing selects".into());
+            *o = Own::Keep(
+                KeepKind::Linked,
+                "only linked from manifests that nothing selects".into(),
+            );
         }
     }
     let own_reason = |d: &Digest| match &own[d] {
-        Own::Keep(r) | Own::Candidate(r) => r.clone(),
+        Own::Keep(_, r) | Own::Candidate(r) => r.clone(),
         Own::Dependent => String::new(),
+    };
+    // Every kept manifest's root is kept for a reason of its own.
+    let own_kind = |d: &Digest| match &own[d] {
+        Own::Keep(k, _) => *k,
+        Own::Candidate(_) | Own::Dependent => KeepKind::Linked,
     };
     let kept = graph.reach(
         own.iter()
-            .filter(|(_, o)| matches!(o, Own::Keep(_)))
+            .filter(|(_, o)| matches!(o, Own::Keep(..)))
             .map(|(d, _)| *d),
     );
     let deleted: BTreeSet<Digest> = doomed
@@ -183,16 +224,19 @@ pub(crate) fn settle(
             continue;
         }
         // Everything not deleted is in `kept`: it is a root of it or reached from one.
-        let reason = match kept
+        let (kind, reason) = match kept
             .get(digest)
             .and_then(|r| r.via.as_ref().map(|v| (v, &r.root)))
         {
-            None => own_reason(digest),
-            Some(((parent, edge), root)) => format!(
-                "{} of {}, which stays: {}",
-                edge.noun(),
-                parent.short(),
-                own_reason(root)
+            None => (own_kind(digest), own_reason(digest)),
+            Some(((parent, edge), root)) => (
+                own_kind(root),
+                format!(
+                    "{} of {}, which stays: {}",
+                    edge.noun(),
+                    parent.short(),
+                    own_reason(root)
+                ),
             ),
         };
         for t in tags.user.get(digest).into_iter().flatten() {
@@ -209,6 +253,7 @@ pub(crate) fn settle(
             digest: digest.clone(),
             tags: tags_of(digest),
             reason,
+            kind,
             since: since(digest),
         });
     }
@@ -254,12 +299,10 @@ pub(crate) fn settle(
         .collect();
     RepositoryPlan {
         name: repo.to_owned(),
-        complete: true,
-        error: None,
+        status: Status::Complete,
         delete,
         untag,
         keep,
-        unfinished: false,
     }
 }
 
@@ -369,11 +412,9 @@ pub fn manifest_since(snapshot: &Snapshot, tags: &TagKinds, d: &Digest) -> Optio
 }
 
 pub(crate) fn incomplete(snapshot: &Snapshot, tags: &TagKinds) -> RepositoryPlan {
-    let error = snapshot.problems.join("; ");
     RepositoryPlan {
         name: snapshot.repository.clone(),
-        complete: false,
-        error: Some(error),
+        status: Status::Incomplete(Problem::join(&snapshot.problems)),
         delete: Vec::new(),
         untag: Vec::new(),
         keep: snapshot
@@ -383,10 +424,10 @@ pub(crate) fn incomplete(snapshot: &Snapshot, tags: &TagKinds) -> RepositoryPlan
                 digest: d.clone(),
                 tags: tags.all.get(d).cloned().unwrap_or_default(),
                 reason: "repository incomplete: nothing is deleted this run".into(),
+                kind: KeepKind::Incomplete,
                 since: None,
             })
             .collect(),
-        unfinished: false,
     }
 }
 

@@ -24,7 +24,73 @@ pub struct Snapshot {
     pub dangling: BTreeMap<String, Digest>,
     /// Why the picture may be incomplete (a listing stopped early, a manifest could not be
     /// read). Any entry here means this repository deletes nothing this run.
-    pub problems: Vec<String>,
+    pub problems: Vec<Problem>,
+}
+
+/// Something that could not be read: what, for people, and its kind, for code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub cause: Cause,
+    pub text: String,
+}
+
+/// The kinds of problem code acts on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cause {
+    /// The registry wanted or refused credentials: reading them again may help (Lambda
+    /// reads its secret again, once, after a rotation).
+    Credentials,
+    /// Anything else that could not be read, or contradicted itself.
+    Read,
+}
+
+impl Problem {
+    pub fn new(cause: Cause, text: impl Into<String>) -> Problem {
+        Problem {
+            cause,
+            text: text.into(),
+        }
+    }
+
+    /// `what` failed with `error`.
+    pub fn of(what: impl std::fmt::Display, error: &crate::registry::RegistryError) -> Problem {
+        let cause = if error.is_credentials() {
+            Cause::Credentials
+        } else {
+            Cause::Read
+        };
+        Problem::new(cause, format!("{what}: {error}"))
+    }
+
+    /// Several problems as one, for a report: the first credentials problem's kind wins.
+    pub fn join(problems: &[Problem]) -> Problem {
+        let cause = problems
+            .iter()
+            .map(|p| p.cause)
+            .find(|c| *c == Cause::Credentials)
+            .unwrap_or(Cause::Read);
+        let text: Vec<&str> = problems.iter().map(|p| p.text.as_str()).collect();
+        Problem::new(cause, text.join("; "))
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// A problem said in words only: a read problem.
+impl From<&str> for Problem {
+    fn from(text: &str) -> Problem {
+        Problem::new(Cause::Read, text)
+    }
+}
+
+impl From<String> for Problem {
+    fn from(text: String) -> Problem {
+        Problem::new(Cause::Read, text)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -327,9 +327,9 @@ fn an_incomplete_repository_deletes_nothing() {
         .problems
         .push("GET /v2/ci/app/manifests/pr-2: HTTP 500".into());
     let p = repo.plan(PR_BUILDS);
-    assert!(!p.complete);
+    assert!(!p.complete());
     assert!(p.delete.is_empty() && p.untag.is_empty());
-    assert!(p.error.unwrap().contains("HTTP 500"));
+    assert!(p.error().unwrap().contains("HTTP 500"));
 }
 
 #[test]
@@ -517,7 +517,7 @@ fn a_tag_left_dangling_by_an_earlier_run_is_untagged_whatever_the_rules_say() {
     repo.0.dangling.insert("v2".into(), d(2));
     // No rule selects v2, and v1 stays: only the dangling tag goes.
     let plan = repo.plan(PURGE_UNTAGGED);
-    assert!(plan.complete);
+    assert!(plan.complete());
     assert!(plan.delete.is_empty());
     assert_eq!(plan.untag.len(), 1);
     assert_eq!(plan.untag[0].tag, "v2");
@@ -558,4 +558,116 @@ fn an_untag_only_rule_removes_every_tag_and_keeps_the_manifest_and_its_children(
     assert!(kept(&p, &d(1)).starts_with("child of"));
     // The same rule without untag_only deletes them.
     assert_eq!(repo.plan(PR_BUILDS).delete.len(), 4);
+}
+
+fn kind(p: &RepositoryPlan, digest: &Digest) -> KeepKind {
+    p.keep
+        .iter()
+        .find(|k| &k.digest == digest)
+        .map(|k| k.kind)
+        .unwrap_or_else(|| panic!("{digest} not kept: {p:#?}"))
+}
+
+#[test]
+fn a_kept_child_carries_the_kind_of_what_keeps_its_parent() {
+    let repo = Repo::new()
+        .image(1, None)
+        .index(2, &[1])
+        .tag("stable", 2)
+        .image(3, None)
+        .index(4, &[3])
+        .image(5, None)
+        .untagged_since(5, days_ago(1));
+    let policy = format!(
+        r#"{{"rules":[{{"name":"u","select":"untagged","older_than":"7d"}}],"protect":{{"digests":["{}"]}}}}"#,
+        d(4)
+    );
+    let p = repo.plan(&policy);
+    assert_eq!(kind(&p, &d(2)), KeepKind::Tagged);
+    assert_eq!(kind(&p, &d(1)), KeepKind::Tagged, "child of a tagged index");
+    assert_eq!(kind(&p, &d(4)), KeepKind::Pinned);
+    assert_eq!(kind(&p, &d(3)), KeepKind::Pinned, "child of a pinned index");
+    assert_eq!(kind(&p, &d(5)), KeepKind::Untagged, "too young");
+}
+
+#[test]
+fn keep_kinds_tell_protection_locks_and_untag_only_apart() {
+    let mut repo = Repo::new()
+        .image(1, days_ago(400))
+        .tag("release-1", 1)
+        .image(2, days_ago(400))
+        .tag("pr-2", 2)
+        .image(3, days_ago(400))
+        .tag("dev-3", 3);
+    repo.0.tags.get_mut("pr-2").unwrap().locked = true;
+    let p = repo.plan(
+        r#"{"rules":[{"name":"all","select":"tagged","tags":"(release|pr)-.*"},
+                     {"name":"dev","select":"tagged","tags":"dev-.*","untag_only":true}],
+            "protect":{"tags":["release-.*"]}}"#,
+    );
+    assert_eq!(kind(&p, &d(1)), KeepKind::Protected);
+    assert_eq!(kind(&p, &d(2)), KeepKind::Locked);
+    assert_eq!(kind(&p, &d(3)), KeepKind::UntagOnly);
+}
+
+#[test]
+fn an_incomplete_repository_keeps_everything_as_incomplete_with_the_cause() {
+    let mut repo = Repo::new().image(1, days_ago(40)).tag("pr-1", 1);
+    repo.0.problems.push("tags listing failed".into());
+    repo.0.problems.push(Problem::new(
+        Cause::Credentials,
+        "GET /v2/ci/app/tags/list: HTTP 401",
+    ));
+    let p = repo.plan(PR_BUILDS);
+    assert_eq!(kind(&p, &d(1)), KeepKind::Incomplete);
+    assert_eq!(p.cause(), Some(Cause::Credentials));
+    assert_eq!(
+        p.error(),
+        Some("tags listing failed; GET /v2/ci/app/tags/list: HTTP 401")
+    );
+}
+
+#[test]
+fn older_than_keeps_the_subject_of_a_recent_referrer_as_referred() {
+    // Index 1 (v1) is old, and its SBOM 2 is recent: 1 stays, and so does its child 3.
+    let mut repo = Repo::new()
+        .image(3, days_ago(400))
+        .index(1, &[3])
+        .referrer(2, 1)
+        .tag("v1", 1)
+        .tag("sbom-v1", 2);
+    repo.0.manifests.get_mut(&d(2)).unwrap().created = days_ago(1);
+    let policy = Policy::whole_repository("ci/app", std::time::Duration::from_secs(30 * 86400));
+    let p = manual::older_than(&repo.0, &policy, now());
+    assert!(p.delete.is_empty(), "{:?}", p.delete);
+    assert_eq!(kind(&p, &d(1)), KeepKind::Referred);
+    assert_eq!(
+        kind(&p, &d(3)),
+        KeepKind::Referred,
+        "child of what a referrer needs"
+    );
+}
+
+#[test]
+fn the_report_keeps_its_shape_complete_error_and_unfinished_only_when_true() {
+    let mut p = RepositoryPlan::empty("app");
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["complete"], true);
+    assert!(json["error"].is_null() && json.get("error").is_some());
+    assert!(json.get("unfinished").is_none(), "{json}");
+    let keys: Vec<&String> = json.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 6, "{keys:?}");
+
+    p.status = Status::Unfinished;
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(
+        (json["complete"].clone(), json["unfinished"].clone()),
+        (true.into(), true.into())
+    );
+
+    p.status = Status::Incomplete("HTTP 500".into());
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["complete"], false);
+    assert_eq!(json["error"], "HTTP 500");
+    assert!(json.get("unfinished").is_none());
 }

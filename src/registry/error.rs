@@ -61,7 +61,12 @@ pub enum RegistryError {
     #[error("{operation} is not available on {registry} (it needs --kind acr)")]
     Unsupported { operation: String, registry: String },
     #[error("token request to {realm}: {reason}")]
-    Token { realm: String, reason: String },
+    Token {
+        realm: String,
+        reason: String,
+        /// What the token service answered, when it answered with an error status.
+        status: Option<u16>,
+    },
     #[error("{repository}@{reference}: the registry served content with digest {actual}, not {expected}")]
     DigestMismatch {
         repository: String,
@@ -116,8 +121,53 @@ impl RegistryError {
         matches!(self, RegistryError::Locked { .. })
     }
 
+    /// The registry wants credentials, or refused the ones given.
+    pub fn is_credentials(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::CredentialsNeeded { .. }
+                | RegistryError::CredentialsRefused { .. }
+                | RegistryError::Token {
+                    status: Some(401 | 403),
+                    ..
+                }
+        )
+    }
+
     /// The thing asked for does not exist (404).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refused_credentials_are_told_apart_from_other_failures() {
+        let token = |status| RegistryError::Token {
+            realm: "https://auth.example/token".into(),
+            reason: "HTTP".into(),
+            status,
+        };
+        assert!(token(Some(401)).is_credentials());
+        assert!(token(Some(403)).is_credentials());
+        assert!(!token(Some(500)).is_credentials());
+        assert!(!token(None).is_credentials());
+        assert!(RegistryError::CredentialsNeeded {
+            method: "GET".into(),
+            path: "/v2/".into()
+        }
+        .is_credentials());
+        let server = RegistryError::Status {
+            method: "GET".into(),
+            path: "/v2/app/tags/list".into(),
+            status: 401,
+            detail: None,
+        };
+        assert!(!server.is_credentials(), "a bare status is not a refusal");
+        let problem = crate::plan::Problem::of("tags", &token(Some(401)));
+        assert_eq!(problem.cause, crate::plan::Cause::Credentials);
     }
 }

@@ -196,6 +196,7 @@ impl Transport {
         let fail = |reason: String| RegistryError::Token {
             realm: strip_query(realm),
             reason,
+            status: None,
         };
         let mut url = Url::parse(realm).map_err(|e| fail(format!("realm is not a URL: {e}")))?;
         if self.tls
@@ -225,7 +226,8 @@ impl Transport {
             })
             .await?;
         if !response.status().is_success() {
-            return Err(fail(format!("HTTP {}", response.status().as_u16())));
+            let status = response.status().as_u16();
+            return Err(with_status(fail(format!("HTTP {status}")), status));
         }
         let bytes = read_limited(&Method::GET, &url, response, ERROR_BODY_LIMIT).await?;
         let answer: TokenResponse = serde_json::from_slice(&bytes).map_err(|e| {
@@ -256,6 +258,7 @@ impl Transport {
         let fail = |reason: String| RegistryError::Token {
             realm: strip_query(realm.as_str()),
             reason,
+            status: None,
         };
         let realm_host = super::oci::registry_host(&realm);
         if realm_host.is_none() || realm_host != self.registry_host {
@@ -294,13 +297,13 @@ impl Transport {
                 if attempt == 0 {
                     continue;
                 }
-                return Err(fail(
+                return Err(with_status(fail(
                     "HTTP 401 for a freshly exchanged refresh token: the Azure AD token has no access to this registry".into(),
-                ));
+                ), 401));
             }
             let answer = answer
                 .filter(|_| status == 200)
-                .ok_or_else(|| fail(format!("HTTP {status}")))?;
+                .ok_or_else(|| with_status(fail(format!("HTTP {status}")), status))?;
             let token = answer
                 .access_token
                 .or(answer.token)
@@ -324,6 +327,7 @@ impl Transport {
         let fail = |reason: String| RegistryError::Token {
             realm: strip_query(exchange.as_str()),
             reason,
+            status: None,
         };
         let form = [
             ("grant_type", "access_token"),
@@ -332,12 +336,12 @@ impl Transport {
         ];
         let (status, answer) = self.post_form(&exchange, &form).await?;
         let answer = answer.filter(|_| status == 200).ok_or_else(|| {
-            fail(match status {
+            with_status(fail(match status {
                 401 | 403 => format!(
                     "HTTP {status}: the Azure AD token was refused (expired, or for another tenant or audience)"
                 ),
                 _ => format!("HTTP {status}"),
-            })
+            }), status)
         })?;
         answer
             .refresh_token
@@ -539,4 +543,16 @@ pub async fn status_error(method: &Method, url: &Url, response: Response) -> Reg
 /// A header as text, if present and readable.
 pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A token service's refusal, with the status it answered (401 and 403 mean the credentials).
+fn with_status(error: RegistryError, answered: u16) -> RegistryError {
+    match error {
+        RegistryError::Token { realm, reason, .. } => RegistryError::Token {
+            realm,
+            reason,
+            status: Some(answered),
+        },
+        other => other,
+    }
 }

@@ -120,4 +120,16 @@ impl Moto {
             .await
             .expect("create secret");
     }
+
+    /// Give a stored secret a new value (a rotation).
+    pub async fn rotate_secret(&self, name: &str, json: &str) {
+        let client = aws_sdk_secretsmanager::Client::new(&self.sdk().await);
+        client
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(json)
+            .send()
+            .await
+            .expect("put secret value");
+    }
 }
