@@ -10,6 +10,8 @@ use serde::Serialize;
 use crate::plan::RepositoryPlan;
 use crate::policy::human_duration;
 
+pub mod operations;
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub now: DateTime<Utc>,
@@ -53,11 +55,7 @@ impl Report {
 
     /// Whether anything failed: an incomplete repository or a failed action.
     pub fn has_failures(&self) -> bool {
-        self.summary.repositories_incomplete > 0
-            || self.repositories.iter().any(|r| {
-                r.delete.iter().any(|d| d.error.is_some())
-                    || r.untag.iter().any(|u| u.error.is_some())
-            })
+        self.repositories.iter().any(RepositoryPlan::has_failures)
     }
 
     pub fn to_json(&self) -> String {

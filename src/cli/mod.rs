@@ -1,17 +1,23 @@
-//! The command line. `plan` and `apply` sweep with a policy (`sweep`), and `purge` with the
-//! policy that `acr purge`'s flags stand for (`purge`); the manual operations of the ACR guide
-//! (`repository`, `image`, `tag`, `manifest`) name what goes instead (`manual`). All reach
-//! the registry the same way (`connect`).
+//! The command line: one file per command.
+//! - `plan` and `apply` sweep with a policy (`sweep.rs`); `purge` with the policy that
+//!   `acr purge`'s flags stand for (`purge.rs`).
+//! - The manual operations of the ACR guide name what goes instead: `repository.rs`,
+//!   `image.rs`, `tag.rs`, `manifest.rs`, with what they share in `operation.rs`.
+//! - All reach the registry the same way (`connect.rs`); `terminal.rs` asks and shows
+//!   progress. What a command prints is made in the library's `report` module.
 
 mod connect;
-mod manual;
+mod image;
+mod manifest;
+mod operation;
 mod purge;
+mod repository;
 mod sweep;
+mod tag;
+mod terminal;
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 
-use anyhow::anyhow;
 use clap::{Parser, Subcommand};
 
 pub use connect::ConnectArgs;
@@ -53,16 +59,16 @@ pub enum Command {
     Purge(purge::PurgeArgs),
     /// Repositories: delete one with everything in it.
     #[command(subcommand)]
-    Repository(manual::RepositoryCommand),
+    Repository(repository::RepositoryCommand),
     /// Images: delete one manifest with its tags (and what only it uses).
     #[command(subcommand)]
-    Image(manual::ImageCommand),
+    Image(image::ImageCommand),
     /// Tags: remove a tag and nothing else.
     #[command(subcommand)]
-    Tag(manual::TagCommand),
+    Tag(tag::TagCommand),
     /// Manifests: list them, or delete those older than a date.
     #[command(subcommand)]
-    Manifest(manual::ManifestCommand),
+    Manifest(manifest::ManifestCommand),
 }
 
 /// An error that is the user's to fix (exit 2), or a failure while running (exit 1).
@@ -106,60 +112,9 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
             sweep::sweep(args, mode, unlock).await
         }
         Command::Purge(args) => purge::purge(args).await,
-        Command::Repository(c) => manual::repository(c).await,
-        Command::Image(c) => manual::image(c).await,
-        Command::Tag(c) => manual::tag(c).await,
-        Command::Manifest(c) => manual::manifest(c).await,
-    }
-}
-
-/// Whether we may ask a question: both stdin and stderr are a terminal.
-fn can_ask() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// A change that was neither confirmed with `--yes` nor can be asked about.
-fn needs_yes() -> Failure {
-    usage(anyhow!(
-        "this changes the registry; pass --yes to confirm, or run it on a terminal to be asked"
-    ))
-}
-
-fn confirm(question: &str) -> bool {
-    eprint!("{question}");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() {
-        return false;
-    }
-    matches!(line.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
-}
-
-/// One line of progress on stderr, only when stderr is a terminal.
-struct Progress {
-    total: usize,
-    enabled: bool,
-}
-
-impl Progress {
-    fn new(total: usize) -> Progress {
-        Progress {
-            total,
-            enabled: std::io::stderr().is_terminal()
-                && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none(),
-        }
-    }
-
-    fn show(&self, i: usize, repo: &str, phase: &str) {
-        if self.enabled {
-            eprint!("\r\x1b[2K[{}/{}] {repo}: {phase}…", i + 1, self.total);
-            let _ = std::io::stderr().flush();
-        }
-    }
-
-    fn clear(&self) {
-        if self.enabled {
-            eprint!("\r\x1b[2K");
-        }
+        Command::Repository(c) => repository::run(c).await,
+        Command::Image(c) => image::run(c).await,
+        Command::Tag(c) => tag::run(c).await,
+        Command::Manifest(c) => manifest::run(c).await,
     }
 }

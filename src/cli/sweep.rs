@@ -14,7 +14,8 @@ use registry_janitor::report::Report;
 use registry_janitor::state::StateStore;
 use registry_janitor::sweep::{scope, Planned, Sweeper};
 
-use super::{can_ask, confirm, needs_yes, runtime, usage, ConnectArgs, Failure, Progress};
+use super::terminal::{can_ask, confirm, needs_yes, Progress};
+use super::{runtime, usage, ConnectArgs, Failure};
 
 #[derive(Args)]
 pub struct SweepArgs {

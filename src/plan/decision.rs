@@ -116,6 +116,13 @@ impl RepositoryPlan {
     pub fn unfinished(&self) -> bool {
         self.status == Status::Unfinished
     }
+
+    /// Incomplete, or an action failed.
+    pub fn has_failures(&self) -> bool {
+        !self.complete()
+            || self.delete.iter().any(|d| d.error.is_some())
+            || self.untag.iter().any(|u| u.error.is_some())
+    }
 }
 
 /// The report's shape, as before the status was one value: `complete`, `error`, and

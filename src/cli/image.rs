@@ -1,0 +1,150 @@
+//! `image delete`: one manifest with every tag on it, and what only it uses: the platform
+//! images of an index, its signatures and SBOMs (`az acr repository delete --image`).
+
+use std::collections::BTreeSet;
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use chrono::Utc;
+use clap::Subcommand;
+
+use registry_janitor::apply::Decider;
+use registry_janitor::plan::manual::delete_chosen;
+use registry_janitor::policy::Policy;
+use registry_janitor::registry::{Digest, Reference};
+use registry_janitor::report::operations;
+use registry_janitor::state::AnyState;
+
+use super::connect::Connection;
+use super::operation::{failed_if, finish, open, parse_image, require_complete, sweeper};
+use super::terminal::confirm;
+use super::{runtime, ConnectArgs, Failure};
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// Delete one manifest with every tag on it, and what only it uses: the platform images
+    /// of an index, its signatures and SBOMs (`az acr repository delete --image`).
+    Delete {
+        #[command(flatten)]
+        connect: ConnectArgs,
+        /// The image, as NAME:TAG or NAME@DIGEST.
+        #[arg(value_name = "NAME:TAG|NAME@DIGEST")]
+        image: String,
+        /// Do not ask for confirmation (needed when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+        /// Delete it even if a tagged index still uses it or referrers that stay point at it.
+        /// That breaks them.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+pub async fn run(command: ImageCommand) -> Result<ExitCode, Failure> {
+    let ImageCommand::Delete {
+        connect,
+        image,
+        yes,
+        force,
+    } = command;
+    let (repository, reference) = parse_image(&image, true)?;
+    let (conn, mut store) = open(&connect, yes)?;
+    let result = async {
+        let digest = match reference {
+            Reference::Digest(d) => d,
+            tag => conn
+                .client
+                .resolve(&repository, &tag)
+                .await
+                .map_err(runtime)?
+                .ok_or_else(|| runtime(anyhow!("{repository}:{tag}: no such tag")))?,
+        };
+        delete_image(&conn, &mut store, &connect, &repository, digest, yes, force).await
+    }
+    .await;
+    finish(store, result).await
+}
+
+async fn delete_image(
+    conn: &Connection,
+    store: &mut AnyState,
+    connect: &ConnectArgs,
+    repo: &str,
+    digest: Digest,
+    yes: bool,
+    force: bool,
+) -> Result<ExitCode, Failure> {
+    let now = Utc::now();
+    let policy = Policy::nothing();
+    let chosen: BTreeSet<Digest> = [digest.clone()].into();
+    let reason = "named by image delete".to_owned();
+    // Named, so that collect reads it even when nothing links to it (untagged, by digest).
+    let decider =
+        Decider::new(|s| delete_chosen(s, &chosen, &reason, force).plan).naming(chosen.clone());
+    let mut sweeper = sweeper(conn, &policy, store, connect, now);
+    let planned = sweeper.plan_with(repo, &decider).await.map_err(runtime)?;
+    require_complete(&planned)?;
+    if !planned.snapshot.manifests.contains_key(&digest) {
+        return Err(runtime(anyhow!("{repo}@{digest}: no such manifest")));
+    }
+    let c = delete_chosen(&planned.snapshot, &chosen, &reason, force);
+    let unforced: Vec<_> = c
+        .refused
+        .iter()
+        .filter(|r| !c.forced.contains(&r.digest))
+        .collect();
+    if let Some(r) = unforced.first() {
+        let hint = if r.locked {
+            "A registry lock holds it; lift the lock in the registry first."
+        } else {
+            "--force deletes it anyway, and breaks what uses it."
+        };
+        eprintln!(
+            "Refusing to delete {repo}@{}: {}.\nNothing was changed. {hint}",
+            r.digest, r.reason
+        );
+        return Ok(ExitCode::from(1));
+    }
+    print!(
+        "{}",
+        operations::image_delete_preview(repo, &digest, &c.plan)
+    );
+    for r in &c.refused {
+        println!(
+            "WARNING: --force: {} is deleted although {}.",
+            r.digest.short(),
+            r.reason
+        );
+    }
+    if !yes && !confirm("Are you sure you want to continue? (y/n): ") {
+        eprintln!("Nothing was changed.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    // At the re-check, force only what was shown: if something new now uses the manifest,
+    // it is kept, as without --force.
+    let shown = c.refused.clone();
+    let recheck = Decider::new(|s| {
+        let again = delete_chosen(s, &chosen, &reason, force);
+        if again.refused == shown {
+            again.plan
+        } else {
+            delete_chosen(s, &chosen, &reason, false).plan
+        }
+    })
+    .forcing(c.forced);
+    let done = sweeper
+        .apply_with(planned, &recheck)
+        .await
+        .map_err(runtime)?;
+    print!("{}", operations::done(repo, &done));
+    let code = failed_if(done.has_failures());
+    if !done
+        .delete
+        .iter()
+        .any(|d| d.digest == digest && d.error.is_none())
+    {
+        eprintln!("{repo}@{digest} was not deleted.");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(code)
+}
