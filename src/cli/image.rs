@@ -16,8 +16,9 @@ use registry_janitor::report::operations;
 use registry_janitor::state::AnyState;
 
 use super::connect::Connection;
-use super::operation::{failed_if, finish, open, parse_image, require_complete, sweeper};
-use super::terminal::confirm;
+use super::operation::{
+    apply_and_show, finish, go_ahead, open, parse_image, require_complete, sweeper,
+};
 use super::{runtime, ConnectArgs, Failure};
 
 #[derive(Subcommand)]
@@ -116,8 +117,7 @@ async fn delete_image(
             r.reason
         );
     }
-    if !yes && !confirm("Are you sure you want to continue? (y/n): ") {
-        eprintln!("Nothing was changed.");
+    if !go_ahead(yes) {
         return Ok(ExitCode::SUCCESS);
     }
     // At the re-check, force only what was shown: if something new now uses the manifest,
@@ -132,12 +132,7 @@ async fn delete_image(
         }
     })
     .forcing(c.forced);
-    let done = sweeper
-        .apply_with(planned, &recheck)
-        .await
-        .map_err(runtime)?;
-    print!("{}", operations::done(repo, &done));
-    let code = failed_if(done.has_failures());
+    let (done, code) = apply_and_show(&mut sweeper, planned, &recheck).await?;
     if !done
         .delete
         .iter()

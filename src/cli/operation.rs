@@ -7,15 +7,17 @@ use std::process::ExitCode;
 use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 
+use registry_janitor::apply::Decider;
+use registry_janitor::plan::RepositoryPlan;
 use registry_janitor::policy::Policy;
 use registry_janitor::registry::name::check_repository;
 use registry_janitor::registry::{Digest, Reference};
-use registry_janitor::report::Report;
+use registry_janitor::report::{operations, Report};
 use registry_janitor::state::{AnyState, StateStore};
 use registry_janitor::sweep::{Planned, Sweeper};
 
 use super::connect::Connection;
-use super::terminal::{can_ask, needs_yes};
+use super::terminal::{can_ask, confirm, needs_yes};
 use super::{runtime, usage, ConnectArgs, Failure};
 
 /// Connect and open the inventory; a change that cannot be confirmed stops here.
@@ -44,6 +46,31 @@ pub fn sweeper<'a>(
 ) -> Sweeper<'a, AnyState> {
     Sweeper::new(conn.client.as_ref(), policy, store, now)
         .concurrency(usize::from(connect.concurrency))
+}
+
+/// Ask before a change, unless `yes`; on no, say that nothing was changed.
+pub fn go_ahead(yes: bool) -> bool {
+    if yes || confirm("Are you sure you want to continue? (y/n): ") {
+        return true;
+    }
+    eprintln!("Nothing was changed.");
+    false
+}
+
+/// Apply `planned`, print what was done, and give the exit code (1 if anything failed).
+pub async fn apply_and_show(
+    sweeper: &mut Sweeper<'_, AnyState>,
+    planned: Planned,
+    decider: &Decider<'_>,
+) -> Result<(RepositoryPlan, ExitCode), Failure> {
+    let repo = planned.plan.name.clone();
+    let done = sweeper
+        .apply_with(planned, decider)
+        .await
+        .map_err(runtime)?;
+    print!("{}", operations::done(&repo, &done));
+    let code = failed_if(done.has_failures());
+    Ok((done, code))
 }
 
 /// Stop if the repository could not be read whole: nothing is decided on a partial picture.

@@ -18,8 +18,7 @@ use registry_janitor::report::operations;
 use registry_janitor::state::{AnyState, RepoInventory, StateStore};
 
 use super::connect::Connection;
-use super::operation::{failed_if, finish, open, require_complete, sweeper};
-use super::terminal::confirm;
+use super::operation::{apply_and_show, finish, go_ahead, open, require_complete, sweeper};
 use super::{runtime, usage, ConnectArgs, Failure};
 
 #[derive(Subcommand)]
@@ -68,8 +67,7 @@ async fn delete_repository(
     require_complete(&planned)?;
     let plan = &planned.plan;
     print!("{}", operations::repository_delete_preview(repo, plan));
-    if !yes && !confirm("Are you sure you want to continue? (y/n): ") {
-        eprintln!("Nothing was changed.");
+    if !go_ahead(yes) {
         return Ok(ExitCode::SUCCESS);
     }
     let capabilities = conn.client.capabilities();
@@ -105,10 +103,6 @@ async fn delete_repository(
         println!("Deleted the repository {repo}.");
         return Ok(ExitCode::SUCCESS);
     }
-    let done = sweeper
-        .apply_with(planned, &decider)
-        .await
-        .map_err(runtime)?;
-    print!("{}", operations::done(repo, &done));
-    Ok(failed_if(done.has_failures()))
+    let (_, code) = apply_and_show(&mut sweeper, planned, &decider).await?;
+    Ok(code)
 }

@@ -14,8 +14,9 @@ use registry_janitor::report::operations;
 use registry_janitor::state::AnyState;
 
 use super::connect::Connection;
-use super::operation::{failed_if, finish, open, parse_image, require_complete, sweeper};
-use super::terminal::confirm;
+use super::operation::{
+    apply_and_show, finish, go_ahead, open, parse_image, require_complete, sweeper,
+};
 use super::{runtime, usage, ConnectArgs, Failure};
 
 #[derive(Subcommand)]
@@ -85,16 +86,10 @@ async fn delete_tag(
         "{}",
         operations::tag_delete_preview(repo, tag, &tref.digest, &others)
     );
-    if !yes && !confirm("Are you sure you want to continue? (y/n): ") {
-        eprintln!("Nothing was changed.");
+    if !go_ahead(yes) {
         return Ok(ExitCode::SUCCESS);
     }
-    let done = sweeper
-        .apply_with(planned, &decider)
-        .await
-        .map_err(runtime)?;
-    print!("{}", operations::done(repo, &done));
-    let code = failed_if(done.has_failures());
+    let (done, code) = apply_and_show(&mut sweeper, planned, &decider).await?;
     if !done.untag.iter().any(|u| u.tag == tag && u.error.is_none()) {
         eprintln!(
             "{repo}:{tag} was not removed (it moved since the preview, or the registry refused)."
