@@ -39,8 +39,24 @@ build-lambda: deps
 	bash scripts/build-lambda.sh
 
 ## Deploy with SAM, asking for every parameter (needs AWS credentials; not part of CI).
+## `sam build` (BuildMethod rust-cargolambda) runs the same `cargo lambda build --release --arm64
+## --bin registry-janitor` as build-lambda, in place, so it finds that build up to date and copies
+## only the bootstrap into $(SAM_BUILD); on the Debian route it is pointed at target/arm64 and
+## Debian's rustc. `sam deploy` then uploads that, not the repository. SAM is the one on the PATH,
+## else its own virtualenv (target/sam-venv). The guided answers go to infra/samconfig.toml.
+SAM_VENV := target/sam-venv
+SAM ?= $(or $(shell command -v sam 2>/dev/null),$(SAM_VENV)/bin/sam)
+SAM_BUILD := target/sam-build
 deploy: build-lambda
-	cd infra && sam deploy --guided --template-file template.yaml
+	@test -x "$(SAM)" || { python3 -m venv $(SAM_VENV) && $(SAM_VENV)/bin/pip install -q --disable-pip-version-check aws-sam-cli; }
+	if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
+		"$(SAM)" build --template-file infra/template.yaml --build-dir $(SAM_BUILD); \
+	else \
+		CARGO_TARGET_DIR="$(CURDIR)/target/arm64" RUSTC=/usr/bin/rustc \
+			"$(SAM)" build --template-file infra/template.yaml --build-dir $(SAM_BUILD); \
+	fi
+	"$(SAM)" deploy --guided --template-file $(SAM_BUILD)/template.yaml \
+		--config-file "$(CURDIR)/infra/samconfig.toml"
 
 ## Benchmarks (not part of make test): the planner on 100k manifests, time and peak memory;
 ## then the registry sweep against a real local registry (BENCHMARKS.md: figures and knobs).

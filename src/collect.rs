@@ -9,6 +9,7 @@
 //! nothing in this repository.
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use crate::bounded;
 
@@ -48,12 +49,14 @@ pub async fn collect(
     policy: &Policy,
     named: &BTreeSet<Digest>,
     concurrency: usize,
+    deadline: Option<Instant>,
 ) -> Collected {
     let snapshot = Snapshot {
         repository: repository.to_owned(),
         ..Snapshot::default()
     };
     let mut reader = Reader::new(client, repository, inventory, concurrency, snapshot);
+    reader.deadline = deadline;
     match listings(client, repository).await {
         Ok((TagListing::Names(names), _)) => reader.read_tags(&names).await,
         Ok((TagListing::Resolved(tags), manifests)) => reader.read_listed(tags, manifests).await,
@@ -74,6 +77,11 @@ pub async fn collect(
     reader.read_remembered().await;
     reader.read_referrers().await;
     reader.work_out_ages(policy).await;
+    if reader.late() {
+        // Whatever a step skipped for time, the picture is not whole.
+        let problem = Problem::of("reading", &reader.out_of_time());
+        reader.problem(problem);
+    }
     reader.into_collected()
 }
 
@@ -229,6 +237,11 @@ fn tag_ref(t: &ListedTag) -> TagRef {
     }
 }
 
+/// Whether `deadline` has passed.
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() >= d)
+}
+
 struct Reader<'a> {
     client: &'a dyn Backend,
     repository: &'a str,
@@ -240,6 +253,8 @@ struct Reader<'a> {
     absent: BTreeSet<Digest>,
     /// The registry listed every manifest (ACR): a remembered digest it did not list is gone.
     listed_all: bool,
+    /// No read starts after this (the run's deadline): the repository is then unfinished.
+    deadline: Option<Instant>,
 }
 
 impl<'a> Reader<'a> {
@@ -259,6 +274,18 @@ impl<'a> Reader<'a> {
             gone: Vec::new(),
             absent: BTreeSet::new(),
             listed_all: false,
+            deadline: None,
+        }
+    }
+
+    /// The run's time is up: no new read starts.
+    fn late(&self) -> bool {
+        past(self.deadline)
+    }
+
+    fn out_of_time(&self) -> RegistryError {
+        RegistryError::OutOfTime {
+            repository: self.repository.to_owned(),
         }
     }
 
@@ -334,10 +361,13 @@ impl<'a> Reader<'a> {
 
     /// One GET per tag: it names the digest and gives the content at once.
     async fn read_tags(&mut self, tags: &[String]) {
-        let (client, repo) = (self.client, self.repository);
+        let (client, repo, deadline) = (self.client, self.repository, self.deadline);
         let results: Vec<(String, Result<Manifest, RegistryError>)> =
             bounded::each(self.concurrency, tags.iter().cloned(), |tag| async move {
                 let r = match Reference::tag(&tag) {
+                    _ if past(deadline) => Err(RegistryError::OutOfTime {
+                        repository: repo.to_owned(),
+                    }),
                     Ok(reference) => client.manifest(repo, &reference).await,
                     Err(e) => Err(e.into()),
                 };
@@ -411,13 +441,23 @@ impl<'a> Reader<'a> {
     /// With `verify`, a digest whose content the inventory knows is still checked with a HEAD.
     async fn read_digests(&mut self, mut pending: BTreeSet<Digest>, verify: bool) {
         while !pending.is_empty() {
+            if self.late() {
+                return;
+            }
             let batch: Vec<Digest> = std::mem::take(&mut pending)
                 .into_iter()
                 .filter(|d| !self.snapshot.manifests.contains_key(d) && !self.absent.contains(d))
                 .collect();
             let (client, repo, inventory) = (self.client, self.repository, self.inventory);
+            let deadline = self.deadline;
             let results: Vec<(Digest, Result<Option<ManifestFacts>, RegistryError>)> =
                 bounded::each(self.concurrency, batch, |digest| async move {
+                    if past(deadline) {
+                        let late = RegistryError::OutOfTime {
+                            repository: repo.to_owned(),
+                        };
+                        return (digest, Err(late));
+                    }
                     let known = inventory
                         .manifests
                         .get(&digest)
@@ -496,6 +536,9 @@ impl<'a> Reader<'a> {
     /// The first query finds out whether the registry has the API: without it, that one
     /// request per run is all. With it, the other manifests are asked side by side.
     async fn read_referrers(&mut self) {
+        if self.late() {
+            return;
+        }
         let mut digests = self.snapshot.manifests.keys().cloned();
         let Some(first) = digests.next() else {
             return;
@@ -525,6 +568,9 @@ impl<'a> Reader<'a> {
     /// timestamp: the `created` annotation, else the config blob's `created`. An index
     /// without the annotation is as old as its newest child with a known age.
     async fn work_out_ages(&mut self, policy: &Policy) {
+        if self.late() {
+            return;
+        }
         let repo = self.repository;
         let needing: BTreeSet<Digest> = self
             .snapshot

@@ -11,6 +11,7 @@ pub mod lambda;
 pub mod plan;
 pub mod policy;
 pub mod purge;
+pub mod queue;
 pub mod registry;
 pub mod report;
 pub mod state;

@@ -29,6 +29,9 @@ pub struct Summary {
     pub tags_removed: u64,
     pub bytes_reclaimable: u64,
     pub repositories_incomplete: u64,
+    /// Repositories the run's time ran out on (read or apply cut short): the next run picks
+    /// them up. Not counted as incomplete.
+    pub repositories_unfinished: u64,
 }
 
 impl Report {
@@ -42,7 +45,8 @@ impl Report {
                 summary.bytes_reclaimable += d.bytes;
             }
             summary.tags_removed += r.untag.iter().filter(|u| u.error.is_none()).count() as u64;
-            summary.repositories_incomplete += u64::from(!r.complete());
+            summary.repositories_incomplete += u64::from(!r.complete() && !r.unfinished());
+            summary.repositories_unfinished += u64::from(r.unfinished());
         }
         Report {
             now,
@@ -51,6 +55,14 @@ impl Report {
             summary,
             unfinished: Vec::new(),
         }
+    }
+
+    /// The repositories a run left for the next one (not reached, or cut short by the
+    /// deadline), counted in the summary.
+    pub fn left_for_next_run(mut self, names: Vec<String>) -> Report {
+        self.summary.repositories_unfinished = names.len() as u64;
+        self.unfinished = names;
+        self
     }
 
     /// Whether anything failed: an incomplete repository or a failed action.

@@ -301,6 +301,7 @@ impl Run<'_> {
             self.policy,
             decider.named(),
             self.concurrency * READS_PER_WRITE,
+            self.deadline,
         )
         .await;
         let mut snapshot = collected.snapshot;

@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::lambda_watch::Watch;
+use support::lambda_watch::{function_env, Watch};
 use support::moto::Moto;
 use support::{Image, RegistryAuth, TestRegistry};
 
@@ -18,31 +18,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 const SECRET: &str = "webhook-s3cret";
 const PURGE_UNTAGGED: &str =
     r#"{"rules":[{"name":"dangling","select":"untagged","older_than":"0s"}]}"#;
-
-/// The function's environment: registry, policy file, state file, and more.
-fn function_env(
-    registry: &str,
-    dir: &Path,
-    policy: &str,
-    extra: &[(&str, &str)],
-) -> Vec<(String, String)> {
-    let policy_path = dir.join("policy.json");
-    std::fs::write(&policy_path, policy).unwrap();
-    let mut env = vec![
-        ("JANITOR_REGISTRY".to_owned(), registry.to_owned()),
-        (
-            "JANITOR_POLICY_FILE".to_owned(),
-            policy_path.display().to_string(),
-        ),
-        (
-            "JANITOR_STATE".to_owned(),
-            format!("file:{}", dir.join("state.json").display()),
-        ),
-        ("JANITOR_LOG".to_owned(), "info".to_owned()),
-    ];
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env
-}
 
 /// Wait until `check` holds, or fail with `what` and the function's log.
 async fn eventually<F: std::future::Future<Output = bool>>(
@@ -303,4 +278,49 @@ async fn a_warm_function_reads_a_rotated_secret_when_the_registry_refuses_its_cr
         "{report}\n{}",
         watch.log()
     );
+}
+
+#[tokio::test]
+async fn a_warm_function_accepts_a_rotated_webhook_secret_without_a_redeploy() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start().await;
+    moto.create_secret("janitor/registry", r#"{"webhook_secret":"before"}"#)
+        .await;
+    let registry = TestRegistry::start().await;
+    let image = Image::oci("app").tag("v1").push(&registry).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = function_env(
+        &registry.url,
+        dir.path(),
+        PURGE_UNTAGGED,
+        &[("JANITOR_SECRET_ID", "janitor/registry")],
+    );
+    env.extend(moto.env());
+    // Starting the watcher invokes the function once: it is warm, holding "before".
+    let watch = Watch::start(&env).await;
+    moto.rotate_secret("janitor/registry", r#"{"webhook_secret":"after"}"#)
+        .await;
+    let body = serde_json::json!({"events": [{
+        "id": "ev-1", "action": "push",
+        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "digest": image.digest, "repository": "app", "tag": "v1"}
+    }]})
+    .to_string();
+    let post = |secret: &'static str| {
+        let (url, body) = (watch.url(), body.clone());
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .header("authorization", format!("Bearer {secret}"))
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(post("after").await, 200, "{}", watch.log());
+    assert_eq!(post("before").await, 401, "the old secret is refused now");
+    assert_eq!(post("wrong").await, 401);
 }

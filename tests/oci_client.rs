@@ -642,3 +642,53 @@ async fn client_errors_are_not_retried_and_attempts_are_bounded() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn paced_writes_never_reach_the_registry_faster_than_the_budget() {
+    let registry = TestRegistry::start().await;
+    let mut pushed = Vec::new();
+    for _ in 0..12 {
+        pushed.push(Image::oci("app").push(&registry).await);
+    }
+    let proxy = FlakyProxy::start(&registry.url).await;
+    // 600 writes a minute: one every 100 ms, even with 8 deletes allowed in flight.
+    let client = std::sync::Arc::new(client_with(
+        &proxy.url,
+        ClientOptions {
+            in_flight: 8,
+            max_writes_per_minute: Some(600),
+            ..ClientOptions::default()
+        },
+    ));
+    let mut handles = Vec::new();
+    for p in &pushed {
+        let (client, d) = (client.clone(), digest(&p.digest));
+        handles.push(tokio::spawn(async move {
+            client.delete_manifest("app", &d).await
+        }));
+    }
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap(), Deleted::Removed);
+    }
+    let times: Vec<Instant> = proxy
+        .log()
+        .iter()
+        .zip(proxy.answered())
+        .filter(|((method, _, _), _)| method == "DELETE")
+        .map(|(_, t)| t)
+        .collect();
+    assert_eq!(times.len(), 12, "{:?}", proxy.log());
+    // A busy machine only slows requests down, so only lower bounds are asserted: any k+1
+    // consecutive deletes span at least k intervals (less what one answer's latency can hide).
+    let slack = Duration::from_millis(40);
+    for k in 1..times.len() {
+        for i in 0..times.len() - k {
+            let span = times[i + k] - times[i];
+            assert!(
+                span + slack >= Duration::from_millis(100) * k as u32,
+                "{} deletes answered within {span:?}",
+                k + 1
+            );
+        }
+    }
+}

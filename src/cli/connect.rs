@@ -48,6 +48,10 @@ pub struct ConnectArgs {
     /// Deletes and other changes in flight at once. Reads go up to 4 times as many.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
+    /// Pace deletes and other writes to at most this many a minute (the registry's published
+    /// limit, or your share of it). Every retry counts. Default: not paced.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_writes_per_minute: Option<u32>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -94,6 +98,7 @@ impl ConnectArgs {
             kind,
             aad_token: self.aad_token.clone().filter(|t| !t.is_empty()),
             in_flight: usize::from(self.concurrency),
+            max_writes_per_minute: self.max_writes_per_minute,
             ..ClientOptions::default()
         };
         // The inventory: the file (locked for this run), or none with `--no-state`.

@@ -18,14 +18,34 @@ pub mod vars {
     /// Local runs without Secrets Manager.
     pub const WEBHOOK_SECRET: &str = "JANITOR_WEBHOOK_SECRET";
     pub const LOG: &str = "JANITOR_LOG";
+    /// An SQS FIFO queue: schedules and webhooks queue one message per repository, and the
+    /// function sweeps what the queue hands it.
+    pub const QUEUE_URL: &str = "JANITOR_QUEUE_URL";
+    /// The registry's write budget a minute, shared by `WRITE_SHARES` workers.
+    pub const MAX_WRITES_PER_MINUTE: &str = "JANITOR_MAX_WRITES_PER_MINUTE";
+    /// How many workers share the write budget (the queue's `MaximumConcurrency`).
+    pub const WRITE_SHARES: &str = "JANITOR_WRITE_SHARES";
+    /// The most time one invocation works, below the Lambda deadline.
+    pub const MAX_RUN_SECONDS: &str = "JANITOR_MAX_RUN_SECONDS";
     pub const USERNAME: &str = "REGISTRY_USERNAME";
     pub const PASSWORD: &str = "REGISTRY_PASSWORD";
 
     /// What a deployment sets (`infra/template.yaml`); the rest are for local runs.
-    pub const DEPLOYED: [&str; 6] = [REGISTRY, POLICY, DRY_RUN, CONCURRENCY, STATE, SECRET_ID];
+    pub const DEPLOYED: [&str; 10] = [
+        REGISTRY,
+        POLICY,
+        DRY_RUN,
+        CONCURRENCY,
+        STATE,
+        SECRET_ID,
+        QUEUE_URL,
+        MAX_WRITES_PER_MINUTE,
+        WRITE_SHARES,
+        MAX_RUN_SECONDS,
+    ];
 
     /// Every variable of the function's own (the AWS SDK reads its `AWS_*` ones itself).
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 15] = [
         REGISTRY,
         POLICY,
         POLICY_FILE,
@@ -37,6 +57,10 @@ pub mod vars {
         LOG,
         USERNAME,
         PASSWORD,
+        QUEUE_URL,
+        MAX_WRITES_PER_MINUTE,
+        WRITE_SHARES,
+        MAX_RUN_SECONDS,
     ];
 }
 
@@ -62,6 +86,13 @@ pub struct Config {
     pub state: StateChoice,
     /// `JANITOR_SECRET_ID`: a Secrets Manager secret with username, password, webhook_secret.
     pub secret_id: Option<String>,
+    /// `JANITOR_QUEUE_URL`: schedules and webhooks queue work here instead of sweeping.
+    pub queue_url: Option<String>,
+    /// This worker's share of the registry's write budget a minute
+    /// (`JANITOR_MAX_WRITES_PER_MINUTE` / `JANITOR_WRITE_SHARES`), if paced.
+    pub writes_per_minute: Option<u32>,
+    /// `JANITOR_MAX_RUN_SECONDS`: the most time one invocation works.
+    pub max_run: Option<std::time::Duration>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +173,37 @@ impl Config {
                 }
             },
         };
+        let number =
+            |name: &'static str, expected: &'static str| -> Result<Option<u32>, ConfigError> {
+                match get(name) {
+                    None => Ok(None),
+                    Some(v) => v
+                        .trim()
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .map(Some)
+                        .ok_or(ConfigError::Value {
+                            name,
+                            value: v,
+                            expected,
+                        }),
+                }
+            };
+        let budget = number(
+            vars::MAX_WRITES_PER_MINUTE,
+            "a whole number of writes a minute, above 0 (unset: not paced)",
+        )?;
+        let shares = number(
+            vars::WRITE_SHARES,
+            "a whole number of workers above 0 (the queue's MaximumConcurrency)",
+        )?
+        .unwrap_or(1);
+        let max_run = number(
+            vars::MAX_RUN_SECONDS,
+            "a whole number of seconds above 0 (unset: up to the Lambda deadline)",
+        )?
+        .map(|s| std::time::Duration::from_secs(u64::from(s)));
         Ok(Config {
             registry,
             host,
@@ -150,6 +212,10 @@ impl Config {
             concurrency,
             state,
             secret_id: get(vars::SECRET_ID),
+            queue_url: get(vars::QUEUE_URL),
+            // Never below one write a minute: a share that rounds to nothing would stall.
+            writes_per_minute: budget.map(|b| (b / shares).max(1)),
+            max_run,
         })
     }
 }
@@ -197,6 +263,36 @@ mod tests {
         assert_eq!(c.concurrency, 3);
         assert_eq!(c.state, StateChoice::Dynamo("inventory".into()));
         assert_eq!(c.secret_id.as_deref(), Some("janitor/registry"));
+        assert_eq!(c.queue_url, None);
+        assert_eq!(c.writes_per_minute, None);
+        assert_eq!(c.max_run, None);
+    }
+
+    #[test]
+    fn each_worker_paces_at_its_share_of_the_write_budget() {
+        let c = Config::from_env(env(&[
+            ("JANITOR_REGISTRY", "https://r.example"),
+            ("JANITOR_POLICY", POLICY),
+            ("JANITOR_QUEUE_URL", "http://sqs.local/123/janitor.fifo"),
+            ("JANITOR_MAX_WRITES_PER_MINUTE", "2000"),
+            ("JANITOR_WRITE_SHARES", "8"),
+            ("JANITOR_MAX_RUN_SECONDS", "300"),
+        ]))
+        .unwrap();
+        assert_eq!(c.writes_per_minute, Some(250));
+        assert_eq!(c.max_run, Some(std::time::Duration::from_secs(300)));
+        assert_eq!(
+            c.queue_url.as_deref(),
+            Some("http://sqs.local/123/janitor.fifo")
+        );
+        let tiny = Config::from_env(env(&[
+            ("JANITOR_REGISTRY", "https://r.example"),
+            ("JANITOR_POLICY", POLICY),
+            ("JANITOR_MAX_WRITES_PER_MINUTE", "3"),
+            ("JANITOR_WRITE_SHARES", "10"),
+        ]))
+        .unwrap();
+        assert_eq!(tiny.writes_per_minute, Some(1));
     }
 
     #[test]
@@ -215,6 +311,9 @@ mod tests {
         assert!(with(("JANITOR_CONCURRENCY", "0")).contains("1 to 64"));
         assert!(with(("JANITOR_STATE", "redis:x")).contains("dynamodb:"));
         assert!(with(("JANITOR_POLICY", "{")).contains("policy"));
+        assert!(with(("JANITOR_MAX_WRITES_PER_MINUTE", "-5")).contains("writes a minute"));
+        assert!(with(("JANITOR_WRITE_SHARES", "0")).contains("MaximumConcurrency"));
+        assert!(with(("JANITOR_MAX_RUN_SECONDS", "5m")).contains("seconds"));
         assert!(with(("JANITOR_REGISTRY", "ftp://x")).contains("http(s)"));
         let leaked = with(("JANITOR_REGISTRY", "ftp://user:hunter2@x"));
         assert!(!leaked.contains("hunter2"), "{leaked}");

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod metrics;
+mod queued;
 pub mod secrets;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use crate::registry::{ClientOptions, RegistryError};
 use crate::report::Report;
 use crate::state::StateError;
 use crate::sweep::scope;
-use crate::trigger::{self, Decision, Job, Origin, Scope};
+use crate::trigger::{self, Decision, Job, Origin, Scope, TriggerError};
 use crate::wiring::{Inventory, Settings, WiringError};
 use config::{Config, StateChoice};
 use secrets::Secrets;
@@ -55,7 +56,14 @@ pub struct App {
     dynamo: Option<aws_sdk_dynamodb::Client>,
     secrets: RwLock<Result<Secrets, String>>,
     env_secrets: Result<Secrets, String>,
+    /// The work queue (`JANITOR_QUEUE_URL`): schedules and webhooks queue work there.
+    queue: Option<crate::queue::Queue>,
+    /// When a refused webhook last made this instance read the secrets again.
+    secrets_reread: tokio::sync::Mutex<Option<Instant>>,
 }
+
+/// A refused webhook reads the secrets again at most this often.
+const SECRET_REREAD_INTERVAL: Duration = Duration::from_secs(60);
 
 impl App {
     pub async fn cold_start(env: impl Fn(&str) -> Option<String>) -> App {
@@ -65,17 +73,21 @@ impl App {
         }
         let host = config.as_ref().map(|c| c.host.clone()).unwrap_or_default();
         let env_secrets = Secrets::from_env(&host, &env);
-        let needs_aws = config
-            .as_ref()
-            .is_ok_and(|c| c.secret_id.is_some() || matches!(c.state, StateChoice::Dynamo(_)));
-        let (secrets_manager, dynamo) = if needs_aws {
+        let needs_aws = config.as_ref().is_ok_and(|c| {
+            c.secret_id.is_some()
+                || c.queue_url.is_some()
+                || matches!(c.state, StateChoice::Dynamo(_))
+        });
+        let (secrets_manager, dynamo, queue) = if needs_aws {
             let sdk = aws_sdk_config().await;
+            let queue = config.as_ref().ok().and_then(|c| c.queue_url.clone());
             (
                 Some(aws_sdk_secretsmanager::Client::new(&sdk)),
                 Some(aws_sdk_dynamodb::Client::new(&sdk)),
+                queue.map(|url| crate::queue::Queue::new(aws_sdk_sqs::Client::new(&sdk), url)),
             )
         } else {
-            (None, None)
+            (None, None, None)
         };
         let app = App {
             config,
@@ -83,9 +95,30 @@ impl App {
             dynamo,
             secrets: RwLock::new(Err("not read yet".into())),
             env_secrets,
+            queue,
+            secrets_reread: tokio::sync::Mutex::new(None),
         };
         app.reload_secrets().await;
         app
+    }
+
+    /// The webhook secret as last read, or why the secrets cannot be read.
+    async fn webhook_secret(&self) -> Result<Option<String>, String> {
+        match &*self.secrets.read().await {
+            Ok(s) => Ok(s.webhook_secret.clone()),
+            Err(e) => Err(format!("cannot read the secrets: {e}")),
+        }
+    }
+
+    /// Whether a refused webhook may read the secrets again: at most once a minute, so a
+    /// stream of wrong secrets cannot turn into a stream of Secrets Manager calls.
+    async fn may_reread_secrets(&self) -> bool {
+        let mut last = self.secrets_reread.lock().await;
+        if last.is_some_and(|t| t.elapsed() < SECRET_REREAD_INTERVAL) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        true
     }
 
     /// Read the secrets again (at cold start, and when the registry refuses the credentials,
@@ -114,7 +147,18 @@ impl App {
         payload: Value,
         deadline_ms: u64,
     ) -> Result<Value, lambda_runtime::Error> {
-        let deadline = deadline_instant(deadline_ms);
+        // The run budget (JANITOR_MAX_RUN_SECONDS) counts from now, and never passes the
+        // Lambda deadline's margin.
+        let budget = self
+            .config
+            .as_ref()
+            .ok()
+            .and_then(|c| c.max_run)
+            .map(|d| Instant::now() + d);
+        let deadline = match (deadline_instant(deadline_ms), budget) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if is_http(&payload) {
             let (status, body) = self.handle_http(payload, deadline).await;
             return Ok(http_response(status, &body));
@@ -123,7 +167,14 @@ impl App {
             .config
             .as_ref()
             .map_err(|e| format!("configuration error: {e}"))?;
+        if trigger::sqs::is_sqs(&payload) {
+            return self.work(config, &payload, deadline).await;
+        }
         match trigger::event::decode(&payload) {
+            Ok(Decision::Run(job)) if job.origin == Origin::Schedule && self.queue.is_some() => {
+                let result = self.dispatch(config, job).await;
+                Ok(result.map_err(|e| e.to_string())?)
+            }
             Ok(Decision::Run(job)) => {
                 let origin = job.origin;
                 let result = self.run_job(config, job, deadline).await;
@@ -149,16 +200,25 @@ impl App {
             Ok(c) => c,
             Err(e) => return (500, json!({ "error": format!("configuration error: {e}") })),
         };
-        let webhook_secret = match &*self.secrets.read().await {
-            Ok(s) => s.webhook_secret.clone(),
-            Err(e) => {
-                return (
-                    500,
-                    json!({ "error": format!("cannot read the secrets: {e}") }),
-                )
-            }
+        let mut decided = match self.webhook_secret().await {
+            Ok(secret) => trigger::http::decode(&request, secret.as_deref()),
+            Err(e) => return (500, json!({ "error": e })),
         };
-        match trigger::http::decode(&request, webhook_secret.as_deref()) {
+        // A secret that does not match may have been rotated since this instance read it:
+        // read it again, at most once a minute, and decide once more. A request with no
+        // secret at all is no rotation.
+        if matches!(decided, Err(TriggerError::Unauthorized))
+            && trigger::http::presented_secret(&request).is_some()
+            && self.may_reread_secrets().await
+        {
+            self.reload_secrets().await;
+            decided = match self.webhook_secret().await {
+                Ok(secret) => trigger::http::decode(&request, secret.as_deref()),
+                Err(e) => return (500, json!({ "error": e })),
+            };
+        }
+        match decided {
+            Ok(Decision::Run(job)) if self.queue.is_some() => self.enqueue(config, job).await,
             Ok(Decision::Run(job)) => {
                 let result = self.run_job(config, job, deadline).await;
                 emit_metrics(
@@ -166,8 +226,12 @@ impl App {
                     result.as_ref().ok(),
                     u64::from(result.is_err()),
                 );
+                // A sweep that failed answers 500, so the registry delivers the webhook again.
                 match result {
-                    Ok(report) => (200, serde_json::to_value(report).unwrap_or(Value::Null)),
+                    Ok(report) => (
+                        if report.has_failures() { 500 } else { 200 },
+                        serde_json::to_value(report).unwrap_or(Value::Null),
+                    ),
                     Err(e) => (500, json!({ "error": e.to_string() })),
                 }
             }
@@ -208,6 +272,23 @@ impl App {
         job: &Job,
         deadline: Option<Instant>,
     ) -> Result<Report, JobError> {
+        let mut wired = self.settings(config).await?.wire()?;
+        let now = Utc::now();
+        let mut sweeper = wired.sweeper(&config.policy, now).deadline(deadline);
+        sweeper.remember(&job.pushed).await?;
+        let repositories: Vec<String> = match &job.scope {
+            Scope::Policy => scope(sweeper.client, &config.policy, &[]).await?,
+            Scope::Repositories(names) => covered(&config.policy, names),
+        };
+        let outcome = sweeper
+            .run(&repositories, !config.dry_run, |_, _, _| {})
+            .await?;
+        Ok(Report::new(now, config.dry_run, outcome.repositories)
+            .left_for_next_run(outcome.unfinished))
+    }
+
+    /// The configuration and the current secrets as one settings value.
+    async fn settings(&self, config: &Config) -> Result<Settings, JobError> {
         let credentials = self
             .secrets
             .read()
@@ -227,40 +308,35 @@ impl App {
                 None => return Err(JobError::NoDynamo),
             },
         };
-        let settings = Settings {
+        Ok(Settings {
             registry: config.registry.clone(),
             client: ClientOptions {
                 credentials,
                 in_flight: config.concurrency,
+                max_writes_per_minute: config.writes_per_minute,
                 ..ClientOptions::default()
             },
             inventory,
-        };
-        let mut wired = settings.wire()?;
-        let now = Utc::now();
-        let mut sweeper = wired.sweeper(&config.policy, now).deadline(deadline);
-        sweeper.remember(&job.pushed).await?;
-        let repositories: Vec<String> = match &job.scope {
-            Scope::Policy => scope(sweeper.client, &config.policy, &[]).await?,
-            Scope::Repositories(names) => names
-                .iter()
-                .filter(|n| {
-                    let covered = config.policy.covers(n);
-                    if !covered {
-                        tracing::info!(repository = %n, "no rule covers this repository; not swept");
-                    }
-                    covered
-                })
-                .cloned()
-                .collect(),
-        };
-        let outcome = sweeper
-            .run(&repositories, !config.dry_run, |_, _, _| {})
-            .await?;
-        let mut report = Report::new(now, config.dry_run, outcome.repositories);
-        report.unfinished = outcome.unfinished;
-        Ok(report)
+        })
     }
+}
+
+/// The named repositories that some rule covers; the others are logged and left alone.
+fn covered(
+    policy: &crate::policy::Policy,
+    names: &std::collections::BTreeSet<String>,
+) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| {
+            let covered = policy.covers(n);
+            if !covered {
+                tracing::info!(repository = %n, "no rule covers this repository; not swept");
+            }
+            covered
+        })
+        .cloned()
+        .collect()
 }
 
 /// Why a job failed. The text is the answer's `error`; the Lambda face branches on the kind.
@@ -271,12 +347,16 @@ pub enum JobError {
     Secrets(String),
     #[error("DynamoDB client not configured")]
     NoDynamo,
+    #[error("JANITOR_QUEUE_URL is not set: there is no work queue")]
+    NoQueue,
     #[error(transparent)]
     Wiring(#[from] WiringError),
     #[error(transparent)]
     State(#[from] StateError),
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
 }
 
 impl JobError {
@@ -345,11 +425,35 @@ fn http_response(status: u16, body: &Value) -> Value {
     serde_json::to_value(response).unwrap_or_else(|_| json!({ "statusCode": 500 }))
 }
 
+/// The end of a run: its metrics (EMF) and one summary log line.
 fn emit_metrics(origin: Origin, report: Option<&Report>, errors: u64) {
     println!(
         "{}",
         metrics::emf(origin, report, errors, Utc::now().timestamp_millis())
     );
+    match report {
+        Some(r) => {
+            let s = &r.summary;
+            tracing::info!(
+                origin = origin.as_str(),
+                dry_run = r.dry_run,
+                repositories = r.repositories.len(),
+                manifests_deleted = s.manifests_deleted,
+                tags_removed = s.tags_removed,
+                bytes_reclaimable = s.bytes_reclaimable,
+                incomplete = s.repositories_incomplete,
+                unfinished = s.repositories_unfinished,
+                unfinished_repositories = ?r.unfinished,
+                failed = r.has_failures(),
+                "run summary"
+            );
+        }
+        None => tracing::error!(
+            origin = origin.as_str(),
+            errors,
+            "run summary: the run failed"
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -30,7 +30,8 @@ pub enum Status {
     /// changed past deciding): nothing was deleted.
     Incomplete(Problem),
     /// Apply stopped before it finished (the run's time ran out); the next run picks up
-    /// what is left.
+    /// what is left. A read cut short by the deadline is `Incomplete` with `Cause::Deadline`,
+    /// and unfinished too.
     Unfinished,
 }
 
@@ -113,13 +114,19 @@ impl RepositoryPlan {
         }
     }
 
+    /// The run's time ran out here: apply stopped, or the read was cut short. The next run
+    /// picks up what is left.
     pub fn unfinished(&self) -> bool {
-        self.status == Status::Unfinished
+        match &self.status {
+            Status::Unfinished => true,
+            Status::Incomplete(p) => p.cause == Cause::Deadline,
+            Status::Complete => false,
+        }
     }
 
-    /// Incomplete, or an action failed.
+    /// Incomplete (for another reason than the deadline), or an action failed.
     pub fn has_failures(&self) -> bool {
-        !self.complete()
+        (!self.complete() && !self.unfinished())
             || self.delete.iter().any(|d| d.error.is_some())
             || self.untag.iter().any(|u| u.error.is_some())
     }

@@ -40,6 +40,9 @@ pub enum Cause {
     /// The registry wanted or refused credentials: reading them again may help (Lambda
     /// reads its secret again, once, after a rotation).
     Credentials,
+    /// The run's time ran out before the repository was read whole: nothing is wrong,
+    /// and the next run reads it (the repository is unfinished, not incomplete).
+    Deadline,
     /// Anything else that could not be read, or contradicted itself.
     Read,
 }
@@ -56,19 +59,21 @@ impl Problem {
     pub fn of(what: impl std::fmt::Display, error: &crate::registry::RegistryError) -> Problem {
         let cause = if error.is_credentials() {
             Cause::Credentials
+        } else if error.is_out_of_time() {
+            Cause::Deadline
         } else {
             Cause::Read
         };
         Problem::new(cause, format!("{what}: {error}"))
     }
 
-    /// Several problems as one, for a report: the first credentials problem's kind wins.
+    /// Several problems as one, for a report. Its kind: credentials if any problem is about
+    /// them (reading them again may help), else a read problem if any, else the deadline.
     pub fn join(problems: &[Problem]) -> Problem {
-        let cause = problems
-            .iter()
-            .map(|p| p.cause)
-            .find(|c| *c == Cause::Credentials)
-            .unwrap_or(Cause::Read);
+        let cause = [Cause::Credentials, Cause::Read]
+            .into_iter()
+            .find(|c| problems.iter().any(|p| p.cause == *c))
+            .unwrap_or(Cause::Deadline);
         let text: Vec<&str> = problems.iter().map(|p| p.text.as_str()).collect();
         Problem::new(cause, text.join("; "))
     }

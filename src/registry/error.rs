@@ -87,6 +87,9 @@ pub enum RegistryError {
     Url { url: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// Not an answer of the registry: the run's time ran out before this read was sent.
+    #[error("{repository}: not read whole: the run's time ran out; the next run reads it")]
+    OutOfTime { repository: String },
 }
 
 fn more_suffix(more: usize) -> String {
@@ -132,6 +135,11 @@ impl RegistryError {
                     ..
                 }
         )
+    }
+
+    /// The run's time ran out before the request (`OutOfTime`).
+    pub fn is_out_of_time(&self) -> bool {
+        matches!(self, RegistryError::OutOfTime { .. })
     }
 
     /// The thing asked for does not exist (404).

@@ -11,6 +11,7 @@ pub mod manifest;
 pub mod media_type;
 pub mod name;
 pub mod oci;
+pub mod pace;
 pub mod retry;
 mod transport;
 

@@ -95,6 +95,8 @@ pub struct ClientOptions {
     /// Changes (deletes, untags) in flight at once, whatever asks for them; reads go up to
     /// `READS_PER_WRITE` times as many.
     pub in_flight: usize,
+    /// Write operations (deletes, pushes, lock changes) a minute at most; `None`: not paced.
+    pub max_writes_per_minute: Option<u32>,
 }
 
 impl Default for ClientOptions {
@@ -107,6 +109,7 @@ impl Default for ClientOptions {
             page_size: 1000,
             timeout: Duration::from_secs(30),
             in_flight: 8,
+            max_writes_per_minute: None,
         }
     }
 }
@@ -193,7 +196,8 @@ impl OciClient {
             options.timeout,
             tls,
             options.in_flight,
-        )?;
+        )?
+        .paced(options.max_writes_per_minute);
         if kind == Kind::Acr {
             transport = transport.for_acr(&host, options.aad_token);
         }

@@ -41,6 +41,8 @@ pub struct Transport {
     reads: tokio::sync::Semaphore,
     /// Changes (DELETE, PUT, PATCH, POST) in flight at once.
     writes: tokio::sync::Semaphore,
+    /// Spaces the registry's write operations (DELETE, PUT, PATCH; not token POSTs), if paced.
+    pace: Option<super::pace::Pace>,
 }
 
 /// Reads allowed in flight per change in flight. Registries allow far more reads than
@@ -86,7 +88,14 @@ impl Transport {
             registry_host: None,
             reads: tokio::sync::Semaphore::new(in_flight.max(1) * READS_PER_WRITE),
             writes: tokio::sync::Semaphore::new(in_flight.max(1)),
+            pace: None,
         })
+    }
+
+    /// At most `per_minute` write operations a minute, every attempt counted.
+    pub fn paced(mut self, per_minute: Option<u32>) -> Transport {
+        self.pace = per_minute.map(super::pace::Pace::per_minute);
+        self
     }
 
     /// Talk to ACR at `host`: one token per repository, and an Azure AD token to exchange
@@ -389,6 +398,14 @@ impl Transport {
                 Method::GET | Method::HEAD => &self.reads,
                 _ => &self.writes,
             };
+            // A retry is another write to the registry: it waits its turn too.
+            if let Some(pace) = self
+                .pace
+                .as_ref()
+                .filter(|_| matches!(*method, Method::DELETE | Method::PUT | Method::PATCH))
+            {
+                pace.wait().await;
+            }
             let slot = slots.acquire().await.ok();
             self.requests.fetch_add(1, Ordering::Relaxed);
             let sent = request.send().await;

@@ -27,15 +27,29 @@ pub fn decode(value: &Value) -> Result<Decision, TriggerError> {
             Some(v) => v.clone(),
             None => Value::Null,
         };
+        // What tells this schedule from the next, for the work queue's deduplication: its
+        // scheduled `time`, the same on every retry of one occurrence (Scheduler gives each
+        // attempt a new execution id); else the event's `id`.
+        let ids: Vec<String> = ["time", "id"]
+            .iter()
+            .find_map(|k| {
+                obj.get(*k)
+                    .and_then(Value::as_str)
+                    .filter(|v| !v.is_empty())
+            })
+            .map(|v| vec![v.to_owned()])
+            .unwrap_or_default();
         return match named(&detail)? {
             Some(job) => Ok(Decision::Run(Job {
                 origin: Origin::Schedule,
+                ids,
                 ..job
             })),
             None => Ok(Decision::Run(Job {
                 origin: Origin::Schedule,
                 scope: Scope::Policy,
                 pushed: Vec::new(),
+                ids,
             })),
         };
     }

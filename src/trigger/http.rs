@@ -18,12 +18,7 @@ pub fn decode(
     let expected = expected_secret
         .filter(|s| !s.is_empty())
         .ok_or(TriggerError::NotConfigured)?;
-    let given = request
-        .headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(secret::from_authorization)
-        .unwrap_or("");
+    let given = presented_secret(request).unwrap_or("");
     if !secret::matches(given, expected) {
         return Err(TriggerError::Unauthorized);
     }
@@ -48,6 +43,16 @@ pub fn decode(
         ));
     }
     webhook::decode(&body)
+}
+
+/// The secret a request presents in its `Authorization` header, if any.
+pub fn presented_secret(request: &ApiGatewayV2httpRequest) -> Option<&str> {
+    request
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(secret::from_authorization)
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

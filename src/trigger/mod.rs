@@ -7,21 +7,24 @@
 pub mod event;
 pub mod http;
 pub mod secret;
+pub mod sqs;
 pub mod webhook;
 
 use std::collections::BTreeSet;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::registry::Digest;
 
 /// What kind of trigger started a run (the only dimension of the metrics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     Schedule,
     Webhook,
     Direct,
+    /// Work taken off the queue (the worker's invocations).
+    Queue,
 }
 
 impl Origin {
@@ -30,6 +33,7 @@ impl Origin {
             Origin::Schedule => "schedule",
             Origin::Webhook => "webhook",
             Origin::Direct => "direct",
+            Origin::Queue => "queue",
         }
     }
 }
@@ -56,6 +60,9 @@ pub struct Job {
     pub origin: Origin,
     pub scope: Scope,
     pub pushed: Vec<Pushed>,
+    /// What identifies this schedule or delivery (the event's id, a webhook's event ids),
+    /// for the work queue's deduplication. Empty when nothing does.
+    pub ids: Vec<String>,
 }
 
 /// The outcome of decoding a trigger.
@@ -108,5 +115,6 @@ fn repositories_job<'a>(
         origin,
         scope: Scope::Repositories(set),
         pushed: Vec::new(),
+        ids: Vec::new(),
     })
 }

@@ -39,7 +39,32 @@ pub fn decode(body: &[u8]) -> Result<Decision, TriggerError> {
             "unrecognised webhook; {EXPECTED}"
         )));
     };
-    Ok(to_decision(pushes))
+    Ok(match to_decision(pushes) {
+        Decision::Run(job) => Decision::Run(Job {
+            ids: delivery_ids(obj, body),
+            ..job
+        }),
+        ignored => ignored,
+    })
+}
+
+/// What identifies a delivery, for the work queue's deduplication: the event ids
+/// (distribution's `events[].id`, ACR's and CloudEvents' `id`), else a hash of the body. A
+/// registry redelivering a notification sends the same ids.
+fn delivery_ids(obj: &serde_json::Map<String, Value>, body: &[u8]) -> Vec<String> {
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
+    let mut ids: Vec<String> = match obj.get("events").and_then(Value::as_array) {
+        Some(events) => events
+            .iter()
+            .filter_map(|e| e.get("id").and_then(text))
+            .collect(),
+        None => obj.get("id").and_then(text).into_iter().collect(),
+    };
+    if ids.is_empty() {
+        use sha2::Digest as _;
+        ids.push(format!("body:{}", hex::encode(sha2::Sha256::digest(body))));
+    }
+    ids
 }
 
 /// One event, reduced to what matters: a manifest push, or why it is ignored.
@@ -82,6 +107,7 @@ fn to_decision(seen: Vec<Seen>) -> Decision {
         origin: Origin::Webhook,
         scope: Scope::Repositories(repositories),
         pushed: pushed.into_iter().collect(),
+        ids: Vec::new(),
     })
 }
 

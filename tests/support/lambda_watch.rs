@@ -33,6 +33,31 @@ impl Drop for Watch {
 
 pub const TARGET_DIR: &str = "target/lambda-watch";
 
+/// The function's environment: registry, policy file, state file, and more.
+pub fn function_env(
+    registry: &str,
+    dir: &std::path::Path,
+    policy: &str,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let policy_path = dir.join("policy.json");
+    std::fs::write(&policy_path, policy).unwrap();
+    let mut env = vec![
+        ("JANITOR_REGISTRY".to_owned(), registry.to_owned()),
+        (
+            "JANITOR_POLICY_FILE".to_owned(),
+            policy_path.display().to_string(),
+        ),
+        (
+            "JANITOR_STATE".to_owned(),
+            format!("file:{}", dir.join("state.json").display()),
+        ),
+        ("JANITOR_LOG".to_owned(), "info".to_owned()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
 impl Watch {
     /// Start `cargo lambda watch` with this environment for the function, and wait until
     /// its function URL answers.

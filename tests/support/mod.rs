@@ -14,6 +14,7 @@ pub mod moto;
 pub mod proxy;
 pub mod registry;
 pub mod server;
+pub mod sqs_driver;
 pub mod token;
 
 #[allow(unused_imports)]

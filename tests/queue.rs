@@ -1,0 +1,319 @@
+//! The queue mode end to end: the function under `cargo lambda watch` with
+//! `JANITOR_QUEUE_URL` set, an SQS FIFO queue on `moto`, a real `docker-registry`, and
+//! `support::sqs_driver` in the place of Lambda's event source mapping (which cannot run
+//! here; see that module).
+//!
+//! The tests run one at a time: each starts its own `cargo lambda watch`.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::lambda_watch::{function_env, Watch};
+use support::moto::Moto;
+use support::proxy::{Fault, FlakyProxy};
+use support::sqs_driver::Driver;
+use support::{Image, TestRegistry};
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const SECRET: &str = "webhook-s3cret";
+/// Every `pr-*` tag goes, with its manifest; other tags stay.
+const PR_BUILDS: &str = r#"{"rules":[{"name":"pr","repositories":"(app|lib|r[0-9]+|bad)","select":"tagged","tags":"pr-.*"}]}"#;
+
+fn schedule(id: &str) -> String {
+    json!({
+        "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": format!("2026-11-30T00:00:00Z/{id}"),
+        "region": "us-east-1", "resources": [], "detail": {}
+    })
+    .to_string()
+}
+
+/// Seed `repository` with `v1` and three PR builds; returns the PR builds' digests.
+async fn seed(registry: &TestRegistry, repository: &str) -> Vec<String> {
+    Image::oci(repository).tag("v1").push(registry).await;
+    let mut prs = Vec::new();
+    for n in 1..=3 {
+        prs.push(
+            Image::oci(repository)
+                .tag(&format!("pr-{n}"))
+                .push(registry)
+                .await
+                .digest,
+        );
+    }
+    prs
+}
+
+/// Each repository's tags and what they name, for comparing two registries digest by digest.
+async fn picture(registry: &TestRegistry, repositories: &[&str]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for repo in repositories {
+        let mut tags = registry.tags(repo).await;
+        tags.sort();
+        for t in tags {
+            let digest = registry.head_digest(repo, &t).await.unwrap_or_default();
+            out.insert(format!("{repo}:{t}"), digest);
+        }
+    }
+    out
+}
+
+struct Setup {
+    watch: Watch,
+    driver: Driver,
+    _moto: Moto,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(registry_url: &str, visibility: Duration, extra: &[(&str, &str)]) -> Setup {
+    let moto = Moto::start().await;
+    let driver = Driver::fifo_queue(&moto, "janitor-work", visibility).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut vars = vec![
+        ("JANITOR_QUEUE_URL", driver.url.as_str()),
+        ("JANITOR_DRY_RUN", "false"),
+        ("JANITOR_WEBHOOK_SECRET", SECRET),
+    ];
+    vars.extend_from_slice(extra);
+    let mut env = function_env(registry_url, dir.path(), PR_BUILDS, &vars);
+    env.extend(moto.env());
+    let watch = Watch::start(&env).await;
+    Setup {
+        watch,
+        driver,
+        _moto: moto,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn a_schedule_queues_each_covered_repository_and_the_drain_leaves_what_one_sweep_leaves() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let registry = TestRegistry::start().await;
+    let mut prs = Vec::new();
+    for repo in ["app", "lib"] {
+        prs.extend(seed(&registry, repo).await);
+    }
+    Image::oci("other").tag("pr-1").push(&registry).await;
+    // The twin: the same storage, swept in one process by the library.
+    let copy = tempfile::tempdir().unwrap();
+    support::run(
+        "cp",
+        &[
+            "-a",
+            &format!("{}/.", registry.storage().display()),
+            &copy.path().display().to_string(),
+        ],
+    );
+    let twin = TestRegistry::start_on(copy.path()).await;
+    let proxy = FlakyProxy::start(&registry.url).await;
+    let s = setup(&proxy.url, Duration::from_secs(2), &[]).await;
+
+    let answer = s.watch.invoke(&schedule("e-1")).await;
+    assert_eq!(answer["queued"], 2, "{answer}\n{}", s.watch.log());
+    assert_eq!(answer["repositories"], json!(["app", "lib"]));
+    let reads: Vec<String> = proxy.log().into_iter().map(|(_, p, _)| p).collect();
+    assert!(
+        reads
+            .iter()
+            .all(|p| p.starts_with("/v2/_catalog") || p == "/v2/"),
+        "a dispatch reads no tags: {reads:?}"
+    );
+
+    let polls = s.driver.drain(&s.watch, 5).await;
+    assert!(polls.iter().all(|p| p.failures.is_empty()), "{polls:#?}");
+
+    let policy = registry_janitor::policy::Policy::from_json(PR_BUILDS).unwrap();
+    let mut wired = registry_janitor::wiring::Settings {
+        registry: twin.url.clone(),
+        client: Default::default(),
+        inventory: registry_janitor::wiring::Inventory::None,
+    }
+    .wire()
+    .unwrap();
+    let mut sweeper = wired.sweeper(&policy, chrono::Utc::now());
+    let repos = registry_janitor::sweep::scope(sweeper.client, &policy, &[])
+        .await
+        .unwrap();
+    sweeper.run(&repos, true, |_, _, _| {}).await.unwrap();
+
+    let all = ["app", "lib", "other"];
+    assert_eq!(picture(&registry, &all).await, picture(&twin, &all).await);
+    for d in &prs {
+        for repo in ["app", "lib"] {
+            assert_eq!(
+                registry.has_manifest(repo, d).await,
+                twin.has_manifest(repo, d).await,
+                "{repo}@{d}"
+            );
+        }
+    }
+    assert!(picture(&registry, &["app"]).await.contains_key("app:v1"));
+    assert!(!picture(&registry, &["app"]).await.contains_key("app:pr-1"));
+}
+
+fn push_notification(event_id: &str, repository: &str, digest: &str) -> String {
+    json!({"events": [{
+        "id": event_id,
+        "timestamp": "2026-11-30T00:00:00Z",
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "repository": repository, "tag": "pr-9",
+            "url": format!("http://registry/v2/{repository}/manifests/{digest}")
+        },
+        "request": {"id": "r", "method": "PUT"},
+        "source": {"addr": "registry:5000"}
+    }]})
+    .to_string()
+}
+
+async fn post_webhook(watch: &Watch, body: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(watch.url())
+        .header("authorization", format!("Bearer {SECRET}"))
+        .header(
+            "content-type",
+            "application/vnd.docker.distribution.events.v1+json",
+        )
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_webhook_answers_202_queues_once_and_the_registry_is_read_only_by_the_worker() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let registry = TestRegistry::start().await;
+    let prs = seed(&registry, "app").await;
+    let proxy = FlakyProxy::start(&registry.url).await;
+    let s = setup(&proxy.url, Duration::from_secs(2), &[]).await;
+
+    let body = push_notification("ev-42", "app", &prs[0]);
+    let first = post_webhook(&s.watch, &body).await;
+    assert_eq!(first, (202, json!({"queued": 1})), "{}", s.watch.log());
+    // The registry delivers the same notification again (it timed out waiting, say).
+    let again = post_webhook(&s.watch, &body).await;
+    assert_eq!(again.0, 202);
+    assert!(
+        proxy.log().is_empty(),
+        "the webhook touched the registry: {:?}",
+        proxy.log()
+    );
+
+    // A repository no rule covers queues nothing.
+    let other = post_webhook(&s.watch, &push_notification("ev-43", "elsewhere", &prs[0])).await;
+    assert_eq!(other.0, 200, "{other:?}");
+
+    let polls = s.driver.drain(&s.watch, 3).await;
+    let records: usize = polls.iter().map(|p| p.records.len()).sum();
+    assert_eq!(
+        records, 1,
+        "one message for the delivery and its redelivery: {polls:#?}"
+    );
+    assert_eq!(polls[0].repositories(), vec!["app"]);
+    let body: Value = serde_json::from_str(&polls[0].records[0].1).unwrap();
+    assert_eq!(
+        body,
+        json!({"repository": "app", "pushed": [prs[0]], "origin": "webhook"})
+    );
+    assert!(!proxy.log().is_empty(), "the worker read the registry");
+    assert!(!registry.has_manifest("app", &prs[0]).await, "pr-1 swept");
+    assert!(registry.tags("app").await.contains(&"v1".to_owned()));
+}
+
+#[tokio::test]
+async fn a_repository_whose_registry_fails_comes_back_and_the_others_are_done() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let registry = TestRegistry::start().await;
+    let good = seed(&registry, "app").await;
+    seed(&registry, "bad").await;
+    let proxy = FlakyProxy::start(&registry.url).await;
+    proxy.always("GET", "/v2/bad/tags/list", Fault::Status(500, None));
+    let s = setup(&proxy.url, Duration::from_secs(1), &[]).await;
+
+    let answer = s.watch.invoke(&schedule("e-7")).await;
+    assert_eq!(answer["queued"], 2, "{answer}");
+    let polled = s.driver.poll_once(&s.watch).await.expect("a batch");
+    assert_eq!(polled.records.len(), 2, "{polled:#?}");
+    let bad: Vec<&String> = polled
+        .records
+        .iter()
+        .filter(|(_, b)| b.contains("\"bad\""))
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(
+        polled.failures.iter().collect::<Vec<_>>(),
+        bad,
+        "{}",
+        s.watch.log()
+    );
+    assert!(
+        !registry.has_manifest("app", &good[0]).await,
+        "app was swept"
+    );
+    // Only bad's record is left, and it comes back after the visibility timeout.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let back = s.driver.poll_once(&s.watch).await.expect("bad comes back");
+    assert_eq!(back.repositories(), vec!["bad"]);
+}
+
+#[tokio::test]
+async fn forty_repositories_converge_over_several_invocations_under_a_short_run_budget() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let registry = TestRegistry::start().await;
+    let mut names = Vec::new();
+    let mut prs = Vec::new();
+    for i in 0..40 {
+        let name = format!("r{i}");
+        prs.push((name.clone(), seed(&registry, &name).await));
+        names.push(name);
+    }
+    // Each request takes 25 ms more; one invocation may work 1 s, two changes at a time.
+    let proxy = FlakyProxy::start_delayed(&registry.url, Duration::from_millis(25)).await;
+    let s = setup(
+        &proxy.url,
+        Duration::from_secs(1),
+        &[
+            ("JANITOR_MAX_RUN_SECONDS", "1"),
+            ("JANITOR_CONCURRENCY", "2"),
+        ],
+    )
+    .await;
+    let answer = s.watch.invoke(&schedule("e-40")).await;
+    assert_eq!(answer["queued"], 40, "{answer}");
+
+    let polls = s.driver.drain(&s.watch, 60).await;
+    let returned: usize = polls.iter().map(|p| p.failures.len()).sum();
+    assert!(
+        returned > 0,
+        "a 1 s budget should leave some repositories for a later invocation: {polls:#?}"
+    );
+    // Every repository was handed over until it was done, and each one's record only once
+    // per batch (the driver runs one batch at a time, and a FIFO group holds one repository).
+    for p in &polls {
+        let mut r = p.repositories();
+        let n = r.len();
+        r.dedup();
+        assert_eq!(r.len(), n, "{p:#?}");
+    }
+    for (name, digests) in &prs {
+        for d in digests {
+            assert!(!registry.has_manifest(name, d).await, "{name}@{d} left");
+        }
+        registry.assert_pulls_completely(name, "v1").await;
+    }
+    eprintln!(
+        "40 repositories: {} invocations, {} records handed back",
+        polls.len(),
+        returned
+    );
+}
