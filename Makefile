@@ -59,7 +59,9 @@ deploy: build-lambda
 		--config-file "$(CURDIR)/infra/samconfig.toml"
 
 ## Benchmarks (not part of make test): the planner on 100k manifests, time and peak memory;
-## then the registry sweep against a real local registry (BENCHMARKS.md: figures and knobs).
+## then the registry sweep against a real local registry (BENCHMARKS.md: figures and knobs);
+## then queue mode: webhook time to 202, and converging through the queue vs one sweep.
 bench: deps
 	$(CARGO) bench --locked --bench plan_scale
 	$(CARGO) bench --locked --bench registry_sweep
+	$(CARGO) bench --locked --bench queue_mode

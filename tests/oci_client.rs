@@ -692,3 +692,52 @@ async fn paced_writes_never_reach_the_registry_faster_than_the_budget() {
         }
     }
 }
+
+#[tokio::test]
+async fn no_request_runs_or_waits_past_the_cutoff() {
+    let registry = TestRegistry::start().await;
+    Image::oci("app").tag("v1").push(&registry).await;
+    let proxy = FlakyProxy::start(&registry.url).await;
+    let cutoff = |ms| ClientOptions {
+        retry: fast_retries(5),
+        cutoff: Some(Instant::now() + Duration::from_millis(ms)),
+        ..ClientOptions::default()
+    };
+
+    // A registry that does not answer: the request ends at the cutoff, not after 30 s.
+    let hold = proxy.hold("GET", "/tags/list");
+    let started = Instant::now();
+    let err = client_with(&proxy.url, cutoff(400))
+        .tags("app")
+        .await
+        .unwrap_err();
+    assert!(err.is_out_of_time(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    hold.release();
+
+    // A registry that says to come back in 2 s, after the cutoff: its answer is the last one
+    // (without the cutoff, the retry would wait and succeed).
+    proxy.inject("/tags/list", Fault::Status(429, Some("2")));
+    let started = Instant::now();
+    let err = client_with(&proxy.url, cutoff(1_000))
+        .tags("app")
+        .await
+        .unwrap_err();
+    assert_eq!(err.status(), Some(429), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Past the cutoff nothing is sent at all.
+    let before = proxy.log().len();
+    let late = client_with(&proxy.url, cutoff(0));
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert!(late.tags("app").await.unwrap_err().is_out_of_time());
+    assert_eq!(proxy.log().len(), before);
+}

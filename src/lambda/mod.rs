@@ -29,6 +29,11 @@ use crate::wiring::{Inventory, Settings, WiringError};
 use config::{Config, StateChoice};
 use secrets::Secrets;
 
+/// In-flight requests may run this long past the point where no new work starts (the
+/// deadline, less the margin, or the run budget): still 2 s before Lambda's own deadline, so a
+/// run cut short answers and emits its metrics.
+const CUTOFF_AFTER_DEADLINE: Duration = Duration::from_secs(8);
+
 /// Deletes stop this long before the function's deadline.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
 
@@ -272,7 +277,7 @@ impl App {
         job: &Job,
         deadline: Option<Instant>,
     ) -> Result<Report, JobError> {
-        let mut wired = self.settings(config).await?.wire()?;
+        let mut wired = self.settings(config, deadline).await?.wire()?;
         let now = Utc::now();
         let mut sweeper = wired.sweeper(&config.policy, now).deadline(deadline);
         sweeper.remember(&job.pushed).await?;
@@ -287,8 +292,13 @@ impl App {
             .left_for_next_run(outcome.unfinished))
     }
 
-    /// The configuration and the current secrets as one settings value.
-    async fn settings(&self, config: &Config) -> Result<Settings, JobError> {
+    /// The configuration and the current secrets as one settings value, for a run that
+    /// starts no new work after `deadline`.
+    async fn settings(
+        &self,
+        config: &Config,
+        deadline: Option<Instant>,
+    ) -> Result<Settings, JobError> {
         let credentials = self
             .secrets
             .read()
@@ -314,6 +324,7 @@ impl App {
                 credentials,
                 in_flight: config.concurrency,
                 max_writes_per_minute: config.writes_per_minute,
+                cutoff: deadline.map(|d| d + CUTOFF_AFTER_DEADLINE),
                 ..ClientOptions::default()
             },
             inventory,

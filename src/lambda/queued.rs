@@ -55,7 +55,7 @@ impl App {
     }
 
     async fn catalog(&self, config: &Config) -> Result<Vec<String>, JobError> {
-        let settings = self.settings(config).await?;
+        let settings = self.settings(config, None).await?;
         let backend = registry::connect(&settings.registry, settings.client)?;
         Ok(scope(backend.as_ref(), &config.policy, &[]).await?)
     }

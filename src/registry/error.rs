@@ -90,6 +90,10 @@ pub enum RegistryError {
     /// Not an answer of the registry: the run's time ran out before this read was sent.
     #[error("{repository}: not read whole: the run's time ran out; the next run reads it")]
     OutOfTime { repository: String },
+    /// Not an answer of the registry: the request was not sent, or was stopped, at the run's
+    /// hard cutoff (`ClientOptions::cutoff`).
+    #[error("{method} {path}: stopped: the run's time ran out; the next run does it")]
+    CutOff { method: String, path: String },
 }
 
 fn more_suffix(more: usize) -> String {
@@ -139,7 +143,10 @@ impl RegistryError {
 
     /// The run's time ran out before the request (`OutOfTime`).
     pub fn is_out_of_time(&self) -> bool {
-        matches!(self, RegistryError::OutOfTime { .. })
+        matches!(
+            self,
+            RegistryError::OutOfTime { .. } | RegistryError::CutOff { .. }
+        )
     }
 
     /// The thing asked for does not exist (404).

@@ -97,6 +97,8 @@ pub struct ClientOptions {
     pub in_flight: usize,
     /// Write operations (deletes, pushes, lock changes) a minute at most; `None`: not paced.
     pub max_writes_per_minute: Option<u32>,
+    /// No request starts after this, and none runs past it (the Lambda's hard deadline).
+    pub cutoff: Option<std::time::Instant>,
 }
 
 impl Default for ClientOptions {
@@ -110,6 +112,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             in_flight: 8,
             max_writes_per_minute: None,
+            cutoff: None,
         }
     }
 }
@@ -197,7 +200,8 @@ impl OciClient {
             tls,
             options.in_flight,
         )?
-        .paced(options.max_writes_per_minute);
+        .paced(options.max_writes_per_minute)
+        .cut_off_at(options.cutoff);
         if kind == Kind::Acr {
             transport = transport.for_acr(&host, options.aad_token);
         }

@@ -43,6 +43,11 @@ pub struct Transport {
     writes: tokio::sync::Semaphore,
     /// Spaces the registry's write operations (DELETE, PUT, PATCH; not token POSTs), if paced.
     pace: Option<super::pace::Pace>,
+    /// No attempt starts after this, none runs past it, and no retry waits past it: a run cut
+    /// short by its deadline still gets to answer (and emit its metrics).
+    cutoff: Option<std::time::Instant>,
+    /// The timeout of one request (set on the HTTP client too).
+    timeout: Duration,
 }
 
 /// Reads allowed in flight per change in flight. Registries allow far more reads than
@@ -89,7 +94,21 @@ impl Transport {
             reads: tokio::sync::Semaphore::new(in_flight.max(1) * READS_PER_WRITE),
             writes: tokio::sync::Semaphore::new(in_flight.max(1)),
             pace: None,
+            cutoff: None,
+            timeout,
         })
+    }
+
+    /// End every request by `cutoff` (see the field).
+    pub fn cut_off_at(mut self, cutoff: Option<std::time::Instant>) -> Transport {
+        self.cutoff = cutoff;
+        self
+    }
+
+    /// Time left before the cutoff; `Some(ZERO)` once it has passed.
+    fn left(&self) -> Option<Duration> {
+        self.cutoff
+            .map(|c| c.saturating_duration_since(std::time::Instant::now()))
     }
 
     /// At most `per_minute` write operations a minute, every attempt counted.
@@ -389,9 +408,19 @@ impl Transport {
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let mut attempt = 0;
+        let cut_off = || RegistryError::CutOff {
+            method: method.to_string(),
+            path: url.path().to_owned(),
+        };
         loop {
             attempt += 1;
-            let request = build(self.http.request(method.clone(), url.clone()));
+            if self.left().is_some_and(|l| l.is_zero()) {
+                return Err(cut_off());
+            }
+            let mut request = build(self.http.request(method.clone(), url.clone()));
+            if let Some(left) = self.left() {
+                request = request.timeout(left.min(self.timeout));
+            }
             // A slot per attempt, not held while waiting to retry. The semaphores are never
             // closed, so acquiring cannot fail; if it ever did, sending anyway is harmless.
             let slots = match *method {
@@ -422,13 +451,28 @@ impl Transport {
                         .after_status(attempt, status, retry_after, Utc::now())
                     {
                         Verdict::Done => return Ok(response),
+                        // A wait past the cutoff: this answer is the last.
+                        Verdict::RetryAfter(wait) if self.left().is_some_and(|l| l <= wait) => {
+                            return Ok(response)
+                        }
                         Verdict::RetryAfter(wait) => {
                             tracing::warn!(%method, path = url.path(), status, attempt, wait_ms = wait.as_millis() as u64, "registry asked us to retry");
                             wait
                         }
                     }
                 }
+                Err(error) if self.left().is_some_and(|l| l.is_zero()) => {
+                    tracing::warn!(%method, path = url.path(), error = %error.without_url(), "request stopped at the run's cutoff");
+                    return Err(cut_off());
+                }
                 Err(error) => match self.retry.after_transport_error(attempt) {
+                    Verdict::RetryAfter(wait) if self.left().is_some_and(|l| l <= wait) => {
+                        return Err(RegistryError::Transport {
+                            method: method.to_string(),
+                            path: url.path().to_owned(),
+                            source: error.without_url(),
+                        })
+                    }
                     Verdict::Done => {
                         return Err(RegistryError::Transport {
                             method: method.to_string(),
