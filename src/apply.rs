@@ -651,15 +651,26 @@ impl Run<'_> {
                 .clone()
                 .or_else(|| self.out_of_time().then_some(Stop::OutOfTime));
             if let Some(why) = stop {
-                // Start no new delete; what is left waits for the next run.
-                if why == Stop::OutOfTime {
-                    done.status = Status::Unfinished;
-                }
+                // Start no new delete; what is left waits for the next run. Out of time, it
+                // was not tried: kept, not failed. Unreadable tags are a failure.
                 for (digest, _) in wave {
                     let mut entry = entries[&digest].clone();
-                    entry.error = Some(why.to_string());
                     failed.insert(digest);
-                    done.delete.push(entry);
+                    if why == Stop::OutOfTime {
+                        done.keep.push(Keep {
+                            digest: entry.digest,
+                            tags: entry.tags,
+                            reason: OUT_OF_TIME.into(),
+                            kind: KeepKind::Stopped,
+                            since: entry.since,
+                        });
+                    } else {
+                        entry.error = Some(why.to_string());
+                        done.delete.push(entry);
+                    }
+                }
+                if why == Stop::OutOfTime {
+                    done.status = Status::Unfinished;
                 }
                 continue;
             }

@@ -7,8 +7,10 @@
 //! - `MessageGroupId` is the repository, so two workers never sweep one repository at once
 //!   (a name longer than SQS's 128 characters is replaced by `sha256:<hex of the name>`);
 //! - `MessageDeduplicationId` is a hash of the repository, what identifies the delivery
-//!   (the schedule event's id, or the webhook's event ids) and the part, so a redelivered
-//!   webhook within FIFO's 5 minutes is dropped and the next schedule never is;
+//!   (the schedule's scheduled time, else its event id; the webhook's event ids, else a hash
+//!   of its body; the records a continuation continues) and the part, so a redelivered
+//!   webhook or a retried schedule within FIFO's 5 minutes is dropped and the next schedule
+//!   never is;
 //! - a delivery too large for one message (256 KiB) is split, its pushed digests spread over
 //!   parts.
 //!
@@ -59,7 +61,7 @@ pub struct Outgoing {
 }
 
 /// The messages for one repository: one, or more when its pushed digests do not fit in one.
-/// `ids` identify the delivery (the schedule event's id, the webhook's event ids).
+/// `ids` identify the delivery (see the module's contract).
 pub fn messages(
     repository: &str,
     pushed: &[Digest],

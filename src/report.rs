@@ -65,6 +65,32 @@ impl Report {
         self
     }
 
+    /// This report with the repositories `again` swept a second time taken from it (a retry
+    /// of some repositories after reading the credentials again).
+    pub fn replacing(self, again: Report) -> Report {
+        let retried: std::collections::BTreeSet<&str> = again
+            .repositories
+            .iter()
+            .map(|r| r.name.as_str())
+            .chain(again.unfinished.iter().map(String::as_str))
+            .collect();
+        let mut repositories: Vec<RepositoryPlan> = Vec::new();
+        for r in self.repositories {
+            match again.repositories.iter().find(|a| a.name == r.name) {
+                Some(a) => repositories.push(a.clone()),
+                None if retried.contains(r.name.as_str()) => {}
+                None => repositories.push(r),
+            }
+        }
+        let mut unfinished: Vec<String> = self
+            .unfinished
+            .into_iter()
+            .filter(|n| !retried.contains(n.as_str()))
+            .collect();
+        unfinished.extend(again.unfinished.iter().cloned());
+        Report::new(self.now, self.dry_run, repositories).left_for_next_run(unfinished)
+    }
+
     /// Whether anything failed: an incomplete repository or a failed action.
     pub fn has_failures(&self) -> bool {
         self.repositories.iter().any(RepositoryPlan::has_failures)
@@ -246,6 +272,38 @@ mod tests {
         assert!(colour(true, Some(OsStr::new(""))));
         assert!(!colour(true, Some(OsStr::new("1"))));
         assert!(!colour(false, None));
+    }
+
+    #[test]
+    fn a_retry_replaces_only_the_repositories_it_swept_again() {
+        let refused = |name: &str| {
+            let mut p = RepositoryPlan::empty(name);
+            p.status = crate::plan::Status::Incomplete(crate::plan::Problem::new(
+                crate::plan::Cause::Credentials,
+                "HTTP 401",
+            ));
+            p
+        };
+        let now = Utc::now();
+        let first = Report::new(
+            now,
+            false,
+            vec![RepositoryPlan::empty("a"), refused("b"), refused("c")],
+        )
+        .left_for_next_run(vec!["d".into()]);
+        let second = Report::new(now, false, vec![RepositoryPlan::empty("b")])
+            .left_for_next_run(vec!["c".into()]);
+        let merged = first.replacing(second);
+        let names: Vec<&str> = merged
+            .repositories
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(merged.repositories.iter().all(|r| r.complete()));
+        assert_eq!(merged.unfinished, ["d", "c"]);
+        assert_eq!(merged.summary.repositories_incomplete, 0);
+        assert_eq!(merged.summary.repositories_unfinished, 2);
     }
 
     #[test]

@@ -139,10 +139,19 @@ impl App {
             ) => Secrets::from_secrets_manager(client, id).await,
             _ => self.env_secrets.clone(),
         };
-        if let Err(e) = &fresh {
-            tracing::error!(error = %e, "cannot read the secrets");
+        let mut secrets = self.secrets.write().await;
+        match fresh {
+            Ok(fresh) => *secrets = Ok(fresh),
+            // Secrets read before stay in use: a throttled or failed re-read must not turn a
+            // working instance into one that refuses everything until its next cold start.
+            Err(e) if secrets.is_ok() => {
+                tracing::error!(error = %e, "cannot read the secrets again; keeping the ones read before")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the secrets");
+                *secrets = Err(e);
+            }
         }
-        *self.secrets.write().await = fresh;
     }
 
     /// Handle one invocation. HTTP requests always get an HTTP response; other events get the
@@ -256,19 +265,36 @@ impl App {
         job: Job,
         deadline: Option<Instant>,
     ) -> Result<Report, JobError> {
-        let first = self.sweep(config, &job, deadline).await;
-        let refused = match &first {
-            Err(e) => e.is_credentials(),
-            Ok(report) => report
-                .repositories
-                .iter()
-                .any(|r| r.cause() == Some(Cause::Credentials)),
+        let report = match self.sweep(config, &job, deadline).await {
+            Err(e) if e.is_credentials() => {
+                self.reload_secrets().await;
+                return self.sweep(config, &job, deadline).await;
+            }
+            other => other?,
         };
-        if !refused {
-            return first;
+        // Only the repositories the registry refused are swept again: the others are done.
+        let refused: std::collections::BTreeSet<String> = report
+            .repositories
+            .iter()
+            .filter(|r| r.cause() == Some(Cause::Credentials))
+            .map(|r| r.name.clone())
+            .collect();
+        if refused.is_empty() {
+            return Ok(report);
         }
         self.reload_secrets().await;
-        self.sweep(config, &job, deadline).await
+        let again = Job {
+            scope: Scope::Repositories(refused),
+            pushed: Vec::new(),
+            ..job
+        };
+        match self.sweep(config, &again, deadline).await {
+            Ok(second) => Ok(report.replacing(second)),
+            Err(e) => {
+                tracing::error!(error = %e, "sweeping the refused repositories again failed; they stay incomplete");
+                Ok(report)
+            }
+        }
     }
 
     async fn sweep(

@@ -103,10 +103,21 @@ impl App {
         }
     }
 
-    /// SQS records from the queue: each repository swept once. The answer names the records
-    /// of every repository that failed, was incomplete or was not finished, and of every
-    /// record that is not a work message; SQS hands those back after the visibility timeout
-    /// (and to the dead-letter queue after `maxReceiveCount`). The rest are deleted.
+    /// SQS records from the queue: each repository swept once. What becomes of a
+    /// repository's records:
+    /// - done: deleted from the queue (the answer does not name them);
+    /// - failed, or incomplete for another reason than time: named in `batchItemFailures`,
+    ///   so SQS hands them back after the visibility timeout, and to the dead-letter queue
+    ///   after `maxReceiveCount`;
+    /// - not finished in time, but it made progress this run (something deleted or untagged),
+    ///   or it was not reached: a continuation message is queued for it and the records are
+    ///   done. A new message starts its receive count again, so a repository that needs
+    ///   many invocations converges instead of ending in the dead-letter queue; one that
+    ///   makes no progress (its read alone outlasts the run) is named in `batchItemFailures`,
+    ///   so it cannot loop forever. If the continuation cannot be sent, the records are named.
+    ///
+    /// Records that are not work messages are named too. A record without a `messageId`
+    /// cannot be named: the whole batch fails, and SQS hands all of it back.
     pub(super) async fn work(
         &self,
         config: &Config,
@@ -122,14 +133,17 @@ impl App {
         if let Some(job) = work.job() {
             match self.run_job(config, job, deadline).await {
                 Ok(report) => {
-                    let unfinished = report.unfinished.iter().map(String::as_str);
-                    let not_done = report
-                        .repositories
-                        .iter()
-                        .filter(|p| p.has_failures() || p.unfinished())
-                        .map(|p| p.name.as_str());
-                    for name in not_done.chain(unfinished) {
+                    let outcome = Outcome::of(&report);
+                    for name in &outcome.retry {
                         failed.extend(work.records_of(name).iter().map(String::as_str));
+                    }
+                    if !outcome.resume.is_empty() {
+                        if let Err(e) = self.resume(&work, &outcome.resume).await {
+                            tracing::error!(error = %e, "cannot queue the continuations; the records come back after the visibility timeout");
+                            for name in &outcome.resume {
+                                failed.extend(work.records_of(name).iter().map(String::as_str));
+                            }
+                        }
                     }
                     emit_metrics(Origin::Queue, Some(&report), 0);
                 }
@@ -147,5 +161,115 @@ impl App {
             response.add_failure(id);
         }
         Ok(serde_json::to_value(response)?)
+    }
+
+    /// Queue one continuation message for each repository, identified by the records it
+    /// continues (a redelivered batch sends the same ids, which SQS drops within 5 minutes).
+    async fn resume(&self, work: &trigger::sqs::Work, names: &[String]) -> Result<usize, JobError> {
+        let queue = self.work_queue()?;
+        let messages = names
+            .iter()
+            .flat_map(|n| {
+                let ids: Vec<String> = work
+                    .records_of(n)
+                    .iter()
+                    .map(|id| format!("continues:{id}"))
+                    .collect();
+                queue::messages(n, &[], Origin::Queue, &ids)
+            })
+            .collect();
+        let sent = queue.send(messages).await?;
+        tracing::info!(repositories = ?names, "not finished in time; queued a continuation for each");
+        Ok(sent)
+    }
+}
+
+/// What a worker's report asks of the queue.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Outcome {
+    /// Hand the records back (failed, incomplete, or unfinished without progress).
+    retry: Vec<String>,
+    /// Queue a continuation (unfinished after progress, or not reached).
+    resume: Vec<String>,
+}
+
+impl Outcome {
+    fn of(report: &crate::report::Report) -> Outcome {
+        let mut outcome = Outcome::default();
+        for p in &report.repositories {
+            let progressed = p.delete.iter().any(|d| d.error.is_none())
+                || p.untag.iter().any(|u| u.error.is_none());
+            if p.has_failures() || (p.unfinished() && !progressed) {
+                outcome.retry.push(p.name.clone());
+            } else if p.unfinished() {
+                outcome.resume.push(p.name.clone());
+            }
+        }
+        for name in &report.unfinished {
+            let planned = report.repositories.iter().any(|p| &p.name == name);
+            if !planned {
+                outcome.resume.push(name.clone());
+            }
+        }
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Delete, Problem, RepositoryPlan, Status};
+    use crate::report::Report;
+
+    fn plan(name: &str, status: Status, deleted: bool, failed: bool) -> RepositoryPlan {
+        let mut p = RepositoryPlan::empty(name);
+        p.status = status;
+        let entry = |error: Option<&str>| Delete {
+            digest: format!("sha256:{}", "a".repeat(64)).parse().unwrap(),
+            tags: vec![],
+            reason: "r".into(),
+            bytes: 1,
+            since: None,
+            parent: None,
+            error: error.map(str::to_owned),
+        };
+        if deleted {
+            p.delete.push(entry(None));
+        }
+        if failed {
+            p.delete.push(entry(Some("HTTP 500")));
+        }
+        p
+    }
+
+    #[test]
+    fn only_progress_earns_a_continuation_and_failures_go_back_to_sqs() {
+        let deadline = Problem::new(crate::plan::Cause::Deadline, "time ran out");
+        let report = Report::new(
+            chrono::Utc::now(),
+            false,
+            vec![
+                plan("done", Status::Complete, true, false),
+                plan("failed", Status::Complete, true, true),
+                plan(
+                    "broken",
+                    Status::Incomplete("HTTP 500".into()),
+                    false,
+                    false,
+                ),
+                plan("progressed", Status::Unfinished, true, false),
+                plan("stuck", Status::Unfinished, false, false),
+                plan("read-cut", Status::Incomplete(deadline), false, false),
+            ],
+        )
+        .left_for_next_run(vec![
+            "progressed".into(),
+            "stuck".into(),
+            "read-cut".into(),
+            "unreached".into(),
+        ]);
+        let outcome = Outcome::of(&report);
+        assert_eq!(outcome.retry, ["failed", "broken", "stuck", "read-cut"]);
+        assert_eq!(outcome.resume, ["progressed", "unreached"]);
     }
 }

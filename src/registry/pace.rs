@@ -32,14 +32,24 @@ impl Pace {
     /// Wait for this write's turn. Each caller takes the next free slot, then sleeps until
     /// it without holding the lock, so writers queue in arrival order.
     pub async fn wait(&self) {
+        self.wait_until(None).await;
+    }
+
+    /// Wait for this write's turn, but not past `cutoff`: false when the turn comes after it
+    /// (the write must not be sent; its turn is left unused).
+    pub async fn wait_until(&self, cutoff: Option<std::time::Instant>) -> bool {
         let at = {
             let mut next = self.next.lock().await;
             let now = Instant::now();
             let at = next.map_or(now, |n| n.max(now));
+            if cutoff.is_some_and(|c| Instant::from_std(c) <= at) {
+                return false;
+            }
             *next = Some(at + self.interval);
             at
         };
         tokio::time::sleep_until(at).await;
+        true
     }
 }
 
@@ -71,6 +81,22 @@ mod tests {
                 .map(|i| Duration::from_millis(500 * i))
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_turn_after_the_cutoff_is_refused_at_once() {
+        let pace = Pace::per_minute(60);
+        let cutoff = Some((Instant::now() + Duration::from_millis(1500)).into_std());
+        assert!(pace.wait_until(cutoff).await);
+        let before = Instant::now();
+        assert!(
+            pace.wait_until(cutoff).await,
+            "the turn at 1 s is before the cutoff"
+        );
+        assert_eq!(Instant::now() - before, Duration::from_secs(1));
+        let before = Instant::now();
+        assert!(!pace.wait_until(cutoff).await, "the turn at 2 s is past it");
+        assert_eq!(Instant::now(), before, "refused without waiting");
     }
 
     #[tokio::test(start_paused = true)]

@@ -414,28 +414,32 @@ impl Transport {
         };
         loop {
             attempt += 1;
-            if self.left().is_some_and(|l| l.is_zero()) {
-                return Err(cut_off());
-            }
-            let mut request = build(self.http.request(method.clone(), url.clone()));
-            if let Some(left) = self.left() {
-                request = request.timeout(left.min(self.timeout));
-            }
             // A slot per attempt, not held while waiting to retry. The semaphores are never
             // closed, so acquiring cannot fail; if it ever did, sending anyway is harmless.
             let slots = match *method {
                 Method::GET | Method::HEAD => &self.reads,
                 _ => &self.writes,
             };
-            // A retry is another write to the registry: it waits its turn too.
+            let slot = slots.acquire().await.ok();
+            // Then the write's turn, slot in hand, so turns become sends as they come. A retry
+            // is another write to the registry: it waits its turn too.
             if let Some(pace) = self
                 .pace
                 .as_ref()
                 .filter(|_| matches!(*method, Method::DELETE | Method::PUT | Method::PATCH))
             {
-                pace.wait().await;
+                if !pace.wait_until(self.cutoff).await {
+                    return Err(cut_off());
+                }
             }
-            let slot = slots.acquire().await.ok();
+            // The waits above may have used the time up: checked right before sending, and
+            // the request may last only until the cutoff.
+            let mut request = build(self.http.request(method.clone(), url.clone()));
+            match self.left() {
+                Some(left) if left.is_zero() => return Err(cut_off()),
+                Some(left) => request = request.timeout(left.min(self.timeout)),
+                None => {}
+            }
             self.requests.fetch_add(1, Ordering::Relaxed);
             let sent = request.send().await;
             drop(slot);
@@ -451,9 +455,10 @@ impl Transport {
                         .after_status(attempt, status, retry_after, Utc::now())
                     {
                         Verdict::Done => return Ok(response),
-                        // A wait past the cutoff: this answer is the last.
+                        // A wait past the cutoff: the run's time is up, not the registry's fault.
                         Verdict::RetryAfter(wait) if self.left().is_some_and(|l| l <= wait) => {
-                            return Ok(response)
+                            tracing::warn!(%method, path = url.path(), status, "not retried: the retry would come after the run's cutoff");
+                            return Err(cut_off());
                         }
                         Verdict::RetryAfter(wait) => {
                             tracing::warn!(%method, path = url.path(), status, attempt, wait_ms = wait.as_millis() as u64, "registry asked us to retry");
@@ -467,11 +472,8 @@ impl Transport {
                 }
                 Err(error) => match self.retry.after_transport_error(attempt) {
                     Verdict::RetryAfter(wait) if self.left().is_some_and(|l| l <= wait) => {
-                        return Err(RegistryError::Transport {
-                            method: method.to_string(),
-                            path: url.path().to_owned(),
-                            source: error.without_url(),
-                        })
+                        tracing::warn!(%method, path = url.path(), error = %error.without_url(), "not retried: the retry would come after the run's cutoff");
+                        return Err(cut_off());
                     }
                     Verdict::Done => {
                         return Err(RegistryError::Transport {

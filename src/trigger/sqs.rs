@@ -64,9 +64,11 @@ pub fn decode(value: &Value) -> Result<Work, TriggerError> {
     let mut pushed = BTreeSet::new();
     for record in event.records {
         let Some(id) = record.message_id.filter(|id| !id.is_empty()) else {
-            // Without an id it cannot be named as failed, nor retried: say so and go on.
-            tracing::error!("an SQS record without a messageId was ignored");
-            continue;
+            // Without an id it cannot be named as failed; the whole batch fails instead, so
+            // SQS hands every record back rather than deleting one that was not done.
+            return Err(TriggerError::BadRequest(
+                "an SQS record has no messageId".into(),
+            ));
         };
         match Message::parse(record.body.as_deref().unwrap_or_default()) {
             Ok(m) => {
@@ -125,6 +127,13 @@ mod tests {
             job.scope,
             Scope::Repositories(["app".to_owned(), "lib".to_owned()].into())
         );
+    }
+
+    #[test]
+    fn a_record_without_a_message_id_fails_the_batch() {
+        let mut r = record("m1", r#"{"repository":"app","origin":"schedule"}"#);
+        r.as_object_mut().unwrap().remove("messageId");
+        assert!(decode(&json!({"Records": [r]})).is_err());
     }
 
     #[test]
