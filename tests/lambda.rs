@@ -324,3 +324,48 @@ async fn a_warm_function_accepts_a_rotated_webhook_secret_without_a_redeploy() {
     assert_eq!(post("before").await, 401, "the old secret is refused now");
     assert_eq!(post("wrong").await, 401);
 }
+
+#[tokio::test]
+async fn a_webhook_whose_sweep_fails_answers_500_so_the_registry_delivers_it_again() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let registry = TestRegistry::start().await;
+    let image = Image::oci("app").tag("v1").push(&registry).await;
+    let proxy = support::proxy::FlakyProxy::start(&registry.url).await;
+    proxy.always(
+        "GET",
+        "/v2/app/tags/list",
+        support::proxy::Fault::Status(500, None),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let env = function_env(
+        &proxy.url,
+        dir.path(),
+        PURGE_UNTAGGED,
+        &[("JANITOR_WEBHOOK_SECRET", SECRET)],
+    );
+    let watch = Watch::start(&env).await;
+    let body = serde_json::json!({"events": [{
+        "id": "ev-1", "action": "push",
+        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                   "digest": image.digest, "repository": "app", "tag": "v1"}
+    }]})
+    .to_string();
+    let answer = reqwest::Client::new()
+        .post(watch.url())
+        .header("authorization", format!("Bearer {SECRET}"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 500, "{}", watch.log());
+    let report: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(report["repositories"][0]["complete"], false, "{report}");
+    // One summary line for the run, saying what happened.
+    let log = watch.log();
+    let summary = log
+        .lines()
+        .find(|l| l.contains("run summary"))
+        .unwrap_or_else(|| panic!("no summary line:\n{log}"));
+    assert!(summary.contains(r#""incomplete":1"#), "{summary}");
+    assert!(summary.contains(r#""failed":true"#), "{summary}");
+}

@@ -1,7 +1,8 @@
 //! The queue mode (`JANITOR_QUEUE_URL` set): a schedule lists the repositories and queues one
 //! message per repository, a webhook queues its pushed repositories and answers 202 at once,
-//! and SQS events from the queue are the work: each repository swept once, and the records
-//! of every repository not finished named in `batchItemFailures`, to come back later.
+//! and SQS events from the queue are the work: each repository swept once, the records of
+//! every failed or incomplete one named in `batchItemFailures` to come back later, and a
+//! continuation queued for one the run's time ran out on after it made progress (`work`).
 
 use std::collections::BTreeSet;
 
