@@ -27,7 +27,9 @@ use chrono::{DateTime, Utc};
 
 use crate::collect::refresh_tags;
 use crate::plan::graph::{Edge, Graph};
-use crate::plan::{plan, Delete, Keep, KeepKind, Problem, RepositoryPlan, Snapshot, Status, Untag};
+use crate::plan::{
+    plan, Cause, Delete, Keep, KeepKind, Problem, RepositoryPlan, Snapshot, Status, Untag,
+};
 use crate::policy::Policy;
 use crate::registry::media_type::OCI_INDEX;
 use crate::registry::{
@@ -36,6 +38,7 @@ use crate::registry::{
 };
 
 const OUT_OF_TIME: &str = "not started: the run's time ran out; the next run finishes it";
+const CUT_OFF: &str = "stopped at the run's cutoff; the next run finishes it";
 
 /// What decides, at planning and again at the re-check: a policy, or a manual operation.
 pub struct Decider<'a> {
@@ -466,6 +469,12 @@ impl Run<'_> {
                     Ok(Untagged::Moved) => Ok(None),
                     // Not started; the next run plans it again.
                     Ok(Untagged::OutOfTime) => Ok(None),
+                    // Stopped at the run's cutoff before anything changed (the placeholder
+                    // path reports a tag left on a placeholder as its own error): the same.
+                    Err(e) if e.is_out_of_time() => {
+                        self.ran_out.store(true, Ordering::Relaxed);
+                        Ok(None)
+                    }
                     // A lock is the registry owner's decision, not a failure.
                     Err(e) if e.is_locked() => Err(Keep {
                         digest: u.digest,
@@ -562,7 +571,22 @@ impl Run<'_> {
         let body = serde_json::to_vec(&placeholder).unwrap_or_default();
         let placeholder = client
             .put_manifest(repo, &reference, &MediaType::OciIndex, body)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // A push stopped in flight may have landed: not "nothing changed".
+                RegistryError::CutOff {
+                    method,
+                    path,
+                    sent: true,
+                } => RegistryError::InvalidResponse {
+                    method,
+                    path,
+                    reason: format!(
+                        "stopped at the run's cutoff while pushing the placeholder to tag {tag}: the tag may now name it"
+                    ),
+                },
+                e => e,
+            })?;
         match client.delete_manifest(repo, &placeholder).await {
             Ok(_) => Ok(Untagged::Done),
             Err(e) => Err(RegistryError::InvalidResponse {
@@ -633,6 +657,8 @@ impl Run<'_> {
             .collect();
         let mut failed: BTreeSet<Digest> = BTreeSet::new();
         let mut locked: BTreeSet<Digest> = BTreeSet::new();
+        // Stopped by the run's cutoff: kept for the next run, not failed.
+        let mut cut: BTreeSet<Digest> = BTreeSet::new();
         // Reached by a tag pushed while deleting: kept, with that tag.
         let mut held: BTreeMap<Digest, String> = BTreeMap::new();
         // Why the rest is not deleted, once the tags cannot be read again.
@@ -689,7 +715,13 @@ impl Run<'_> {
                     "tags read again before deleting children"
                 );
                 if !now.problems.is_empty() {
-                    let why = Stop::Unreadable(Problem::join(&now.problems));
+                    let problem = Problem::join(&now.problems);
+                    // Cut off by the run's time: the rest waits for the next run.
+                    if problem.cause == Cause::Deadline {
+                        stopped_for_time(&waves[i..], &entries, &held, &mut failed, done);
+                        break;
+                    }
+                    let why = Stop::Unreadable(problem);
                     tracing::warn!(repository = repo, error = %why, "stopping this repository's deletes");
                     for (digest, _) in wave {
                         let mut entry = entries[&digest].clone();
@@ -740,6 +772,10 @@ impl Run<'_> {
                 let entry = entries[&digest].clone();
                 failed.insert(digest.clone());
                 match parent {
+                    Some(p) if cut.contains(p) => {
+                        cut.insert(digest);
+                        done.keep.push(kept_stopped(entry, CUT_OFF));
+                    }
                     Some(p) if locked.contains(p) => {
                         locked.insert(digest);
                         done.keep.push(kept_for_lock(
@@ -768,6 +804,18 @@ impl Run<'_> {
                         locked.insert(digest);
                         done.keep
                             .push(kept_for_lock(entry, "the registry refused: locked".into()));
+                        continue;
+                    }
+                    // The run's cutoff stopped it (maybe mid-flight): the next run finishes
+                    // it, and phase 4 or the next sweep sees whether its tags are gone.
+                    Err(e) if e.is_out_of_time() => {
+                        failed.insert(digest.clone());
+                        cut.insert(digest.clone());
+                        done.status = Status::Unfinished;
+                        for tag in tags_on(current, &digest) {
+                            removed.insert(tag, digest.clone());
+                        }
+                        done.keep.push(kept_stopped(entry, CUT_OFF));
                         continue;
                     }
                     Err(e) => {
@@ -893,6 +941,10 @@ impl Run<'_> {
                 Ok(Untagged::OutOfTime) => {
                     unsettled.insert(tag.clone(), digest.clone());
                 }
+                Err(e) if e.is_out_of_time() => {
+                    self.ran_out.store(true, Ordering::Relaxed);
+                    unsettled.insert(tag.clone(), digest.clone());
+                }
                 Err(e) => {
                     unsettled.insert(tag.clone(), digest.clone());
                     failures.push((
@@ -935,6 +987,36 @@ fn log_action<T, E: std::fmt::Display>(
             tracing::warn!(action, repository, digest = %digest, tags = ?tags, reason, error = %e, "failed")
         }
     }
+}
+
+/// A planned delete the run's time stopped, as a keep.
+fn kept_stopped(entry: Delete, why: &str) -> Keep {
+    Keep {
+        digest: entry.digest,
+        tags: entry.tags,
+        reason: why.to_owned(),
+        kind: KeepKind::Stopped,
+        since: entry.since,
+    }
+}
+
+/// Everything of `waves` not yet decided, stopped for time: kept, and the repository is
+/// unfinished.
+fn stopped_for_time(
+    waves: &[Vec<(Digest, Vec<Digest>)>],
+    entries: &BTreeMap<Digest, Delete>,
+    held: &BTreeMap<Digest, String>,
+    failed: &mut BTreeSet<Digest>,
+    done: &mut RepositoryPlan,
+) {
+    for (digest, _) in waves.iter().flatten() {
+        if held.contains_key(digest) || !failed.insert(digest.clone()) {
+            continue;
+        }
+        done.keep
+            .push(kept_stopped(entries[digest].clone(), OUT_OF_TIME));
+    }
+    done.status = Status::Unfinished;
 }
 
 /// A planned delete the registry refused because of a lock, as a keep.

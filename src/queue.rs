@@ -37,7 +37,8 @@ pub struct Message {
     /// Digests a push named, to remember before the sweep (may be empty).
     #[serde(default)]
     pub pushed: Vec<Digest>,
-    /// What queued it: `schedule`, `webhook`, or `direct` (a person).
+    /// What queued it: `schedule`, `webhook`, `direct` (a person), or `queue` (a worker's
+    /// continuation of a repository it did not finish).
     pub origin: Origin,
 }
 

@@ -772,3 +772,50 @@ async fn repositories_are_swept_side_by_side_within_the_read_and_delete_limits()
         "repository b waited for a to finish"
     );
 }
+
+#[tokio::test]
+async fn deletes_the_cutoff_stops_are_kept_for_the_next_run_not_failed() {
+    use registry_janitor::policy::Policy;
+    use registry_janitor::registry::{ClientOptions, OciClient};
+    use registry_janitor::state::NoState;
+    use std::time::{Duration, Instant};
+
+    let registry = TestRegistry::start().await;
+    let mut builds = Vec::new();
+    for n in 1..=6 {
+        builds.push(old_build(&registry, "app", &format!("pr-{n}")).await);
+    }
+    // Paced at one delete every 500 ms, with a cutoff 1.2 s away: two or three go, the rest
+    // would come after the cutoff.
+    let client = OciClient::new(
+        &registry.url,
+        ClientOptions {
+            max_writes_per_minute: Some(120),
+            cutoff: Some(Instant::now() + Duration::from_millis(1200)),
+            ..ClientOptions::default()
+        },
+    )
+    .unwrap();
+    let policy = Policy::from_json(OLD_PR_BUILDS).unwrap();
+    let mut store = NoState;
+    let mut sweeper = sweeper(&client, &policy, &mut store);
+    let planned = sweeper.plan("app").await.unwrap();
+    assert_eq!(planned.plan.delete.len(), 6);
+    let done = sweeper.apply(planned).await.unwrap();
+    let deleted = done.delete.iter().filter(|d| d.error.is_none()).count();
+    let stopped: Vec<_> = done
+        .keep
+        .iter()
+        .filter(|k| k.kind == registry_janitor::plan::KeepKind::Stopped)
+        .collect();
+    assert!((1..6).contains(&deleted), "{done:?}");
+    assert_eq!(deleted + stopped.len(), 6, "{done:?}");
+    assert!(done.unfinished(), "{done:?}");
+    assert!(
+        !done.has_failures(),
+        "stopped for time is not a failure: {done:?}"
+    );
+    for k in stopped {
+        assert!(registry.has_manifest("app", &k.digest.to_string()).await);
+    }
+}

@@ -240,12 +240,21 @@ impl App {
                     result.as_ref().ok(),
                     u64::from(result.is_err()),
                 );
-                // A sweep that failed answers 500, so the registry delivers the webhook again.
+                // A repository that could not be read answers 500, so the registry delivers the
+                // webhook again: a retry may read it. Failed actions (a delete the registry
+                // refuses) answer 200 with the report: delivering again would fail again, and
+                // distribution retries without end, holding back its later events.
                 match result {
-                    Ok(report) => (
-                        if report.has_failures() { 500 } else { 200 },
-                        serde_json::to_value(report).unwrap_or(Value::Null),
-                    ),
+                    Ok(report) => {
+                        let unread = report
+                            .repositories
+                            .iter()
+                            .any(|r| !r.complete() && !r.unfinished());
+                        (
+                            if unread { 500 } else { 200 },
+                            serde_json::to_value(report).unwrap_or(Value::Null),
+                        )
+                    }
                     Err(e) => (500, json!({ "error": e.to_string() })),
                 }
             }
@@ -386,6 +395,8 @@ pub enum JobError {
     NoDynamo,
     #[error("JANITOR_QUEUE_URL is not set: there is no work queue")]
     NoQueue,
+    #[error("{0} took too long")]
+    TimedOut(&'static str),
     #[error(transparent)]
     Wiring(#[from] WiringError),
     #[error(transparent)]

@@ -139,7 +139,15 @@ impl App {
                         failed.extend(work.records_of(name).iter().map(String::as_str));
                     }
                     if !outcome.resume.is_empty() {
-                        if let Err(e) = self.resume(&work, &outcome.resume).await {
+                        // The run may have used its time up to the cutoff: the send gets what is
+                        // left before Lambda's deadline, less a second for the answer.
+                        let sent = tokio::time::timeout(
+                            RESUME_TIMEOUT,
+                            self.resume(&work, &outcome.resume),
+                        )
+                        .await
+                        .unwrap_or(Err(JobError::TimedOut("queueing the continuations")));
+                        if let Err(e) = sent {
                             tracing::error!(error = %e, "cannot queue the continuations; the records come back after the visibility timeout");
                             for name in &outcome.resume {
                                 failed.extend(work.records_of(name).iter().map(String::as_str));
@@ -165,7 +173,9 @@ impl App {
     }
 
     /// Queue one continuation message for each repository, identified by the records it
-    /// continues (a redelivered batch sends the same ids, which SQS drops within 5 minutes).
+    /// continues. A batch handed back whole (the answer was lost) comes again only after the
+    /// visibility timeout and sends one more continuation: wasted work, never a second worker
+    /// at once, since the group holds one message in flight.
     async fn resume(&self, work: &trigger::sqs::Work, names: &[String]) -> Result<usize, JobError> {
         let queue = self.work_queue()?;
         let messages = names
@@ -197,24 +207,40 @@ struct Outcome {
 impl Outcome {
     fn of(report: &crate::report::Report) -> Outcome {
         let mut outcome = Outcome::default();
+        let progressed = |p: &crate::plan::RepositoryPlan| {
+            p.delete.iter().any(|d| d.error.is_none()) || p.untag.iter().any(|u| u.error.is_none())
+        };
         for p in &report.repositories {
-            let progressed = p.delete.iter().any(|d| d.error.is_none())
-                || p.untag.iter().any(|u| u.error.is_none());
-            if p.has_failures() || (p.unfinished() && !progressed) {
+            if p.has_failures() || (p.unfinished() && !progressed(p)) {
                 outcome.retry.push(p.name.clone());
             } else if p.unfinished() {
                 outcome.resume.push(p.name.clone());
             }
         }
+        // Repositories not reached are continued only when the run got something done: a run
+        // that started with no time (a timeout too short for the work) hands them back, so
+        // they reach the dead-letter queue instead of looping.
+        let got_something_done = report
+            .repositories
+            .iter()
+            .any(|p| progressed(p) || (p.complete() && !p.unfinished()));
         for name in &report.unfinished {
             let planned = report.repositories.iter().any(|p| &p.name == name);
-            if !planned {
+            if planned {
+                continue;
+            }
+            if got_something_done {
                 outcome.resume.push(name.clone());
+            } else {
+                outcome.retry.push(name.clone());
             }
         }
         outcome
     }
 }
+
+/// The most a worker waits to queue its continuations.
+const RESUME_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 #[cfg(test)]
 mod tests {
@@ -272,5 +298,14 @@ mod tests {
         let outcome = Outcome::of(&report);
         assert_eq!(outcome.retry, ["failed", "broken", "stuck", "read-cut"]);
         assert_eq!(outcome.resume, ["progressed", "unreached"]);
+    }
+
+    #[test]
+    fn a_run_that_got_nothing_done_hands_its_unreached_repositories_back() {
+        let report = Report::new(chrono::Utc::now(), false, vec![])
+            .left_for_next_run(vec!["a".into(), "b".into()]);
+        let outcome = Outcome::of(&report);
+        assert_eq!(outcome.retry, ["a", "b"]);
+        assert!(outcome.resume.is_empty());
     }
 }

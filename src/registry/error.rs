@@ -93,7 +93,12 @@ pub enum RegistryError {
     /// Not an answer of the registry: the request was not sent, or was stopped, at the run's
     /// hard cutoff (`ClientOptions::cutoff`).
     #[error("{method} {path}: stopped: the run's time ran out; the next run does it")]
-    CutOff { method: String, path: String },
+    CutOff {
+        method: String,
+        path: String,
+        /// It had gone out (and may have taken effect), or was answered and not retried.
+        sent: bool,
+    },
 }
 
 fn more_suffix(more: usize) -> String {

@@ -408,16 +408,19 @@ impl Transport {
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let mut attempt = 0;
-        let cut_off = || RegistryError::CutOff {
+        let cut_off = |sent: bool| RegistryError::CutOff {
             method: method.to_string(),
             path: url.path().to_owned(),
+            sent,
         };
         loop {
             attempt += 1;
             // A slot per attempt, not held while waiting to retry. The semaphores are never
             // closed, so acquiring cannot fail; if it ever did, sending anyway is harmless.
+            // Token requests (POST) are not registry writes: they take a read slot, so they
+            // never queue behind paced writes.
             let slots = match *method {
-                Method::GET | Method::HEAD => &self.reads,
+                Method::GET | Method::HEAD | Method::POST => &self.reads,
                 _ => &self.writes,
             };
             let slot = slots.acquire().await.ok();
@@ -429,14 +432,14 @@ impl Transport {
                 .filter(|_| matches!(*method, Method::DELETE | Method::PUT | Method::PATCH))
             {
                 if !pace.wait_until(self.cutoff).await {
-                    return Err(cut_off());
+                    return Err(cut_off(false));
                 }
             }
             // The waits above may have used the time up: checked right before sending, and
             // the request may last only until the cutoff.
             let mut request = build(self.http.request(method.clone(), url.clone()));
             match self.left() {
-                Some(left) if left.is_zero() => return Err(cut_off()),
+                Some(left) if left.is_zero() => return Err(cut_off(false)),
                 Some(left) => request = request.timeout(left.min(self.timeout)),
                 None => {}
             }
@@ -458,7 +461,7 @@ impl Transport {
                         // A wait past the cutoff: the run's time is up, not the registry's fault.
                         Verdict::RetryAfter(wait) if self.left().is_some_and(|l| l <= wait) => {
                             tracing::warn!(%method, path = url.path(), status, "not retried: the retry would come after the run's cutoff");
-                            return Err(cut_off());
+                            return Err(cut_off(true));
                         }
                         Verdict::RetryAfter(wait) => {
                             tracing::warn!(%method, path = url.path(), status, attempt, wait_ms = wait.as_millis() as u64, "registry asked us to retry");
@@ -468,12 +471,12 @@ impl Transport {
                 }
                 Err(error) if self.left().is_some_and(|l| l.is_zero()) => {
                     tracing::warn!(%method, path = url.path(), error = %error.without_url(), "request stopped at the run's cutoff");
-                    return Err(cut_off());
+                    return Err(cut_off(true));
                 }
                 Err(error) => match self.retry.after_transport_error(attempt) {
                     Verdict::RetryAfter(wait) if self.left().is_some_and(|l| l <= wait) => {
                         tracing::warn!(%method, path = url.path(), error = %error.without_url(), "not retried: the retry would come after the run's cutoff");
-                        return Err(cut_off());
+                        return Err(cut_off(true));
                     }
                     Verdict::Done => {
                         return Err(RegistryError::Transport {
