@@ -662,7 +662,7 @@ impl Run<'_> {
         // Reached by a tag pushed while deleting: kept, with that tag.
         let mut held: BTreeMap<Digest, String> = BTreeMap::new();
         // Why the rest is not deleted, once the tags cannot be read again.
-        let mut stopped: Option<Stop> = None;
+        let mut unreadable: Option<String> = None;
         let waves = graph.waves(&go);
         for (i, wave) in waves.iter().cloned().enumerate() {
             let recheck = wave_needs_recheck(&graph, &wave, &mut referrers);
@@ -673,32 +673,20 @@ impl Run<'_> {
             if wave.is_empty() {
                 continue;
             }
-            let stop = stopped
-                .clone()
-                .or_else(|| self.out_of_time().then_some(Stop::OutOfTime));
-            if let Some(why) = stop {
-                // Start no new delete; what is left waits for the next run. Out of time, it
-                // was not tried: kept, not failed. Unreadable tags are a failure.
+            // The tags could not be read again: no new delete starts, and each says why.
+            if let Some(why) = &unreadable {
                 for (digest, _) in wave {
                     let mut entry = entries[&digest].clone();
+                    entry.error = Some(why.clone());
                     failed.insert(digest);
-                    if why == Stop::OutOfTime {
-                        done.keep.push(Keep {
-                            digest: entry.digest,
-                            tags: entry.tags,
-                            reason: OUT_OF_TIME.into(),
-                            kind: KeepKind::Stopped,
-                            since: entry.since,
-                        });
-                    } else {
-                        entry.error = Some(why.to_string());
-                        done.delete.push(entry);
-                    }
-                }
-                if why == Stop::OutOfTime {
-                    done.status = Status::Unfinished;
+                    done.delete.push(entry);
                 }
                 continue;
+            }
+            // Out of time: what is left was not tried; it is kept for the next run.
+            if self.out_of_time() {
+                stopped_for_time(&waves[i..], &entries, &held, &mut failed, done);
+                break;
             }
             // The first wave is read again too when untags came first: placeholder untags go
             // one at a time, and a rollback may land meanwhile.
@@ -721,15 +709,17 @@ impl Run<'_> {
                         stopped_for_time(&waves[i..], &entries, &held, &mut failed, done);
                         break;
                     }
-                    let why = Stop::Unreadable(problem);
+                    let why = format!(
+                        "not deleted: the tags could not be read again before this wave: {problem}"
+                    );
                     tracing::warn!(repository = repo, error = %why, "stopping this repository's deletes");
                     for (digest, _) in wave {
                         let mut entry = entries[&digest].clone();
-                        entry.error = Some(why.to_string());
+                        entry.error = Some(why.clone());
                         failed.insert(digest);
                         done.delete.push(entry);
                     }
-                    stopped = Some(why);
+                    unreadable = Some(why);
                     continue;
                 }
                 // This wave and the ones after it.
@@ -1049,27 +1039,6 @@ fn abandon(planned: RepositoryPlan, why: Problem) -> RepositoryPlan {
         untag: Vec::new(),
         keep,
         name: planned.name,
-    }
-}
-
-/// Why a wave's deletes do not start.
-#[derive(Debug, Clone, PartialEq)]
-enum Stop {
-    /// The run's time ran out: the repository is unfinished, and the next run finishes it.
-    OutOfTime,
-    /// The tags could not be read again before the wave.
-    Unreadable(Problem),
-}
-
-impl std::fmt::Display for Stop {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Stop::OutOfTime => f.write_str(OUT_OF_TIME),
-            Stop::Unreadable(p) => write!(
-                f,
-                "not deleted: the tags could not be read again before this wave: {p}"
-            ),
-        }
     }
 }
 
