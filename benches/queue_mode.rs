@@ -37,11 +37,11 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use support::lambda_watch::{function_env, Watch};
+use support::lambda_watch::{function_env, push_notification, scheduled_event, Watch};
 use support::moto::Moto;
 use support::proxy::FlakyProxy;
 use support::sqs_driver::{Driver, Polled};
-use support::{Image, TestRegistry};
+use support::{env_usize, Image, TestRegistry};
 
 const SECRET: &str = "webhook-s3cret";
 /// Every `pr-*` tag in the `r<i>` repositories goes, with its manifest; other tags stay.
@@ -63,16 +63,6 @@ struct Settings {
     drain_limit: usize,
     /// `RUST_LOG` for `cargo lambda watch` itself (its request log); empty: not set.
     watch_rust_log: String,
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
 }
 
 impl Settings {
@@ -182,56 +172,6 @@ async fn seed(registry: &TestRegistry, name: String, prs: usize) -> Seeded {
         v1,
         prs: digests,
     }
-}
-
-fn schedule(id: &str) -> String {
-    json!({
-        "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": format!("2026-11-30T00:00:00Z/{id}"),
-        "region": "us-east-1", "resources": [], "detail": {}
-    })
-    .to_string()
-}
-
-/// A distribution notification envelope with one push event, as tests/queue.rs sends.
-fn push_notification(event_id: &str, repository: &str, digest: &str, tag: &str) -> String {
-    json!({"events": [{
-        "id": event_id,
-        "timestamp": "2026-11-30T00:00:00Z",
-        "action": "push",
-        "target": {
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest, "repository": repository, "tag": tag,
-            "url": format!("http://registry/v2/{repository}/manifests/{digest}")
-        },
-        "request": {"id": format!("req-{event_id}"), "method": "PUT"},
-        "source": {"addr": "registry:5000"}
-    }]})
-    .to_string()
-}
-
-/// POST one delivery; (status, answer, time from send to the end of the answer).
-async fn post_webhook(http: &reqwest::Client, url: &str, body: &str) -> (u16, Value, Duration) {
-    let t0 = Instant::now();
-    let r = http
-        .post(url)
-        .header("authorization", format!("Bearer {SECRET}"))
-        .header(
-            "content-type",
-            "application/vnd.docker.distribution.events.v1+json",
-        )
-        .body(body.to_owned())
-        .send()
-        .await
-        .expect("POST to the function URL");
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
-    let took = t0.elapsed();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        took,
-    )
 }
 
 /// One finished invocation as the function logged it: the message of the line that ended
@@ -396,16 +336,16 @@ fn per_text(n: usize, d: usize) -> String {
     }
 }
 
-/// Each repository's tags and what they name, read directly from a registry.
-async fn picture(registry: &TestRegistry, repositories: &[String]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for repo in repositories {
-        for t in registry.tags(repo).await {
-            let digest = registry.head_digest(repo, &t).await.unwrap_or_default();
-            out.insert(format!("{repo}:{t}"), digest);
-        }
-    }
-    out
+/// POST one delivery; (status, answer, time from send to the end of the answer).
+async fn post_webhook(watch: &Watch, body: &str) -> (u16, Value, Duration) {
+    let t0 = Instant::now();
+    let (status, text) = watch.post_webhook(SECRET, body).await;
+    let took = t0.elapsed();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        took,
+    )
 }
 
 /// Which seeded manifests a registry still has: "repo@digest" -> present.
@@ -515,8 +455,6 @@ async fn bench() -> ExitCode {
         "\n## 1. webhook time to 202\n`cargo lambda watch` served the function after {:.1} s (a build of the dev profile when the sources changed; its readiness probes started the function)",
         t.elapsed().as_secs_f64()
     );
-    let http = reqwest::Client::new();
-    let url = watch.url();
     let delivery = |k: usize, prefix: &str| {
         let seed = &seeds[k % settings.webhook_repos];
         let n = (k / settings.webhook_repos) % settings.prs;
@@ -529,7 +467,7 @@ async fn bench() -> ExitCode {
     };
     let mut warm_times = Vec::new();
     for k in 0..settings.warmup {
-        let (status, answer, took) = post_webhook(&http, &url, &delivery(k, "warm")).await;
+        let (status, answer, took) = post_webhook(&watch, &delivery(k, "warm")).await;
         if status != 202 {
             problems.push(format!("warm-up delivery {k}: HTTP {status} {answer}"));
         }
@@ -540,7 +478,7 @@ async fn bench() -> ExitCode {
     let mut statuses: BTreeMap<u16, usize> = BTreeMap::new();
     let hooks_started = Instant::now();
     for k in 0..settings.deliveries {
-        let (status, answer, took) = post_webhook(&http, &url, &delivery(k, "ev")).await;
+        let (status, answer, took) = post_webhook(&watch, &delivery(k, "ev")).await;
         *statuses.entry(status).or_default() += 1;
         if status == 202 && answer == json!({"queued": 1}) {
             accepted += 1;
@@ -767,7 +705,7 @@ async fn bench() -> ExitCode {
     );
     proxy.clear_log();
     let t0 = Instant::now();
-    let answer = watch.invoke(&schedule("bench-converge")).await;
+    let answer = watch.invoke(&scheduled_event("bench-converge")).await;
     let dispatch_wall = t0.elapsed();
     let dispatch_log = proxy.log();
     if answer["queued"] != json!(settings.repos) {
@@ -865,10 +803,7 @@ async fn bench() -> ExitCode {
     // Both registries, read directly (not through the proxies, so not counted).
     let mut names: Vec<String> = seeds.iter().map(|s| s.name.clone()).collect();
     names.push(UNCOVERED.to_owned());
-    let (pic_q, pic_i) = (
-        picture(&registry, &names).await,
-        picture(&twin, &names).await,
-    );
+    let (pic_q, pic_i) = (registry.picture(&names).await, twin.picture(&names).await);
     let mut all = seeds.clone();
     all.push(uncovered.clone());
     let (man_q, man_i) = (

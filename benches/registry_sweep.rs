@@ -40,7 +40,7 @@ use serde_json::Value;
 
 use support::proxy::FlakyProxy;
 use support::server::{response, serve, Handler};
-use support::{Image, Pushed, TestRegistry};
+use support::{env_usize, Image, Pushed, TestRegistry};
 
 const ACCEPT_ALL: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
 application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
@@ -67,16 +67,6 @@ struct Settings {
     concurrency: usize,
     contenders: Vec<Contender>,
     cold_runs: usize,
-}
-
-fn env_usize(name: &str, default: usize) -> usize {
-    match std::env::var(name) {
-        Ok(v) => v
-            .trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
-        Err(_) => default,
-    }
 }
 
 impl Settings {

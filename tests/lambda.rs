@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::lambda_watch::{function_env, Watch};
+use support::lambda_watch::{function_env, push_notification, Watch};
 use support::moto::Moto;
 use support::{Image, RegistryAuth, TestRegistry};
 
@@ -300,25 +300,10 @@ async fn a_warm_function_accepts_a_rotated_webhook_secret_without_a_redeploy() {
     let watch = Watch::start(&env).await;
     moto.rotate_secret("janitor/registry", r#"{"webhook_secret":"after"}"#)
         .await;
-    let body = serde_json::json!({"events": [{
-        "id": "ev-1", "action": "push",
-        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                   "digest": image.digest, "repository": "app", "tag": "v1"}
-    }]})
-    .to_string();
+    let body = push_notification("ev-1", "app", &image.digest, "v1");
     let post = |secret: &'static str| {
-        let (url, body) = (watch.url(), body.clone());
-        async move {
-            reqwest::Client::new()
-                .post(url)
-                .header("authorization", format!("Bearer {secret}"))
-                .body(body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
+        let (watch, body) = (&watch, body.clone());
+        async move { watch.post_webhook(secret, &body).await.0 }
     };
     assert_eq!(post("after").await, 200, "{}", watch.log());
     assert_eq!(post("before").await, 401, "the old secret is refused now");
@@ -344,21 +329,10 @@ async fn a_webhook_whose_sweep_fails_answers_500_so_the_registry_delivers_it_aga
         &[("JANITOR_WEBHOOK_SECRET", SECRET)],
     );
     let watch = Watch::start(&env).await;
-    let body = serde_json::json!({"events": [{
-        "id": "ev-1", "action": "push",
-        "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                   "digest": image.digest, "repository": "app", "tag": "v1"}
-    }]})
-    .to_string();
-    let answer = reqwest::Client::new()
-        .post(watch.url())
-        .header("authorization", format!("Bearer {SECRET}"))
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answer.status().as_u16(), 500, "{}", watch.log());
-    let report: serde_json::Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    let body = push_notification("ev-1", "app", &image.digest, "v1");
+    let (status, text) = watch.post_webhook(SECRET, &body).await;
+    assert_eq!(status, 500, "{}", watch.log());
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(report["repositories"][0]["complete"], false, "{report}");
     // One summary line for the run, saying what happened.
     let log = watch.log();

@@ -7,11 +7,10 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::lambda_watch::{function_env, Watch};
+use support::lambda_watch::{function_env, push_notification, scheduled_event, Watch};
 use support::moto::Moto;
 use support::proxy::{Fault, FlakyProxy};
 use support::sqs_driver::Driver;
@@ -22,15 +21,6 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 const SECRET: &str = "webhook-s3cret";
 /// Every `pr-*` tag goes, with its manifest; other tags stay.
 const PR_BUILDS: &str = r#"{"rules":[{"name":"pr","repositories":"(app|lib|r[0-9]+|bad)","select":"tagged","tags":"pr-.*"}]}"#;
-
-fn schedule(id: &str) -> String {
-    json!({
-        "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
-        "account": "123456789012", "time": format!("2026-11-30T00:00:00Z/{id}"),
-        "region": "us-east-1", "resources": [], "detail": {}
-    })
-    .to_string()
-}
 
 /// Seed `repository` with `v1` and three PR builds; returns the PR builds' digests.
 async fn seed(registry: &TestRegistry, repository: &str) -> Vec<String> {
@@ -46,20 +36,6 @@ async fn seed(registry: &TestRegistry, repository: &str) -> Vec<String> {
         );
     }
     prs
-}
-
-/// Each repository's tags and what they name, for comparing two registries digest by digest.
-async fn picture(registry: &TestRegistry, repositories: &[&str]) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for repo in repositories {
-        let mut tags = registry.tags(repo).await;
-        tags.sort();
-        for t in tags {
-            let digest = registry.head_digest(repo, &t).await.unwrap_or_default();
-            out.insert(format!("{repo}:{t}"), digest);
-        }
-    }
-    out
 }
 
 struct Setup {
@@ -113,7 +89,7 @@ async fn a_schedule_queues_each_covered_repository_and_the_drain_leaves_what_one
     let proxy = FlakyProxy::start(&registry.url).await;
     let s = setup(&proxy.url, Duration::from_secs(2), &[]).await;
 
-    let answer = s.watch.invoke(&schedule("e-1")).await;
+    let answer = s.watch.invoke(&scheduled_event("e-1")).await;
     assert_eq!(answer["queued"], 2, "{answer}\n{}", s.watch.log());
     assert_eq!(answer["repositories"], json!(["app", "lib"]));
     let reads: Vec<String> = proxy.log().into_iter().map(|(_, p, _)| p).collect();
@@ -142,7 +118,7 @@ async fn a_schedule_queues_each_covered_repository_and_the_drain_leaves_what_one
     sweeper.run(&repos, true, |_, _, _| {}).await.unwrap();
 
     let all = ["app", "lib", "other"];
-    assert_eq!(picture(&registry, &all).await, picture(&twin, &all).await);
+    assert_eq!(registry.picture(&all).await, twin.picture(&all).await);
     for d in &prs {
         for repo in ["app", "lib"] {
             assert_eq!(
@@ -152,40 +128,13 @@ async fn a_schedule_queues_each_covered_repository_and_the_drain_leaves_what_one
             );
         }
     }
-    assert!(picture(&registry, &["app"]).await.contains_key("app:v1"));
-    assert!(!picture(&registry, &["app"]).await.contains_key("app:pr-1"));
+    assert!(registry.picture(&["app"]).await.contains_key("app:v1"));
+    assert!(!registry.picture(&["app"]).await.contains_key("app:pr-1"));
 }
 
-fn push_notification(event_id: &str, repository: &str, digest: &str) -> String {
-    json!({"events": [{
-        "id": event_id,
-        "timestamp": "2026-11-30T00:00:00Z",
-        "action": "push",
-        "target": {
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "digest": digest, "repository": repository, "tag": "pr-9",
-            "url": format!("http://registry/v2/{repository}/manifests/{digest}")
-        },
-        "request": {"id": "r", "method": "PUT"},
-        "source": {"addr": "registry:5000"}
-    }]})
-    .to_string()
-}
-
+/// The webhook's answer: its status and JSON body.
 async fn post_webhook(watch: &Watch, body: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(watch.url())
-        .header("authorization", format!("Bearer {SECRET}"))
-        .header(
-            "content-type",
-            "application/vnd.docker.distribution.events.v1+json",
-        )
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap_or_default();
+    let (status, text) = watch.post_webhook(SECRET, body).await;
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
@@ -197,7 +146,7 @@ async fn a_webhook_answers_202_queues_once_and_the_registry_is_read_only_by_the_
     let proxy = FlakyProxy::start(&registry.url).await;
     let s = setup(&proxy.url, Duration::from_secs(2), &[]).await;
 
-    let body = push_notification("ev-42", "app", &prs[0]);
+    let body = push_notification("ev-42", "app", &prs[0], "pr-9");
     let first = post_webhook(&s.watch, &body).await;
     assert_eq!(first, (202, json!({"queued": 1})), "{}", s.watch.log());
     // The registry delivers the same notification again (it timed out waiting, say).
@@ -210,7 +159,11 @@ async fn a_webhook_answers_202_queues_once_and_the_registry_is_read_only_by_the_
     );
 
     // A repository no rule covers queues nothing.
-    let other = post_webhook(&s.watch, &push_notification("ev-43", "elsewhere", &prs[0])).await;
+    let other = post_webhook(
+        &s.watch,
+        &push_notification("ev-43", "elsewhere", &prs[0], "pr-9"),
+    )
+    .await;
     assert_eq!(other.0, 200, "{other:?}");
 
     let polls = s.driver.drain(&s.watch, 3).await;
@@ -240,7 +193,7 @@ async fn a_repository_whose_registry_fails_comes_back_and_the_others_are_done() 
     proxy.always("GET", "/v2/bad/tags/list", Fault::Status(500, None));
     let s = setup(&proxy.url, Duration::from_secs(1), &[]).await;
 
-    let answer = s.watch.invoke(&schedule("e-7")).await;
+    let answer = s.watch.invoke(&scheduled_event("e-7")).await;
     assert_eq!(answer["queued"], 2, "{answer}");
     let polled = s.driver.poll_once(&s.watch).await.expect("a batch");
     assert_eq!(polled.records.len(), 2, "{polled:#?}");
@@ -288,7 +241,7 @@ async fn forty_repositories_converge_over_several_invocations_under_a_short_run_
         ],
     )
     .await;
-    let answer = s.watch.invoke(&schedule("e-40")).await;
+    let answer = s.watch.invoke(&scheduled_event("e-40")).await;
     assert_eq!(answer["queued"], 40, "{answer}");
 
     let polls = s.driver.drain(&s.watch, 60).await;

@@ -474,6 +474,23 @@ impl TestRegistry {
     }
 
     /// The tags of a repository, sorted (empty once the last is gone).
+    /// Each repository's tags and the digest each names (`repo:tag` -> digest), for comparing
+    /// two registries digest by digest.
+    pub async fn picture(
+        &self,
+        repositories: &[impl AsRef<str>],
+    ) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        for repo in repositories {
+            let repo = repo.as_ref();
+            for t in self.tags(repo).await {
+                let digest = self.head_digest(repo, &t).await.unwrap_or_default();
+                out.insert(format!("{repo}:{t}"), digest);
+            }
+        }
+        out
+    }
+
     pub async fn tags(&self, repository: &str) -> Vec<String> {
         let auth = self.seed_auth(repository).await;
         let r = Self::with_auth(

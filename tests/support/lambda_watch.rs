@@ -11,6 +11,8 @@ pub struct Watch {
     pub port: u16,
     log: PathBuf,
     _dir: tempfile::TempDir,
+    /// One HTTP client for every request to the function URL.
+    http: reqwest::Client,
 }
 
 impl Drop for Watch {
@@ -96,15 +98,16 @@ impl Watch {
                 "cannot start cargo lambda watch: {e}; `pip install cargo-lambda` (.ci/run does)"
             )
         });
+        let http = reqwest::Client::new();
         let mut watch = Watch {
             child,
             port,
             log,
             _dir: dir,
+            http: http.clone(),
         };
         // The first request builds the function: allow for a cold build.
         let deadline = Instant::now() + Duration::from_secs(900);
-        let http = reqwest::Client::new();
         while Instant::now() < deadline {
             if let Ok(Some(status)) = watch.child.try_wait() {
                 panic!("cargo lambda watch exited ({status}):\n{}", watch.log());
@@ -129,6 +132,25 @@ impl Watch {
             "http://127.0.0.1:{}/lambda-url/registry-janitor/",
             self.port
         )
+    }
+
+    /// POST a registry webhook to the function URL with `Authorization: Bearer <secret>`;
+    /// the status and the body of the answer.
+    pub async fn post_webhook(&self, secret: &str, body: &str) -> (u16, String) {
+        let answer = self
+            .http
+            .post(self.url())
+            .header("authorization", format!("Bearer {secret}"))
+            .header(
+                "content-type",
+                "application/vnd.docker.distribution.events.v1+json",
+            )
+            .body(body.to_owned())
+            .send()
+            .await
+            .expect("POST to the function URL");
+        let status = answer.status().as_u16();
+        (status, answer.text().await.unwrap_or_default())
     }
 
     pub fn log(&self) -> String {
@@ -167,4 +189,31 @@ impl Watch {
             )
         })
     }
+}
+
+/// A distribution notification envelope with one manifest push event, as a registry sends it.
+pub fn push_notification(event_id: &str, repository: &str, digest: &str, tag: &str) -> String {
+    serde_json::json!({"events": [{
+        "id": event_id,
+        "timestamp": "2026-11-30T00:00:00Z",
+        "action": "push",
+        "target": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "repository": repository, "tag": tag,
+            "url": format!("http://registry/v2/{repository}/manifests/{digest}")
+        },
+        "request": {"id": format!("req-{event_id}"), "method": "PUT"},
+        "source": {"addr": "registry:5000"}
+    }]})
+    .to_string()
+}
+
+/// An EventBridge scheduled event with this id (and a scheduled time of its own).
+pub fn scheduled_event(id: &str) -> String {
+    serde_json::json!({
+        "version": "0", "id": id, "detail-type": "Scheduled Event", "source": "aws.events",
+        "account": "123456789012", "time": format!("2026-11-30T00:00:00Z/{id}"),
+        "region": "us-east-1", "resources": [], "detail": {}
+    })
+    .to_string()
 }

@@ -41,3 +41,14 @@ pub fn run(cmd: &str, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// A whole number from the environment (a bench's knob), or `default` when unset.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        Err(_) => default,
+    }
+}
