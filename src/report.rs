@@ -45,7 +45,7 @@ impl Report {
                 summary.bytes_reclaimable += d.bytes;
             }
             summary.tags_removed += r.untag.iter().filter(|u| u.error.is_none()).count() as u64;
-            summary.repositories_incomplete += u64::from(!r.complete() && !r.unfinished());
+            summary.repositories_incomplete += u64::from(r.unreadable());
             summary.repositories_unfinished += u64::from(r.unfinished());
         }
         Report {

@@ -246,10 +246,7 @@ impl App {
                 // distribution retries without end, holding back its later events.
                 match result {
                     Ok(report) => {
-                        let unread = report
-                            .repositories
-                            .iter()
-                            .any(|r| !r.complete() && !r.unfinished());
+                        let unread = report.repositories.iter().any(|r| r.unreadable());
                         (
                             if unread { 500 } else { 200 },
                             serde_json::to_value(report).unwrap_or(Value::Null),

@@ -223,7 +223,7 @@ impl Outcome {
         let got_something_done = report
             .repositories
             .iter()
-            .any(|p| progressed(p) || (p.complete() && !p.unfinished()));
+            .any(|p| progressed(p) || p.status == crate::plan::Status::Complete);
         for name in &report.unfinished {
             let planned = report.repositories.iter().any(|p| &p.name == name);
             if planned {

@@ -124,9 +124,15 @@ impl RepositoryPlan {
         }
     }
 
-    /// Incomplete (for another reason than the deadline), or an action failed.
+    /// Something needed could not be read, and the deadline was not why: a retry may read
+    /// it. Counted as incomplete in the report.
+    pub fn unreadable(&self) -> bool {
+        matches!(&self.status, Status::Incomplete(p) if p.cause != Cause::Deadline)
+    }
+
+    /// Unreadable, or an action failed.
     pub fn has_failures(&self) -> bool {
-        (!self.complete() && !self.unfinished())
+        self.unreadable()
             || self.delete.iter().any(|d| d.error.is_some())
             || self.untag.iter().any(|u| u.error.is_some())
     }
