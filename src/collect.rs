@@ -129,7 +129,7 @@ pub async fn refresh_tags(
     let names = match client.tags(&snapshot.repository).await {
         Ok(TagListing::Names(names)) => names,
         Ok(TagListing::Resolved(listed)) => {
-            return refresh_listed(client, listed, fresh, concurrency).await
+            return refresh_listed(client, snapshot, listed, fresh, concurrency).await
         }
         Err(e) => {
             fresh.problems.push(Problem::of(
@@ -182,9 +182,11 @@ pub async fn refresh_tags(
 }
 
 /// `refresh_tags` where the listing names digests (ACR): that one listing gives every tag's
-/// digest, time and lock.
+/// digest, time and lock. A tag that still names what it named in `before` keeps the time
+/// it was first seen there.
 async fn refresh_listed(
     client: &dyn Backend,
+    before: &Snapshot,
     listed: Vec<ListedTag>,
     fresh: Snapshot,
     concurrency: usize,
@@ -194,7 +196,10 @@ async fn refresh_listed(
     let mut reader = Reader::new(client, &repository, &inventory, concurrency, fresh);
     let mut unknown = BTreeSet::new();
     for t in listed {
-        let tref = tag_ref(&t);
+        let mut tref = tag_ref(&t);
+        if let Some(old) = before.tags.get(&t.name).filter(|o| o.digest == t.digest) {
+            tref.first_seen = old.first_seen;
+        }
         note_tag(&mut reader.snapshot, &mut unknown, t.name, tref);
     }
     reader.read_digests(unknown, true).await;
@@ -234,6 +239,7 @@ fn tag_ref(t: &ListedTag) -> TagRef {
         digest: t.digest.clone(),
         updated: t.updated,
         locked: t.locked,
+        first_seen: None,
     }
 }
 

@@ -5,7 +5,8 @@
 //!   Both regexes match whole names, where `acr purge` matches anywhere in the name: `app:v1`
 //!   does not select `v10`.
 //! - `--ago <duration>`, in acr's form (`1d`, `2d3h6m`, `30m`, `0d`), becomes `older_than`.
-//! - `--keep N` keeps the N newest tags each filter selects in a repository.
+//! - `--keep N` keeps the N newest images each filter selects in a repository, each with
+//!   every tag the filter selects on it (acr counts tags; this is the safer side).
 //! - Without `--untagged`, only the selected tags go, and their manifests stay untagged
 //!   (`untag_only`). With it, a manifest whose tags all go is deleted in the same run, and an
 //!   `untagged` rule over the filters' repositories deletes manifests already untagged once

@@ -292,7 +292,10 @@ impl Run<'_> {
         repository: &str,
         decider: &Decider<'_>,
     ) -> Result<Planned, StateError> {
-        let mut inventory = store.lock().await.load(repository).await?;
+        let (mut inventory, remembers) = {
+            let mut store = store.lock().await;
+            (store.load(repository).await?, store.remembers())
+        };
         // Reads may go wider than changes (see READS_PER_WRITE); the client holds both limits.
         let collected = collect(
             self.client,
@@ -309,6 +312,13 @@ impl Run<'_> {
         // the past (`--now`) must never backdate a clock and cut a grace period short.
         let clock = self.now.max(Utc::now());
         inventory.observe(&mut snapshot, &collected.gone, clock);
+        if !remembers {
+            // Without an inventory every tag is "first seen" now, at every sweep: that is no
+            // age, so a tag whose image has no real date stays of unknown age (never old).
+            for tag in snapshot.tags.values_mut() {
+                tag.first_seen = None;
+            }
+        }
         let plan = decider.decide(&snapshot);
         log_decisions(&plan);
         store

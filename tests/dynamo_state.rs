@@ -183,3 +183,42 @@ async fn a_tag_removal_record_round_trips_and_is_deleted_once_settled() {
         .len();
     assert_eq!(items, 0, "the settled record's item is still there");
 }
+
+#[tokio::test]
+async fn a_tags_first_sighting_round_trips_and_goes_when_the_tag_moves() {
+    let Setup {
+        _moto,
+        dynamo,
+        registry,
+        first,
+        client,
+        policy,
+    } = setup().await;
+    let host = registry.host();
+    let mut store = DynamoState::new(dynamo.clone(), "inv", &host);
+    sweep_once(&client, &mut store, &policy, "2030-01-01T00:00:00Z").await;
+    let mut reader = DynamoState::new(dynamo.clone(), "inv", &host);
+    let digest: Digest = first.digest.parse().unwrap();
+    let seen = reader.load("app").await.unwrap();
+    assert_eq!(
+        seen.manifests[&digest].tags.get("v1"),
+        Some(&t("2030-01-01T00:00:00Z"))
+    );
+
+    // A later sweep keeps the first time; once v1 moves, the old digest forgets it.
+    sweep_once(&client, &mut store, &policy, "2030-01-02T00:00:00Z").await;
+    let again = reader.load("app").await.unwrap();
+    assert_eq!(
+        again.manifests[&digest].tags.get("v1"),
+        Some(&t("2030-01-01T00:00:00Z"))
+    );
+    let second = Image::oci("app").tag("v1").push(&registry).await;
+    sweep_once(&client, &mut store, &policy, "2030-01-03T00:00:00Z").await;
+    let moved = reader.load("app").await.unwrap();
+    assert!(moved.manifests[&digest].tags.is_empty(), "{moved:?}");
+    let second: Digest = second.digest.parse().unwrap();
+    assert_eq!(
+        moved.manifests[&second].tags.get("v1"),
+        Some(&t("2030-01-03T00:00:00Z"))
+    );
+}

@@ -101,6 +101,80 @@ fn repository() -> impl Strategy<Value = Snapshot> {
         })
 }
 
+/// Up to 7 images with up to 12 tags among them. Each image's date comes from `dated`; each
+/// tag gets a time (days ago, or none) from `timed`, which `set` puts on it.
+fn images(
+    dated: impl Strategy<Value = Option<DateTime<Utc>>> + Clone,
+    timed: impl Strategy<Value = Option<i64>> + Clone,
+    set: fn(&mut TagRef, Option<DateTime<Utc>>),
+) -> impl Strategy<Value = Snapshot> {
+    (1usize..8)
+        .prop_flat_map(move |n| {
+            (
+                prop::collection::vec(dated.clone(), n),
+                prop::collection::vec((0..TAG_NAMES.len(), 0..n, timed.clone()), 0..12),
+            )
+        })
+        .prop_map(move |(dates, tags)| {
+            let mut s = Snapshot {
+                repository: "ci/app".into(),
+                ..Snapshot::default()
+            };
+            for (i, created) in dates.into_iter().enumerate() {
+                let facts = ManifestFacts {
+                    media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+                    created,
+                    ..ManifestFacts::default()
+                };
+                s.manifests.insert(d(i), facts);
+            }
+            for (name, target, days) in tags {
+                let mut t = TagRef::new(d(target));
+                set(&mut t, days.map(|n| now() - Duration::days(n)));
+                s.tags.insert(TAG_NAMES[name].into(), t);
+            }
+            s
+        })
+}
+
+/// Images built in the last 90 days (some of unknown date), some tags with a registry time of
+/// their own (as on ACR).
+fn tagged_images() -> impl Strategy<Value = Snapshot> {
+    let dated = prop::option::weighted(0.9, (0i64..90).prop_map(|n| now() - Duration::days(n)));
+    images(dated, prop::option::weighted(0.3, 0i64..90), |t, at| {
+        t.updated = at
+    })
+}
+
+/// Images dated before Docker (reproducible builds) or recently, their tags first seen at
+/// random times or never (no inventory).
+fn reproducible_images() -> impl Strategy<Value = Snapshot> {
+    let dated = prop_oneof![
+        Just("1970-01-01T00:00:00Z"),
+        Just("1980-01-01T00:00:00Z"),
+        Just("2013-03-19T00:00:00Z"),
+        Just("2026-01-01T00:00:00Z"),
+    ]
+    .prop_map(|d| Some(d.parse().unwrap()));
+    images(dated, prop::option::weighted(0.7, 0i64..90), |t, at| {
+        t.first_seen = at
+    })
+}
+
+/// One tagged rule with a `keep`, over every tag or only some.
+fn keep_rule() -> impl Strategy<Value = String> {
+    (1usize..4, prop_oneof![Just("0"), Just("1d"), Just("30d")], prop_oneof![Just(".*"), Just("pr-.*|latest|stable")]).prop_map(
+        |(keep, older, tags)| format!(r#"{{"rules":[{{"name":"k","select":"tagged","tags":"{tags}","older_than":"{older}","keep":{keep}}}]}}"#),
+    )
+}
+
+/// One tagged rule that needs an age: by `older_than`, by `keep`, or both.
+fn age_rule() -> impl Strategy<Value = String> {
+    (0usize..3, prop_oneof![Just("0"), Just("1d"), Just("30d")])
+        .prop_filter("needs an age", |(keep, older)| *keep > 0 || *older != "0")
+        .prop_map(|(keep, older)| format!(r#"{{"rules":[{{"name":"r","select":"tagged","older_than":"{older}","keep":{keep}}}]}}"#))
+}
+
 fn policy() -> impl Strategy<Value = Policy> {
     let rules = prop::collection::vec(
         prop_oneof![
@@ -245,6 +319,89 @@ proptest! {
         let b = plan(&s.clone(), &p, now());
         prop_assert_eq!(&a, &b);
         prop_assert_eq!(serde_json::to_string(&a).unwrap(), serde_json::to_string(&b).unwrap());
+    }
+
+    #[test]
+    fn no_manifest_that_keep_holds_ever_loses_one_of_the_rules_tags(s in tagged_images(), rule in keep_rule()) {
+        let p = Policy::from_json(&rule).unwrap();
+        let result = plan(&s, &p, now());
+        let gone = deleted(&result);
+        let untagged: BTreeSet<&str> = result.untag.iter().map(|u| u.tag.as_str()).collect();
+        let r = &p.rules[0];
+        let owned = |tag: &str| p.tag_owner("ci/app", tag).is_some();
+        // Each tag's age, worked out here: its own time, else its image's.
+        let age = |tag: &str| {
+            let t = &s.tags[tag];
+            t.updated.or(s.manifests[&t.digest].created).map(|at| now() - at)
+        };
+        let old_enough = |tag: &str| {
+            age(tag).is_some_and(|a| a.to_std().unwrap_or_default() >= r.older_than)
+        };
+        let mut ranked: Vec<(DateTime<Utc>, &Digest)> = Vec::new();
+        for digest in s.manifests.keys() {
+            let tags: Vec<&str> = s.tags.iter().filter(|(n, t)| &t.digest == digest && owned(n)).map(|(n, _)| n.as_str()).collect();
+            let removed: Vec<&str> = tags.iter().copied().filter(|t| gone.contains(digest) || untagged.contains(t)).collect();
+            let left: Vec<&str> = tags.iter().copied().filter(|t| !removed.contains(t)).collect();
+            // A tag left on a manifest that lost some of the rule's tags was left for its age.
+            if !removed.is_empty() {
+                for t in &left {
+                    prop_assert!(!old_enough(t), "{t} on {digest} kept by keep while {removed:?} went\n{result:#?}");
+                }
+            }
+            let newest = tags.iter().filter(|t| old_enough(t)).filter_map(|t| age(t)).min().map(|a| now() - a);
+            if let Some(at) = newest {
+                ranked.push((at, digest));
+            }
+        }
+        // The `keep` newest images (strictly newer than the next one) keep all their tags.
+        ranked.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        for (i, (at, digest)) in ranked.iter().enumerate().take(r.keep) {
+            let strictly_newer = ranked.get(r.keep).is_none_or(|(next, _)| at > next);
+            if strictly_newer {
+                prop_assert!(!gone.contains(*digest), "image {i} of the {} newest deleted\n{result:#?}", r.keep);
+                for (n, t) in &s.tags {
+                    if &t.digest == *digest && owned(n) {
+                        prop_assert!(!untagged.contains(n.as_str()), "{n} of a kept image removed");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_image_dated_before_2013_is_older_than_since_its_tag_was_first_seen(s in reproducible_images(), rule in age_rule()) {
+        let p = Policy::from_json(&rule).unwrap();
+        let r = &p.rules[0];
+        let result = plan(&s, &p, now());
+        let gone = deleted(&result);
+        let untagged: BTreeSet<&str> = result.untag.iter().map(|u| u.tag.as_str()).collect();
+        let docker: DateTime<Utc> = "2013-03-20T00:00:00Z".parse().unwrap();
+        for (name, t) in &s.tags {
+            let created = s.manifests[&t.digest].created;
+            if created.is_none_or(|c| c >= docker) {
+                continue;
+            }
+            if gone.contains(&t.digest) || untagged.contains(name.as_str()) {
+                let seen = t.first_seen;
+                prop_assert!(seen.is_some(), "{name}: removed with no known age\n{result:#?}");
+                let since_seen = (now() - seen.unwrap()).to_std().unwrap_or_default();
+                prop_assert!(since_seen >= r.older_than, "{name}: removed {since_seen:?} after first seen, rule waits {:?}", r.older_than);
+            }
+        }
+        // What the report says such an image's age counts from is never before Docker, nor
+        // before its tags were first seen.
+        let since = result.delete.iter().map(|d| (&d.digest, d.since)).chain(result.keep.iter().map(|k| (&k.digest, k.since)));
+        for (digest, at) in since {
+            let Some(at) = at else { continue };
+            prop_assert!(at >= docker, "{digest}: dated {at}");
+            if s.manifests[digest].created.is_none_or(|c| c >= docker) {
+                continue;
+            }
+            let first = s.tags.values().filter(|t| &t.digest == digest).filter_map(|t| t.first_seen).min();
+            if let Some(first) = first {
+                prop_assert!(at >= first, "{digest}: dated {at}, first seen {first}");
+            }
+        }
     }
 
     #[test]

@@ -80,15 +80,15 @@ async fn delete_image(
     let chosen: BTreeSet<Digest> = [digest.clone()].into();
     let reason = "named by image delete".to_owned();
     // Named, so that collect reads it even when nothing links to it (untagged, by digest).
-    let decider =
-        Decider::new(|s| delete_chosen(s, &chosen, &reason, force).plan).naming(chosen.clone());
+    let decider = Decider::new(|s| delete_chosen(s, &chosen, &reason, force, now).plan)
+        .naming(chosen.clone());
     let mut sweeper = sweeper(conn, &policy, store, connect, now);
     let planned = sweeper.plan_with(repo, &decider).await.map_err(runtime)?;
     require_complete(&planned)?;
     if !planned.snapshot.manifests.contains_key(&digest) {
         return Err(runtime(anyhow!("{repo}@{digest}: no such manifest")));
     }
-    let c = delete_chosen(&planned.snapshot, &chosen, &reason, force);
+    let c = delete_chosen(&planned.snapshot, &chosen, &reason, force, now);
     let unforced: Vec<_> = c
         .refused
         .iter()
@@ -124,11 +124,11 @@ async fn delete_image(
     // it is kept, as without --force.
     let shown = c.refused.clone();
     let recheck = Decider::new(|s| {
-        let again = delete_chosen(s, &chosen, &reason, force);
+        let again = delete_chosen(s, &chosen, &reason, force, now);
         if again.refused == shown {
             again.plan
         } else {
-            delete_chosen(s, &chosen, &reason, false).plan
+            delete_chosen(s, &chosen, &reason, false, now).plan
         }
     })
     .forcing(c.forced);

@@ -146,11 +146,11 @@ async fn list(
     // A rule over every tag makes collect work out each tag's age.
     let policy = Policy::whole_repository(repo, Duration::from_secs(1));
     let none = BTreeSet::new();
-    let decider = Decider::new(|s| delete_chosen(s, &none, "", false).plan);
+    let decider = Decider::new(|s| delete_chosen(s, &none, "", false, now).plan);
     let mut sweeper = sweeper(conn, &policy, store, &args.connect, now);
     let planned = sweeper.plan_with(repo, &decider).await.map_err(runtime)?;
     require_complete(&planned)?;
-    let mut rows: Vec<Listed> = listing(&planned.snapshot)
+    let mut rows: Vec<Listed> = listing(&planned.snapshot, now)
         .into_iter()
         .filter(|r| !args.untagged || r.tags.is_empty())
         .filter(|r| match cutoff {

@@ -25,7 +25,8 @@ pub struct PurgeArgs {
     /// Also delete manifests: those whose tags all go, and those already untagged.
     #[arg(long)]
     untagged: bool,
-    /// Keep this many of the newest tags each filter selects in a repository.
+    /// Keep this many of the newest images each filter selects in a repository, with every
+    /// tag the filter selects on them.
     #[arg(long, default_value_t = 0, value_name = "N")]
     keep: usize,
     /// Show what would be deleted; change nothing.

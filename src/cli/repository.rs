@@ -59,7 +59,7 @@ async fn delete_repository(
     let reason = "named by repository delete".to_owned();
     let everything = |s: &registry_janitor::plan::Snapshot| {
         let all: BTreeSet<Digest> = s.manifests.keys().cloned().collect();
-        delete_chosen(s, &all, &reason, false).plan
+        delete_chosen(s, &all, &reason, false, now).plan
     };
     let decider = Decider::new(everything);
     let mut sweeper = sweeper(conn, &policy, store, connect, now);

@@ -28,6 +28,7 @@ pub fn delete_chosen(
     chosen: &BTreeSet<Digest>,
     reason: &str,
     force: bool,
+    now: DateTime<Utc>,
 ) -> Chosen {
     let tags = TagKinds::of(snapshot);
     if !snapshot.problems.is_empty() {
@@ -39,7 +40,7 @@ pub fn delete_chosen(
     }
     let graph = Graph::build(snapshot, &tags);
     let own = verdicts(snapshot, &tags, &graph, chosen, reason);
-    let mut plan = settle(snapshot, &tags, &graph, own, |_| None);
+    let mut plan = settle(snapshot, &tags, &graph, own, |_| None, now);
     // Chosen manifests whose referrers would outlive them.
     let going: BTreeSet<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
     let mut orphaning: BTreeMap<Digest, Vec<Digest>> = BTreeMap::new();
@@ -295,8 +296,8 @@ pub struct Listed {
     pub used_by: Option<String>,
 }
 
-/// Every manifest of the snapshot, as `manifest list` shows it, in digest order.
-pub fn listing(snapshot: &Snapshot) -> Vec<Listed> {
+/// Every manifest of the snapshot, as `manifest list` shows it at `now`, in digest order.
+pub fn listing(snapshot: &Snapshot, now: DateTime<Utc>) -> Vec<Listed> {
     let tags = TagKinds::of(snapshot);
     let graph = Graph::build(snapshot, &tags);
     let mut parent: BTreeMap<&Digest, (&Digest, Edge)> = BTreeMap::new();
@@ -322,7 +323,7 @@ pub fn listing(snapshot: &Snapshot) -> Vec<Listed> {
             };
             Listed {
                 digest: digest.clone(),
-                timestamp: super::manifest_since(snapshot, &tags, digest),
+                timestamp: super::manifest_since(snapshot, &tags, digest, now),
                 size: own_size(digest) + facts.children.iter().map(own_size).sum::<u64>(),
                 media_type: facts.media_type.clone(),
                 tags: all,

@@ -13,6 +13,7 @@
 //! 4. Selected tags on kept manifests become untag decisions.
 //! 5. A repository whose picture is incomplete deletes nothing.
 
+pub mod age;
 pub mod decision;
 pub mod graph;
 pub mod manual;
@@ -25,6 +26,7 @@ use chrono::{DateTime, Utc};
 
 use crate::policy::{Policy, Rule};
 use crate::registry::Digest;
+use age::Age;
 pub use decision::{Delete, Keep, KeepKind, RepositoryPlan, Status, Untag};
 use graph::{Graph, TagKinds};
 use select::{judge, Item, Verdict};
@@ -147,7 +149,7 @@ pub(crate) fn plan_keeping(
             .filter(|v| v.selected && (!locked || policy.protect.include_locked))
             .map(|v| v.reason.clone())
     };
-    let mut plan = settle(snapshot, &tags, &graph, own, selected_tag);
+    let mut plan = settle(snapshot, &tags, &graph, own, selected_tag, now);
     // Tags an earlier run set out to remove and the registry left behind, naming nothing:
     // the removal is finished, whatever the rules say (no rule can keep a tag that pulls
     // nothing). Only sweeps do this; a manual operation changes only what it shows.
@@ -172,6 +174,7 @@ pub(crate) fn settle(
     graph: &Graph,
     mut own: BTreeMap<&Digest, Own>,
     selected_tag: impl Fn(&str) -> Option<String>,
+    now: DateTime<Utc>,
 ) -> RepositoryPlan {
     let repo = snapshot.repository.as_str();
     let tags_of = |d: &Digest| tags.all.get(d).cloned().unwrap_or_default();
@@ -216,7 +219,7 @@ pub(crate) fn settle(
         .cloned()
         .collect();
 
-    let since = |d: &Digest| manifest_since(snapshot, tags, d);
+    let since = |d: &Digest| manifest_since(snapshot, tags, d, now);
     let mut keep = Vec::new();
     let mut untag = Vec::new();
     for digest in snapshot.manifests.keys() {
@@ -345,12 +348,10 @@ fn judge_tags(
                 verdicts.insert(tag.clone(), Verdict::keep("no rule selects this tag"));
                 continue;
             };
-            let since = snapshot.tags[tag]
-                .updated
-                .or_else(|| snapshot.manifests.get(digest).and_then(|f| f.created));
             let item = Item {
                 key: tag.clone(),
-                since,
+                image: digest.clone(),
+                age: Age::of_tag(&snapshot.tags[tag], snapshot.manifests.get(digest), now),
             };
             match owned.iter_mut().find(|(r, _)| r.name == rule.name) {
                 Some((_, items)) => items.push(item),
@@ -380,7 +381,8 @@ fn judge_untagged(
         .filter(|(d, _)| !tags.user.contains_key(*d) && !graph.has_parent(d))
         .map(|(d, f)| Item {
             key: d.clone(),
-            since: f.updated.or(f.untagged_since),
+            image: d.clone(),
+            age: Age::plain(f.updated.or(f.untagged_since)),
         })
         .collect();
     match policy.untagged_owner(&snapshot.repository) {
@@ -399,15 +401,24 @@ fn judge_untagged(
     }
 }
 
-/// When a manifest's age counts from, for people: its newest tag, else since untagged.
-pub fn manifest_since(snapshot: &Snapshot, tags: &TagKinds, d: &Digest) -> Option<DateTime<Utc>> {
+/// When a manifest's age counts from, for people: its newest tag (`Age::of_tag`), else
+/// since untagged, else its own date if that is a build time.
+pub fn manifest_since(
+    snapshot: &Snapshot,
+    tags: &TagKinds,
+    d: &Digest,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
     let facts = snapshot.manifests.get(d)?;
     match tags.user.get(d) {
         Some(names) => names
             .iter()
-            .filter_map(|t| snapshot.tags[t].updated.or(facts.created))
+            .filter_map(|t| Age::of_tag(&snapshot.tags[t], Some(facts), now).since)
             .max(),
-        None => facts.updated.or(facts.untagged_since).or(facts.created),
+        None => facts
+            .updated
+            .or(facts.untagged_since)
+            .or(facts.created.filter(|c| age::is_build_time(*c, now))),
     }
 }
 

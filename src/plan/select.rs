@@ -1,17 +1,27 @@
 //! What a rule says about the items it owns: tags for `tagged` rules, untagged manifests for
 //! `untagged` rules. Age first, then `keep`, with a reason for every verdict.
+//!
+//! `keep` counts images (manifests), not items: the N newest images among those whose items
+//! are old enough keep every item of theirs the rule owns. So no image a rule keeps loses
+//! part of its tags to `keep` (ghcr-cleanup-action #101, gcr-cleaner #143). Images that tie
+//! with the Nth newest are kept too: which of them is newer cannot be told, and a guess
+//! could delete the newest.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use super::age::Age;
 use crate::policy::{human_duration, Rule};
+use crate::registry::Digest;
 
-/// One thing a rule judges, with the moment its age counts from.
+/// One thing a rule judges, the image (manifest) it belongs to, and its age.
 #[derive(Debug, Clone)]
 pub struct Item<K> {
     pub key: K,
-    pub since: Option<DateTime<Utc>>,
+    pub image: Digest,
+    pub age: Age,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +43,17 @@ fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - since).to_std().unwrap_or(Duration::ZERO)
 }
 
+/// How an age is known, for a reason, when that is not the usual way: " (first seen ...)".
+fn note(age: &Age) -> String {
+    age.note
+        .as_ref()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default()
+}
+
 /// Judge the items one rule owns in one repository. `what` names them in reasons ("tag",
 /// "untagged manifest"). Items come back in the order given.
-pub fn judge<K: Clone + Ord>(
+pub fn judge<K: Clone>(
     rule: &Rule,
     items: &[Item<K>],
     now: DateTime<Utc>,
@@ -44,14 +62,15 @@ pub fn judge<K: Clone + Ord>(
     let name = &rule.name;
     let needs_age = rule.older_than > Duration::ZERO || rule.keep > 0;
     let mut verdicts: Vec<Option<Verdict>> = vec![None; items.len()];
-    // Items old enough, newest first, so the first `keep` of them stay.
-    let mut eligible: Vec<(usize, DateTime<Utc>)> = Vec::new();
+    // Items old enough, by image: the newest item's time ranks the image.
+    let mut eligible: BTreeMap<&Digest, (DateTime<Utc>, Vec<usize>)> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
-        match item.since {
+        let note = note(&item.age);
+        match item.age.since {
             None if needs_age => {
                 verdicts[i] = Some(Verdict::keep(format!(
-                    "{what} of unknown age; rule {name:?} needs an age, and unknown is never old"
-                )))
+                "{what} of unknown age{note}; rule {name:?} needs an age, and unknown is never old"
+            )))
             }
             None => {
                 verdicts[i] = Some(Verdict {
@@ -61,33 +80,66 @@ pub fn judge<K: Clone + Ord>(
             }
             Some(t) if age(t, now) < rule.older_than => {
                 verdicts[i] = Some(Verdict::keep(format!(
-                    "{what} is {} old; rule {name:?} waits {}",
+                    "{what} is {} old{note}; rule {name:?} waits {}",
                     human_duration(age(t, now)),
                     human_duration(rule.older_than)
                 )))
             }
-            Some(t) => eligible.push((i, t)),
+            Some(t) => {
+                let entry = eligible.entry(&item.image).or_insert((t, Vec::new()));
+                entry.0 = entry.0.max(t);
+                entry.1.push(i);
+            }
         }
     }
-    eligible.sort_by(|(a, ta), (b, tb)| tb.cmp(ta).then_with(|| items[*a].key.cmp(&items[*b].key)));
-    for (rank, (i, t)) in eligible.into_iter().enumerate() {
-        verdicts[i] = Some(if rank < rule.keep {
-            Verdict::keep(format!("one of the {} newest of rule {name:?}", rule.keep))
-        } else if rule.older_than.is_zero() {
-            Verdict {
-                selected: true,
-                reason: format!("rule {name:?} selects this {what}"),
-            }
+    // Newest image first; equal times in digest order, only so the order is fixed.
+    let mut ranked: Vec<(DateTime<Utc>, Vec<usize>)> = eligible.into_values().collect();
+    ranked.sort_by(|(a, _), (b, _)| b.cmp(a));
+    let boundary = rule
+        .keep
+        .checked_sub(1)
+        .and_then(|last| ranked.get(last))
+        .map(|(t, _)| *t);
+    let images = if rule.keep == 1 { "image" } else { "images" };
+    for (rank, (newest, members)) in ranked.iter().enumerate() {
+        let verdict = if rank < rule.keep {
+            Verdict::keep(format!(
+                "one of the {} newest {images} of rule {name:?}",
+                rule.keep
+            ))
+        } else if boundary == Some(*newest) {
+            Verdict::keep(format!(
+                "as new as the last of the {} newest {images} of rule {name:?} (a tie: which is newer cannot be told)",
+                rule.keep
+            ))
         } else {
             Verdict {
                 selected: true,
-                reason: format!(
-                    "rule {name:?}: {what} is {} old, older than {}",
-                    human_duration(age(t, now)),
-                    human_duration(rule.older_than)
-                ),
+                reason: String::new(),
             }
-        });
+        };
+        for &i in members {
+            let item = &items[i];
+            let note = note(&item.age);
+            verdicts[i] = Some(if !verdict.selected {
+                verdict.clone()
+            } else if rule.older_than.is_zero() {
+                Verdict {
+                    selected: true,
+                    reason: format!("rule {name:?} selects this {what}{note}"),
+                }
+            } else {
+                let t = item.age.since.unwrap_or(*newest);
+                Verdict {
+                    selected: true,
+                    reason: format!(
+                        "rule {name:?}: {what} is {} old{note}, older than {}",
+                        human_duration(age(t, now)),
+                        human_duration(rule.older_than)
+                    ),
+                }
+            });
+        }
     }
     items
         .iter()
@@ -121,63 +173,102 @@ mod tests {
         t("2026-06-30T00:00:00Z")
     }
 
+    fn d(n: u32) -> Digest {
+        format!("sha256:{n:064x}").parse().unwrap()
+    }
+
+    /// Item `key` of image `image`, its age counting from `since`.
+    fn item<K>(key: K, image: u32, since: Option<&str>) -> Item<K> {
+        Item {
+            key,
+            image: d(image),
+            age: Age::plain(since.map(t)),
+        }
+    }
+
+    fn selected<K: Clone + PartialEq>(v: &[(K, Verdict)], key: K) -> bool {
+        v.iter().find(|(k, _)| *k == key).unwrap().1.selected
+    }
+
     #[test]
     fn keep_n_keeps_the_newest_of_the_old_enough() {
         let r = rule(r#"{"name":"r","select":"tagged","older_than":"1d","keep":1}"#);
         let items = vec![
-            Item {
-                key: "old",
-                since: Some(t("2026-01-01T00:00:00Z")),
-            },
-            Item {
-                key: "newer",
-                since: Some(t("2026-03-01T00:00:00Z")),
-            },
-            Item {
-                key: "fresh",
-                since: Some(t("2026-06-29T12:00:00Z")),
-            },
+            item("old", 1, Some("2026-01-01T00:00:00Z")),
+            item("newer", 2, Some("2026-03-01T00:00:00Z")),
+            item("fresh", 3, Some("2026-06-29T12:00:00Z")),
         ];
         let v = judge(&r, &items, now(), "tag");
         assert!(v[0].1.selected, "{:?}", v[0]);
-        assert!(!v[1].1.selected && v[1].1.reason.contains("newest"));
+        assert!(!v[1].1.selected && v[1].1.reason.contains("newest image"));
         assert!(!v[2].1.selected && v[2].1.reason.contains("waits 1d"));
+    }
+
+    #[test]
+    fn keep_counts_images_so_a_kept_image_keeps_every_tag() {
+        // X (two tags) is newer than Y: keep 1 keeps X whole and selects Y.
+        let r = rule(r#"{"name":"k","select":"tagged","keep":1}"#);
+        let x = "2026-05-21T00:00:00Z";
+        let items = vec![
+            item("1.2.0", 1, Some(x)),
+            item("1.2", 1, Some(x)),
+            item("1.1.0", 2, Some("2026-05-01T00:00:00Z")),
+        ];
+        let v = judge(&r, &items, now(), "tag");
+        assert!(!selected(&v, "1.2.0") && !selected(&v, "1.2"), "{v:?}");
+        assert!(selected(&v, "1.1.0"), "{v:?}");
+        // keep 2 over A (three tags) and B: both images stay whole.
+        let r = rule(r#"{"name":"k","select":"tagged","keep":2}"#);
+        let a = "2026-06-01T00:00:00Z";
+        let items = vec![
+            item("v3", 1, Some(a)),
+            item("v3.0", 1, Some(a)),
+            item("stable", 1, Some(a)),
+            item("v2", 2, Some("2026-04-01T00:00:00Z")),
+        ];
+        let v = judge(&r, &items, now(), "tag");
+        assert!(v.iter().all(|(_, v)| !v.selected), "{v:?}");
+    }
+
+    #[test]
+    fn an_image_ranks_by_its_newest_old_enough_tag() {
+        // Per-tag times (ACR): image 1's newest tag is newer than image 2's.
+        let r = rule(r#"{"name":"k","select":"tagged","keep":1}"#);
+        let items = vec![
+            item("a-old", 1, Some("2026-01-01T00:00:00Z")),
+            item("a-new", 1, Some("2026-06-01T00:00:00Z")),
+            item("b", 2, Some("2026-03-01T00:00:00Z")),
+        ];
+        let v = judge(&r, &items, now(), "tag");
+        assert!(!selected(&v, "a-old") && !selected(&v, "a-new"), "{v:?}");
+        assert!(selected(&v, "b"));
+    }
+
+    #[test]
+    fn images_tied_with_the_last_kept_one_are_kept() {
+        let r = rule(r#"{"name":"k","select":"tagged","keep":1}"#);
+        let same = "2026-06-01T00:00:00Z";
+        let items = vec![
+            item("a", 1, Some(same)),
+            item("b", 2, Some(same)),
+            item("c", 3, Some("2026-05-01T00:00:00Z")),
+        ];
+        let v = judge(&r, &items, now(), "tag");
+        assert!(!selected(&v, "a") && !selected(&v, "b"), "{v:?}");
+        assert!(v[1].1.reason.contains("a tie") || v[0].1.reason.contains("a tie"));
+        assert!(selected(&v, "c"));
     }
 
     #[test]
     fn unknown_age_is_never_old_when_age_matters() {
         let r = rule(r#"{"name":"r","select":"tagged","older_than":"1d"}"#);
-        let v = judge(
-            &r,
-            &[Item {
-                key: 1,
-                since: None,
-            }],
-            now(),
-            "tag",
-        );
+        let v = judge(&r, &[item(1, 1, None)], now(), "tag");
         assert!(!v[0].1.selected);
         let keep = rule(r#"{"name":"r","select":"tagged","keep":1}"#);
-        let v = judge(
-            &keep,
-            &[Item {
-                key: 1,
-                since: None,
-            }],
-            now(),
-            "tag",
-        );
+        let v = judge(&keep, &[item(1, 1, None)], now(), "tag");
         assert!(!v[0].1.selected);
         let any = rule(r#"{"name":"r","select":"tagged"}"#);
-        let v = judge(
-            &any,
-            &[Item {
-                key: 1,
-                since: None,
-            }],
-            now(),
-            "tag",
-        );
+        let v = judge(&any, &[item(1, 1, None)], now(), "tag");
         assert!(v[0].1.selected);
     }
 
@@ -186,13 +277,23 @@ mod tests {
         let r = rule(r#"{"name":"r","select":"tagged","older_than":"1m"}"#);
         let v = judge(
             &r,
-            &[Item {
-                key: 1,
-                since: Some(t("2099-01-01T00:00:00Z")),
-            }],
+            &[item(1, 1, Some("2099-01-01T00:00:00Z"))],
             now(),
             "tag",
         );
         assert!(!v[0].1.selected);
+    }
+
+    #[test]
+    fn the_reason_says_how_the_age_is_known() {
+        let r = rule(r#"{"name":"pr","select":"tagged","older_than":"30d"}"#);
+        let mut young = item("pr-42", 1, Some("2026-06-27T00:00:00Z"));
+        young.age.note =
+            Some("first seen 3d ago; the image's date 1970-01-01 is not a build time".into());
+        let v = judge(&r, &[young], now(), "tag");
+        assert_eq!(
+            v[0].1.reason,
+            "tag is 3d old (first seen 3d ago; the image's date 1970-01-01 is not a build time); rule \"pr\" waits 30d"
+        );
     }
 }

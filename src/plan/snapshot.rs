@@ -105,6 +105,9 @@ pub struct TagRef {
     pub updated: Option<DateTime<Utc>>,
     /// Locked against deletion in the registry (ACR `deleteEnabled`/`writeEnabled` false).
     pub locked: bool,
+    /// Since when this janitor has seen the tag name this digest (the inventory's record),
+    /// if it remembers. A tag's age counts from it when nothing better is known (`age.rs`).
+    pub first_seen: Option<DateTime<Utc>>,
 }
 
 impl TagRef {
@@ -113,6 +116,7 @@ impl TagRef {
             digest,
             updated: None,
             locked: false,
+            first_seen: None,
         }
     }
 }

@@ -383,7 +383,7 @@ fn a_protected_pattern_covers_signature_tags_too() {
 
 fn chosen(repo: &Repo, digests: &[u32], force: bool) -> manual::Chosen {
     let set = digests.iter().map(|n| d(*n)).collect();
-    manual::delete_chosen(&repo.0, &set, "image delete", force)
+    manual::delete_chosen(&repo.0, &set, "image delete", force, now())
 }
 
 #[test]
@@ -479,7 +479,13 @@ fn a_locked_signature_tag_keeps_the_signature() {
         "a locked signature was planned for deletion"
     );
     assert!(kept(&p, &d(2)).contains("locked"));
-    let c = manual::delete_chosen(&repo.0, &[d(2)].into_iter().collect(), "image delete", true);
+    let c = manual::delete_chosen(
+        &repo.0,
+        &[d(2)].into_iter().collect(),
+        "image delete",
+        true,
+        now(),
+    );
     assert!(deleted(&c.plan).is_empty(), "forced through a lock");
 }
 
@@ -530,7 +536,7 @@ fn a_manual_operation_leaves_dangling_tags_alone() {
     let mut repo = Repo::new().image(1, days_ago(400)).tag("v1", 1);
     repo.0.dangling.insert("v2".into(), d(2));
     let chosen = std::collections::BTreeSet::from([d(1)]);
-    let plan = manual::delete_chosen(&repo.0, &chosen, "named", false).plan;
+    let plan = manual::delete_chosen(&repo.0, &chosen, "named", false, now()).plan;
     assert_eq!(plan.delete.len(), 1);
     assert!(plan.untag.is_empty(), "{:?}", plan.untag);
 }

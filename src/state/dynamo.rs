@@ -1,11 +1,15 @@
 //! The inventory in a DynamoDB table: the function's memory between invocations.
 //!
 //! One item per digest. Partition key `pk` = `<registry host>/<repository>`, sort key
-//! `digest`. Attributes: `first_seen` and `untagged_since` (RFC 3339), `facts` (JSON), and
+//! `digest`. Attributes: `first_seen` and `untagged_since` (RFC 3339), `facts` (JSON),
+//! `tags_seen` (JSON: each tag naming the digest, and since when), and
 //! `expires_at` (epoch seconds, the table's TTL attribute) on digests the registry no longer
 //! has. A tag being removed (`state::Removing`) is an item of its own, sort key
 //! `tag:<name>`, with `named` (the digest) and `since`; it is deleted once settled. Updates are conditional expressions, so two sweeps racing on one repository agree:
 //! `first_seen` and `untagged_since` are set once (`if_not_exists`), never moved later.
+//! `tags_seen` is written whole: two sweeps racing on one repository (only a direct
+//! invocation beside the queue can) may move a tag's time later, which makes it younger,
+//! never older.
 
 use std::collections::HashMap;
 
@@ -107,6 +111,9 @@ impl StateStore for DynamoState {
                         first_seen,
                         untagged_since: time(item, "untagged_since"),
                         facts: text(item, "facts").and_then(|f| serde_json::from_str(&f).ok()),
+                        tags: text(item, "tags_seen")
+                            .and_then(|t| serde_json::from_str(&t).ok())
+                            .unwrap_or_default(),
                     },
                 );
             }
@@ -139,6 +146,13 @@ impl StateStore for DynamoState {
                 let json = serde_json::to_string(facts).unwrap_or_default();
                 update = update.expression_attribute_values(":facts", AttributeValue::S(json));
                 set.push("facts = :facts".into());
+            }
+            if now.tags.is_empty() {
+                remove.push("tags_seen");
+            } else {
+                let json = serde_json::to_string(&now.tags).unwrap_or_default();
+                update = update.expression_attribute_values(":tags", AttributeValue::S(json));
+                set.push("tags_seen = :tags".into());
             }
             match now.untagged_since {
                 Some(since) => {

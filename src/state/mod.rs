@@ -5,6 +5,8 @@
 //! facts never change, since a digest names its content), and since when no tag reaches it.
 //! That clock gives untagged manifests a real grace period: it starts when the janitor first
 //! sees a manifest untagged, is never moved later, and stops when a tag reaches it again.
+//! It also remembers since when each tag has named each digest: a tag's age counts from
+//! that when the image's own date is not a build time (`plan/age.rs`).
 //!
 //! Stores sit behind `StateStore`: a JSON file for the CLI (`file`), a DynamoDB table for the
 //! function (`dynamo`), or nothing at all (`NoState`).
@@ -59,6 +61,10 @@ pub struct Remembered {
     /// What it is, once read (content-addressed, so it never goes stale).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facts: Option<ManifestFacts>,
+    /// The tags seen naming it, each since when it has (link tags are not kept here). A tag
+    /// seen elsewhere, or gone, is dropped, so one moved back starts again.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Remembered {
@@ -67,16 +73,18 @@ impl Remembered {
             first_seen: now,
             untagged_since: None,
             facts: None,
+            tags: BTreeMap::new(),
         }
     }
 }
 
 impl RepoInventory {
-    /// Record what a sweep saw, start or stop untagged clocks, and copy each clock into the
-    /// snapshot for the planner. `gone` are digests the registry says no longer exist.
+    /// Record what a sweep saw, start or stop untagged clocks, note since when each tag names
+    /// its digest, and copy each clock into the snapshot for the planner. `gone` are digests
+    /// the registry says no longer exist.
     ///
-    /// An incomplete snapshot starts no clocks: a manifest may only look untagged because its
-    /// tag could not be read.
+    /// An incomplete snapshot starts no untagged clocks and drops no tag record: a manifest
+    /// may only look untagged, or a tag moved, because a tag could not be read.
     pub fn observe(&mut self, snapshot: &mut Snapshot, gone: &[Digest], now: DateTime<Utc>) {
         for digest in gone {
             self.manifests.remove(digest);
@@ -93,11 +101,26 @@ impl RepoInventory {
                 .retain(|tag, _| !snapshot.tags.contains_key(tag));
         }
         let reached = reached_by_user_tags(snapshot);
+        let mut naming: BTreeMap<&Digest, Vec<&str>> = BTreeMap::new();
+        for (tag, tref) in &snapshot.tags {
+            if Digest::from_link_tag(tag).is_none() {
+                naming.entry(&tref.digest).or_default().push(tag);
+            }
+        }
+        let mut seen: Vec<(String, DateTime<Utc>)> = Vec::new();
         for (digest, facts) in snapshot.manifests.iter_mut() {
             let entry = self
                 .manifests
                 .entry(digest.clone())
                 .or_insert_with(|| Remembered::new(now));
+            let names = naming.get(digest).map(Vec::as_slice).unwrap_or(&[]);
+            if complete {
+                entry.tags.retain(|t, _| names.contains(&t.as_str()));
+            }
+            for name in names {
+                let since = *entry.tags.entry((*name).to_owned()).or_insert(now);
+                seen.push(((*name).to_owned(), since));
+            }
             if reached.contains(digest) {
                 entry.untagged_since = None;
             } else if complete && entry.untagged_since.is_none() {
@@ -118,6 +141,11 @@ impl RepoInventory {
                 stored.created = None;
             }
             entry.facts = Some(stored);
+        }
+        for (tag, since) in seen {
+            if let Some(tref) = snapshot.tags.get_mut(&tag) {
+                tref.first_seen = Some(since);
+            }
         }
     }
 
@@ -173,6 +201,11 @@ pub trait StateStore: Send {
     ) -> impl Future<Output = Result<(), StateError>> + Send;
     /// Make every save durable.
     fn flush(&mut self) -> impl Future<Output = Result<(), StateError>> + Send;
+    /// Whether what is saved is there at the next load. Without that, "first seen" is always
+    /// this very sweep, which says nothing about how old a tag is.
+    fn remembers(&self) -> bool {
+        true
+    }
 }
 
 /// Whichever store the configuration chose.
@@ -204,6 +237,13 @@ impl StateStore for AnyState {
             AnyState::Dynamo(s) => s.flush().await,
         }
     }
+    fn remembers(&self) -> bool {
+        match self {
+            AnyState::None(s) => s.remembers(),
+            AnyState::File(s) => s.remembers(),
+            AnyState::Dynamo(s) => s.remembers(),
+        }
+    }
 }
 
 /// No memory (`--no-state`): every sweep starts from nothing.
@@ -218,6 +258,9 @@ impl StateStore for NoState {
     }
     async fn flush(&mut self) -> Result<(), StateError> {
         Ok(())
+    }
+    fn remembers(&self) -> bool {
+        false
     }
 }
 
@@ -269,6 +312,37 @@ pub(crate) mod tests {
         let mut s = snapshot(true);
         inv.observe(&mut s, &[], t("2026-01-06T00:00:00Z"));
         assert_eq!(inv.manifests[&d(1)].untagged_since, None);
+    }
+
+    #[test]
+    fn a_tag_is_dated_from_the_first_sweep_that_saw_it_on_its_digest() {
+        let mut inv = RepoInventory::default();
+        let mut s = snapshot(true);
+        s.tags.insert(d(1).fallback_tag(), TagRef::new(d(1)));
+        inv.observe(&mut s, &[], t("2026-01-01T00:00:00Z"));
+        assert_eq!(s.tags["v1"].first_seen, Some(t("2026-01-01T00:00:00Z")));
+        let link = d(1).fallback_tag();
+        assert!(
+            !inv.manifests[&d(1)].tags.contains_key(&link),
+            "a link tag was dated"
+        );
+
+        // Seen again: the time stays. A read that failed drops nothing.
+        let mut s = snapshot(true);
+        inv.observe(&mut s, &[], t("2026-01-05T00:00:00Z"));
+        assert_eq!(s.tags["v1"].first_seen, Some(t("2026-01-01T00:00:00Z")));
+        let mut broken = snapshot(false);
+        broken.problems.push("tag v1: HTTP 500".into());
+        inv.observe(&mut broken, &[], t("2026-01-06T00:00:00Z"));
+        assert!(inv.manifests[&d(1)].tags.contains_key("v1"));
+
+        // Gone from the digest (moved, or removed), then back: it starts again.
+        let mut s = snapshot(false);
+        inv.observe(&mut s, &[], t("2026-01-07T00:00:00Z"));
+        assert!(inv.manifests[&d(1)].tags.is_empty());
+        let mut s = snapshot(true);
+        inv.observe(&mut s, &[], t("2026-01-08T00:00:00Z"));
+        assert_eq!(s.tags["v1"].first_seen, Some(t("2026-01-08T00:00:00Z")));
     }
 
     #[test]

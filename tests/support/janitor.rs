@@ -119,7 +119,8 @@ impl Janitor {
         self.run(&args).await
     }
 
-    /// `plan` or `apply --yes` with the policy, JSON output, the state file, and `extra`.
+    /// `plan` or `apply --yes` with the policy, JSON output, the state file (unless `extra`
+    /// says `--no-state`), and `extra`.
     pub async fn sweep(&self, command: &str, policy: &str, extra: &[&str]) -> Outcome {
         let policy = self.policy(policy);
         let state = self.state();
@@ -129,11 +130,12 @@ impl Janitor {
             &self.registry,
             "--policy",
             policy.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
             "--format",
             "json",
         ];
+        if !extra.contains(&"--no-state") {
+            args.extend(["--state", state.to_str().unwrap()]);
+        }
         if command == "apply" {
             args.push("--yes");
         }
