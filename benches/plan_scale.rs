@@ -82,31 +82,82 @@ fn repository(r: usize, now: DateTime<Utc>) -> Snapshot {
     s
 }
 
-fn main() {
-    let now: DateTime<Utc> = "2026-06-30T00:00:00Z".parse().expect("time");
-    let policy = Policy::from_json(
-        r#"{"rules":[
-            {"name":"old-pr-builds","select":"tagged","tags":"pr-\\d+","older_than":"30d","keep":5},
-            {"name":"dangling","select":"untagged","older_than":"7d"}],
-          "protect":{"tags":["latest"]}}"#,
-    )
-    .expect("policy");
-    let snapshots: Vec<Snapshot> = (0..REPOSITORIES).map(|r| repository(r, now)).collect();
-    let manifests: usize = snapshots.iter().map(|s| s.manifests.len()).sum();
+/// The bench's policy, with `pr_tags` as the PR rule's tag regex.
+fn policy(pr_tags: &str) -> Policy {
+    Policy::from_json(&format!(
+        r#"{{"rules":[
+            {{"name":"old-pr-builds","select":"tagged","tags":"{pr_tags}","older_than":"30d","keep":5}},
+            {{"name":"dangling","select":"untagged","older_than":"7d"}}],
+          "protect":{{"tags":["latest"]}}}}"#
+    ))
+    .expect("policy")
+}
 
+/// Plan every snapshot; the time it took and the decisions by kind.
+fn plan_all(
+    snapshots: &[Snapshot],
+    policy: &Policy,
+    now: DateTime<Utc>,
+) -> (f64, BTreeMap<&'static str, usize>) {
     let started = Instant::now();
     let mut decisions: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in &snapshots {
-        let p = plan(s, &policy, now);
+    for s in snapshots {
+        let p = plan(s, policy, now);
         *decisions.entry("delete").or_default() += p.delete.len();
         *decisions.entry("untag").or_default() += p.untag.len();
         *decisions.entry("keep").or_default() += p.keep.len();
     }
-    let elapsed = started.elapsed();
+    (started.elapsed().as_secs_f64(), decisions)
+}
+
+fn main() {
+    let now: DateTime<Utc> = "2026-06-30T00:00:00Z".parse().expect("time");
+    let snapshots: Vec<Snapshot> = (0..REPOSITORIES).map(|r| repository(r, now)).collect();
+    let manifests: usize = snapshots.iter().map(|s| s.manifests.len()).sum();
+
+    let (elapsed, decisions) = plan_all(&snapshots, &policy(r"pr-\\d+"), now);
     println!(
-        "planned {manifests} manifests in {REPOSITORIES} repositories in {:.3} s: {decisions:?}; peak RSS {}",
-        elapsed.as_secs_f64(),
+        "planned {manifests} manifests in {REPOSITORIES} repositories in {elapsed:.3} s: {decisions:?}; peak RSS {}",
         peak_rss().unwrap_or_else(|| "unknown".into())
+    );
+    engines(&snapshots, now, &decisions);
+}
+
+/// Issue 19: the linear engine (`pr-\d+`) against the same selection written with a
+/// look-behind that always holds, which only the backtracking engine runs. `PLAN_SCALE_ROUNDS`
+/// rounds each (default 5; 0 skips this), taken in turn so that both see the same machine;
+/// the medians.
+fn engines(snapshots: &[Snapshot], now: DateTime<Utc>, decisions: &BTreeMap<&str, usize>) {
+    let rounds = std::env::var("PLAN_SCALE_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5usize);
+    if rounds == 0 {
+        return;
+    }
+    let plain = policy(r"pr-\\d+");
+    let around = policy(r"pr-\\d+(?<!x)");
+    assert!(around.rules[0].tags.backtracks() && !plain.rules[0].tags.backtracks());
+    let (mut linear, mut backtracking) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (t, d) = plan_all(snapshots, &plain, now);
+        assert_eq!(&d, decisions);
+        linear.push(t);
+        let (t, d) = plan_all(snapshots, &around, now);
+        assert_eq!(
+            &d, decisions,
+            "the look-around filter selects what the plain one does"
+        );
+        backtracking.push(t);
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (linear, backtracking) = (median(linear), median(backtracking));
+    println!(
+        "tag filter pr-\\d+ (regex): {linear:.3} s; pr-\\d+(?<!x) (fancy-regex): {backtracking:.3} s: {:.2}x; medians of {rounds}, same decisions",
+        backtracking / linear
     );
 }
 

@@ -39,6 +39,7 @@ use crate::registry::{
 
 const OUT_OF_TIME: &str = "not started: the run's time ran out; the next run finishes it";
 const CUT_OFF: &str = "stopped at the run's cutoff; the next run finishes it";
+const CUT_IN_FLIGHT: &str = "stopped at the run's cutoff while the registry had the delete: it may be done; the next sweep sees which, and finishes it if not";
 
 /// What decides, at planning and again at the re-check: a policy, or a manual operation.
 pub struct Decider<'a> {
@@ -805,7 +806,8 @@ impl Run<'_> {
                         for tag in tags_on(current, &digest) {
                             removed.insert(tag, digest.clone());
                         }
-                        done.keep.push(kept_stopped(entry, CUT_OFF));
+                        let why = if e.was_sent() { CUT_IN_FLIGHT } else { CUT_OFF };
+                        done.keep.push(kept_stopped(entry, why));
                         continue;
                     }
                     Err(e) => {

@@ -60,6 +60,10 @@ pub async fn collect(
     match listings(client, repository).await {
         Ok((TagListing::Names(names), _)) => reader.read_tags(&names).await,
         Ok((TagListing::Resolved(tags), manifests)) => reader.read_listed(tags, manifests).await,
+        Err(e) if e.is_name_unknown() => {
+            reader.nothing_there(&e).await;
+            return reader.into_collected();
+        }
         Err(e) => {
             let what = if client.capabilities().manifest_listing {
                 "tags and manifests"
@@ -342,6 +346,28 @@ impl<'a> Reader<'a> {
             }
         }
         self.read_digests(subjects, true).await;
+    }
+
+    /// The registry knows no repository of this name (`NAME_UNKNOWN`): distribution says so
+    /// of a repository that holds only blobs, after a push that stopped halfway, though its
+    /// catalog lists it. That is "nothing there" only if nothing the inventory remembers
+    /// there is left: "not found" is never read as "no tags" while a remembered manifest may
+    /// still be served. One that is (a HEAD or GET finds it) means the registry contradicts
+    /// itself, and the picture is not whole. Nothing is deleted here either way.
+    async fn nothing_there(&mut self, listing: &RegistryError) {
+        self.read_remembered().await;
+        if self.late() {
+            let problem = Problem::of("reading", &self.out_of_time());
+            self.problem(problem);
+        } else if !self.snapshot.manifests.is_empty() {
+            let problem = format!(
+                "the registry knows no such repository ({listing}), yet it serves {} manifest(s) the inventory remembers there",
+                self.snapshot.manifests.len()
+            );
+            self.problem(problem.into());
+        } else if self.snapshot.problems.is_empty() {
+            self.snapshot.absent = Some(listing.to_string());
+        }
     }
 
     /// A listed tag whose manifest could not be found leaves the picture incomplete.

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod bounded;
 pub mod collect;
 pub mod lambda;
+pub mod pattern;
 pub mod plan;
 pub mod policy;
 pub mod purge;

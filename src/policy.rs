@@ -1,16 +1,17 @@
 //! The policy: which tags and untagged manifests a user wants gone, and what must stay.
 //!
 //! One document, JSON or TOML (chosen by the file's extension), with the same keys. Unknown
-//! keys are errors, regexes match whole names, and durations that make no sense (negative,
-//! overflowing, longer than a century) are refused rather than read as "delete everything".
+//! keys are errors, regexes match whole names (`pattern.rs`: look-around too, bounded), and
+//! durations that make no sense (negative, overflowing, longer than a century) are refused
+//! rather than read as "delete everything".
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use regex::Regex;
 use serde::Deserialize;
 
+use crate::pattern::{Pattern, PatternError};
 use crate::registry::Digest;
 
 /// The longest `older_than` we accept. Anything longer is a typo, not a retention period.
@@ -30,10 +31,10 @@ pub enum Select {
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub name: String,
-    pub repositories: Regex,
+    pub repositories: Pattern,
     pub select: Select,
     /// Only for `tagged` rules.
-    pub tags: Regex,
+    pub tags: Pattern,
     pub older_than: Duration,
     pub keep: usize,
     /// Only for `tagged` rules: remove the tags it selects, and never delete a manifest for
@@ -44,7 +45,7 @@ pub struct Rule {
 /// What is never deleted, whatever the rules say.
 #[derive(Debug, Clone, Default)]
 pub struct Protect {
-    pub tags: Vec<Regex>,
+    pub tags: Vec<Pattern>,
     pub digests: BTreeSet<Digest>,
     pub include_locked: bool,
 }
@@ -154,9 +155,8 @@ impl Policy {
     /// --older-than`, the ACR guide's script). Nothing protected; registry locks still hold.
     /// With no age (`None`), it only makes collect work out every tag's age (`manifest list`).
     pub fn whole_repository(repository: &str, older_than: Duration) -> Policy {
-        let only = Regex::new(&format!("^(?:{})$", regex::escape(repository)))
-            .unwrap_or_else(|_| Regex::new("^$").expect("empty regex"));
-        let any = Regex::new("^(?:.*)$").expect("valid regex");
+        let only = Pattern::literal(repository);
+        let any = Pattern::any();
         let rule = |name: &str, select| Rule {
             name: name.to_owned(),
             repositories: only.clone(),
@@ -255,54 +255,76 @@ impl Policy {
         })
     }
 
-    /// Whether any rule covers `repository`: the default sweep scope.
+    /// Whether any rule covers `repository`: the default sweep scope. A name a pattern cannot
+    /// be evaluated on counts as covered, so that its sweep reports the error (`check`).
     pub fn covers(&self, repository: &str) -> bool {
         self.rules
             .iter()
-            .any(|r| r.repositories.is_match(repository))
+            .any(|r| r.repositories.matches(repository).unwrap_or(true))
     }
 
-    /// The first `tagged` rule that owns `tag` in `repository`.
+    /// Every pattern the planner would try on `repository` and its `tags`, tried once: the
+    /// first one that cannot be evaluated (its backtracking ran past the limit). After this
+    /// succeeds for a repository, the lookups below give exact answers for its names.
+    pub fn check<'t>(
+        &self,
+        repository: &str,
+        tags: impl IntoIterator<Item = &'t String>,
+    ) -> Result<(), PatternError> {
+        let mut tagged = Vec::new();
+        for r in &self.rules {
+            if r.repositories.matches(repository)? && r.select == Select::Tagged {
+                tagged.push(&r.tags);
+            }
+        }
+        for tag in tags {
+            for p in self.protect.tags.iter().chain(tagged.iter().copied()) {
+                p.matches(tag)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first `tagged` rule that owns `tag` in `repository` (see `check`).
     pub fn tag_owner(&self, repository: &str, tag: &str) -> Option<&Rule> {
         self.rules.iter().find(|r| {
             r.select == Select::Tagged
-                && r.repositories.is_match(repository)
-                && r.tags.is_match(tag)
+                && r.repositories.matches(repository).unwrap_or(false)
+                && r.tags.matches(tag).unwrap_or(false)
         })
     }
 
-    /// The first `untagged` rule that owns untagged manifests of `repository`.
+    /// The first `untagged` rule that owns untagged manifests of `repository` (see `check`).
     pub fn untagged_owner(&self, repository: &str) -> Option<&Rule> {
-        self.rules
-            .iter()
-            .find(|r| r.select == Select::Untagged && r.repositories.is_match(repository))
+        self.rules.iter().find(|r| {
+            r.select == Select::Untagged && r.repositories.matches(repository).unwrap_or(false)
+        })
     }
 
-    /// The first `protect.tags` pattern matching `tag`.
+    /// The first `protect.tags` pattern matching `tag`. One that cannot be evaluated on it
+    /// counts as matching: protection is the side to err on (see `check`).
     pub fn protecting_pattern(&self, tag: &str) -> Option<&str> {
         self.protect
             .tags
             .iter()
-            .find(|p| p.is_match(tag))
-            .map(|p| unanchor(p.as_str()))
+            .find(|p| p.matches(tag).unwrap_or(true))
+            .map(Pattern::as_str)
     }
 }
 
 /// Compile `pattern` (default `.*`) to match whole names only.
-fn anchored(rule: &str, field: &'static str, pattern: Option<&str>) -> Result<Regex, PolicyError> {
+fn anchored(
+    rule: &str,
+    field: &'static str,
+    pattern: Option<&str>,
+) -> Result<Pattern, PolicyError> {
     let pattern = pattern.unwrap_or(".*");
-    Regex::new(&format!("^(?:{pattern})$")).map_err(|e| PolicyError::Regex {
+    Pattern::whole(pattern).map_err(|reason| PolicyError::Regex {
         rule: rule.to_owned(),
         field,
         pattern: pattern.to_owned(),
-        reason: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+        reason,
     })
-}
-
-fn unanchor(s: &str) -> &str {
-    s.strip_prefix("^(?:")
-        .and_then(|s| s.strip_suffix(")$"))
-        .unwrap_or(s)
 }
 
 /// `90m`, `36h`, `30d`, `2d3h`, `1w`: a humantime duration, at most a century.

@@ -2,23 +2,29 @@
 //! safety rule of a policy sweep. Pure: flags in, a policy document out.
 //!
 //! - `--filter <repo-regex>:<tag-regex>` (repeatable) becomes one `tagged` rule per filter.
-//!   Both regexes match whole names, where `acr purge` matches anywhere in the name: `app:v1`
-//!   does not select `v10`.
+//!   It splits at its one `:` outside bracket expressions and group syntax (`(?:`, `(?i:`), as
+//!   acr splits it. Both regexes match whole names, where `acr purge` matches anywhere in the
+//!   name: `app:v1` does not select `v10`. They take acr's syntax: look-around and POSIX
+//!   classes too (`pattern.rs`).
 //! - `--ago <duration>`, in acr's form (`1d`, `2d3h6m`, `30m`, `0d`), becomes `older_than`.
 //! - `--keep N` keeps the N newest images each filter selects in a repository, each with
-//!   every tag the filter selects on it (acr counts tags; this is the safer side).
+//!   every tag the filter selects on it (acr counts tags; this is the safer side), and the N
+//!   newest untagged manifests of a repository, as acr does.
 //! - Without `--untagged`, only the selected tags go, and their manifests stay untagged
 //!   (`untag_only`). With it, a manifest whose tags all go is deleted in the same run, and an
 //!   `untagged` rule over the filters' repositories deletes manifests already untagged once
 //!   older than `--ago`.
+//! - `--untagged-only` (acr-cli #489) is that `untagged` rule alone: no tag goes. Only the
+//!   repository part of a filter counts; without one, every repository. `--ago` is then
+//!   optional (any age).
 //! - `--include-locked` lets the rules select what the registry locked (and the run unlocks
 //!   it before deleting).
 
 use std::time::Duration;
 
-use regex::Regex;
 use serde_json::{json, Value};
 
+use crate::pattern::Pattern;
 use crate::policy::{Policy, PolicyError, MAX_OLDER_THAN};
 
 /// One `--filter`: a repository regex and a tag regex.
@@ -34,6 +40,8 @@ pub struct Purge {
     pub filters: Vec<Filter>,
     pub ago: Duration,
     pub untagged: bool,
+    /// Only untagged manifests go; the filters only name repositories.
+    pub untagged_only: bool,
     pub keep: usize,
     pub include_locked: bool,
 }
@@ -44,6 +52,10 @@ pub struct Purge {
 pub enum PurgeError {
     #[error("write it as <repository regex>:<tag regex>, such as 'app:pr-.*'")]
     FilterShape(String),
+    #[error(
+        "it has {0} ':' outside brackets; write it as <repository regex>:<tag regex>, with one"
+    )]
+    Separators(usize),
     #[error("the {part} {pattern:?} is not a valid regex: {reason}")]
     FilterRegex {
         filter: String,
@@ -57,41 +69,77 @@ pub enum PurgeError {
     AgoTooLong(String),
 }
 
-/// `<repo-regex>:<tag-regex>`, split at the first `:` outside parentheses (a repository name
-/// has none, and `(?:a|b)` groups keep theirs).
+/// `<repo-regex>:<tag-regex>`, split at its one separator (`separators`).
 pub fn parse_filter(text: &str) -> Result<Filter, PurgeError> {
-    let mut depth = 0usize;
-    let mut escaped = false;
-    let mut split = None;
-    for (i, c) in text.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' => escaped = true,
-            '(' => depth += 1,
-            ')' => depth = depth.saturating_sub(1),
-            ':' if depth == 0 => {
-                split = Some(i);
-                break;
-            }
-            _ => {}
-        }
+    let at = match separators(text)[..] {
+        [] => return Err(PurgeError::FilterShape(text.to_owned())),
+        [at] => at,
+        ref more => return Err(PurgeError::Separators(more.len())),
+    };
+    let (repositories, tags) = (&text[..at], &text[at + 1..]);
+    if repositories.is_empty() || tags.is_empty() {
+        return Err(PurgeError::FilterShape(text.to_owned()));
     }
-    let (repositories, tags) = split
-        .map(|i| (&text[..i], &text[i + 1..]))
-        .filter(|(r, t)| !r.is_empty() && !t.is_empty())
-        .ok_or_else(|| PurgeError::FilterShape(text.to_owned()))?;
     for (part, pattern) in [("repository regex", repositories), ("tag regex", tags)] {
-        Regex::new(pattern).map_err(|e| PurgeError::FilterRegex {
+        Pattern::whole(pattern).map_err(|reason| PurgeError::FilterRegex {
             filter: text.to_owned(),
             part,
             pattern: pattern.to_owned(),
-            reason: e.to_string().lines().last().unwrap_or("").trim().to_owned(),
+            reason,
         })?;
     }
     Ok(Filter {
         repositories: repositories.to_owned(),
         tags: tags.to_owned(),
     })
+}
+
+/// Where a filter may split: every `:` that is not escaped, not inside a bracket expression
+/// (`[tes:]`, `[[:alpha:]]`, `[[^:digit:]]`), and not the colon of a group's own syntax
+/// (`(?:`, `(?i:`, `(?ims-U:`). A repository or tag name has no colon, so acr's filters have
+/// exactly one such colon.
+fn separators(text: &str) -> Vec<usize> {
+    let chars: Vec<(usize, char)> = text.char_indices().collect();
+    let at = |i: usize| chars.get(i).map(|(_, c)| *c);
+    let mut found = Vec::new();
+    let mut class = 0usize;
+    let mut i = 0;
+    while let Some(c) = at(i) {
+        match c {
+            '\\' => i += 1,
+            // A POSIX class inside brackets, `[:alpha:]` or `[:^digit:]`: skip it whole.
+            '[' if class > 0 && at(i + 1) == Some(':') => {
+                let rest: String = chars[i..].iter().map(|(_, c)| c).collect();
+                if let Some(end) = rest.find(":]") {
+                    i += rest[..end].chars().count() + 1;
+                }
+            }
+            '[' => {
+                class += 1;
+                // `]` first in a class (after `[` or `[^`) is a literal.
+                if at(i + 1) == Some('^') {
+                    i += 1;
+                }
+                if at(i + 1) == Some(']') {
+                    i += 1;
+                }
+            }
+            ']' if class > 0 => class -= 1,
+            '(' if class == 0 && at(i + 1) == Some('?') => {
+                let mut j = i + 2;
+                while at(j).is_some_and(|c| c.is_ascii_alphabetic() || c == '-') {
+                    j += 1;
+                }
+                if at(j) == Some(':') {
+                    i = j;
+                }
+            }
+            ':' if class == 0 => found.push(chars[i].0),
+            _ => {}
+        }
+        i += 1;
+    }
+    found
 }
 
 /// acr's `--ago`: whole days (`<n>d`), then Go's duration units (`h`, `m`, `s`, `ms`, `us`,
@@ -146,7 +194,7 @@ impl Purge {
         let older_than = format!("{seconds}s");
         let mut rules = Vec::new();
         let mut names = Vec::new();
-        for f in &self.filters {
+        for f in self.filters.iter().filter(|_| !self.untagged_only) {
             let name = format!("{}:{}", f.repositories, f.tags);
             if names.contains(&name) {
                 continue;
@@ -162,7 +210,7 @@ impl Purge {
                 "untag_only": !self.untagged,
             }));
         }
-        if self.untagged {
+        if self.untagged || self.untagged_only {
             let mut repositories: Vec<&str> = Vec::new();
             for f in &self.filters {
                 if !repositories.contains(&f.repositories.as_str()) {
@@ -170,11 +218,22 @@ impl Purge {
                 }
             }
             let any: Vec<String> = repositories.iter().map(|r| format!("(?:{r})")).collect();
+            let covered = if any.is_empty() {
+                ".*".to_owned()
+            } else {
+                any.join("|")
+            };
+            let name = if self.untagged_only {
+                "--untagged-only"
+            } else {
+                "--untagged"
+            };
             rules.push(json!({
-                "name": "--untagged",
-                "repositories": any.join("|"),
+                "name": name,
+                "repositories": covered,
                 "select": "untagged",
                 "older_than": older_than,
+                "keep": self.keep,
             }));
         }
         let doc = json!({
@@ -237,6 +296,71 @@ mod tests {
         ));
     }
 
+    /// acr-cli cmd/acr/purge_test.go, TestGetRepositoryAndTagRegex and TestCollectTagFilters.
+    #[test]
+    fn a_filter_splits_where_acr_splits_it() {
+        for (filter, repositories, tags) in [
+            ("foo:bar", "foo", "bar"),
+            ("hello-(?:abc):zzz", "hello-(?:abc)", "zzz"),
+            ("hello-:z-(?:abc)zz", "hello-", "z-(?:abc)zz"),
+            (
+                "hello-(?:abc)?:z-(?:abc)zz",
+                "hello-(?:abc)?",
+                "z-(?:abc)zz",
+            ),
+            (
+                "hello-(?:abc)?:z-(?:[:])zz",
+                "hello-(?:abc)?",
+                "z-(?:[:])zz",
+            ),
+            (
+                "[[:alpha:]](?:abc)(?:.*)?:test123[[:digit:]](?:.*)",
+                "[[:alpha:]](?:abc)(?:.*)?",
+                "test123[[:digit:]](?:.*)",
+            ),
+            (
+                "[^[:alpha:]](?ims-U:abc)(?:.*)?:test123[[^:digit:]](?-imUs:.*)",
+                "[^[:alpha:]](?ims-U:abc)(?:.*)?",
+                "test123[[^:digit:]](?-imUs:.*)",
+            ),
+            (
+                "(?imsU:test):[[:digit:]][tes:]",
+                "(?imsU:test)",
+                "[[:digit:]][tes:]",
+            ),
+            (
+                "foo/b[[:alpha:]]r(?:.*):.(?:.*)",
+                "foo/b[[:alpha:]]r(?:.*)",
+                ".(?:.*)",
+            ),
+            ("foo/bar(?:.*):.(?:.*)", "foo/bar(?:.*)", ".(?:.*)"),
+            ("app:v1(?!-a)", "app", "v1(?!-a)"),
+            ("app:v1-*[abc]+(?<!-[a])", "app", "v1-*[abc]+(?<!-[a])"),
+            ("app:a\\:?b", "app", "a\\:?b"),
+        ] {
+            let f = parse_filter(filter).unwrap_or_else(|e| panic!("{filter}: {e}"));
+            assert_eq!(
+                (f.repositories.as_str(), f.tags.as_str()),
+                (repositories, tags),
+                "{filter}"
+            );
+        }
+        for (filter, colons) in [
+            ("foo:bar:zzz", 2),
+            (
+                "[^[:alpha:]](?ims-U:abc)(?:.*)?:test123[[^:digit:]](?-imUs:.*):",
+                2,
+            ),
+        ] {
+            assert_eq!(
+                parse_filter(filter),
+                Err(PurgeError::Separators(colons)),
+                "{filter}"
+            );
+        }
+        assert!(parse_filter(":.*").is_err() && parse_filter("app.*:").is_err());
+    }
+
     fn purge(untagged: bool) -> Purge {
         Purge {
             filters: vec![
@@ -246,6 +370,7 @@ mod tests {
             ],
             ago: parse_ago("2d").unwrap(),
             untagged,
+            untagged_only: false,
             keep: 3,
             include_locked: true,
         }
@@ -287,7 +412,40 @@ mod tests {
         assert!(policy.rules.iter().all(|r| !r.untag_only));
         let rule = policy.untagged_owner("ci/tool").expect("an untagged rule");
         assert_eq!(rule.older_than, Duration::from_secs(2 * 86_400));
+        assert_eq!(
+            rule.keep, 3,
+            "--keep keeps untagged manifests too, as acr's"
+        );
         assert!(policy.untagged_owner("app").is_some());
         assert!(policy.untagged_owner("other").is_none());
+    }
+
+    #[test]
+    fn untagged_only_deletes_no_tag_and_covers_every_repository_without_a_filter() {
+        let only = Purge {
+            untagged: false,
+            untagged_only: true,
+            ..purge(false)
+        };
+        let (doc, policy) = only.policy().unwrap();
+        assert_eq!(policy.rules.len(), 1, "{doc}");
+        assert!(
+            policy.tag_owner("app", "pr-7").is_none(),
+            "a tag rule: {doc}"
+        );
+        let rule = policy.untagged_owner("ci/tool").expect("an untagged rule");
+        assert_eq!(
+            (rule.keep, rule.older_than),
+            (3, Duration::from_secs(2 * 86_400))
+        );
+        assert!(policy.untagged_owner("other").is_none());
+        let everywhere = Purge {
+            filters: Vec::new(),
+            ago: Duration::ZERO,
+            ..only
+        };
+        let (_, policy) = everywhere.policy().unwrap();
+        assert!(policy.untagged_owner("any/repository").is_some());
+        assert_eq!(policy.rules[0].older_than, Duration::ZERO);
     }
 }

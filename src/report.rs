@@ -32,6 +32,9 @@ pub struct Summary {
     /// Repositories the run's time ran out on (read or apply cut short): the next run picks
     /// them up. Not counted as incomplete.
     pub repositories_unfinished: u64,
+    /// Repositories the registry knows no such name for (`RepositoryPlan::absent`): nothing
+    /// there, and not a failure.
+    pub repositories_absent: u64,
 }
 
 impl Report {
@@ -47,6 +50,7 @@ impl Report {
             summary.tags_removed += r.untag.iter().filter(|u| u.error.is_none()).count() as u64;
             summary.repositories_incomplete += u64::from(r.unreadable());
             summary.repositories_unfinished += u64::from(r.unfinished());
+            summary.repositories_absent += u64::from(r.absent().is_some());
         }
         Report {
             now,
@@ -121,6 +125,9 @@ impl Report {
             if let Some(e) = r.error() {
                 let _ = writeln!(out, "  ! {e}");
             }
+            if let Some(why) = r.absent() {
+                let _ = writeln!(out, "  - {why}");
+            }
             let mut rows: Vec<[String; 6]> = Vec::new();
             for d in &r.delete {
                 let reason = match &d.error {
@@ -172,9 +179,13 @@ impl Report {
         }
         let s = &self.summary;
         let verb = if self.dry_run { "would be" } else { "were" };
+        let absent = match s.repositories_absent {
+            0 => String::new(),
+            n => format!(", {n} with nothing there"),
+        };
         let _ = writeln!(
             out,
-            "TOTAL  {} manifests {verb} deleted, {} tags removed, {} reclaimable, {} of {} repositories incomplete{}",
+            "TOTAL  {} manifests {verb} deleted, {} tags removed, {} reclaimable, {} of {} repositories incomplete{absent}{}",
             s.manifests_deleted,
             s.tags_removed,
             human_bytes(s.bytes_reclaimable),

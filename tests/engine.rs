@@ -815,7 +815,17 @@ async fn deletes_the_cutoff_stops_are_kept_for_the_next_run_not_failed() {
         !done.has_failures(),
         "stopped for time is not a failure: {done:?}"
     );
+    // What was never sent is still there. A delete the cutoff stopped in flight (a loaded
+    // machine) may have been done by the registry, and says so.
     for k in stopped {
-        assert!(registry.has_manifest("app", &k.digest.to_string()).await);
+        if k.reason.contains("it may be done") {
+            continue;
+        }
+        assert!(
+            registry.has_manifest("app", &k.digest.to_string()).await,
+            "{}: {}",
+            k.digest,
+            k.reason
+        );
     }
 }

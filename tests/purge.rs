@@ -191,3 +191,255 @@ async fn bad_flags_exit_2_with_a_clear_message_and_change_nothing() {
     assert!(registry.has_manifest("app", &a.digest).await);
     assert_eq!(registry.tags("app").await, vec!["pr-1"]);
 }
+
+/// Push `tags` onto new images, one at a time, and look (a dry run) after each: each image
+/// but the last becomes untagged at its own sweep, so the untagged clocks differ. The
+/// images, oldest first; the last one keeps the tag.
+async fn untagged_one_by_one(
+    registry: &TestRegistry,
+    janitor: &Janitor,
+    repository: &str,
+    count: usize,
+) -> Vec<support::Pushed> {
+    let mut images = Vec::new();
+    for _ in 0..=count {
+        images.push(old(registry, repository, &["t"]).await);
+        let look = purge(
+            janitor,
+            &format!("--filter {repository}:none --ago 0d --untagged --dry-run"),
+        )
+        .await;
+        assert_eq!(look.code, 0, "{}", look.stderr);
+    }
+    images
+}
+
+/// acr-cli cmd/acr/purge_untagged_only_test.go, TestPurgeDanglingManifestsWithAgoAndKeep:
+/// "KeepFunctionalityPreservesRecentManifests" (five, keep 2: delete 3) and
+/// "KeepExceedsManifestCount" (keep 10: delete none).
+#[tokio::test]
+async fn keep_spares_the_newest_untagged_manifests_as_acr_does() {
+    let registry = TestRegistry::start().await;
+    let janitor = Janitor::new(&registry);
+    let images = untagged_one_by_one(&registry, &janitor, "app", 5).await;
+
+    let none = purge(
+        &janitor,
+        "--filter app:none --untagged --ago 0d --keep 10 --yes",
+    )
+    .await;
+    assert_eq!(none.code, 0, "{}", none.stderr);
+    assert!(none.deleted("app").is_empty(), "{}", none.stdout);
+
+    let out = purge(
+        &janitor,
+        "--filter app:none --untagged --ago 0d --keep 2 --yes",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let mut deleted = out.deleted("app");
+    deleted.sort();
+    let mut oldest: Vec<String> = images[..3].iter().map(|i| i.digest.clone()).collect();
+    oldest.sort();
+    assert_eq!(deleted, oldest, "{}", out.stdout);
+    for kept in &images[3..] {
+        assert!(registry.has_manifest("app", &kept.digest).await);
+    }
+    assert_eq!(registry.assert_every_tag_pulls("app").await, vec!["t"]);
+}
+
+/// acr-cli TestPurgeUntaggedOnly "UntaggedOnlyNoFilterAllRepos" and "UntaggedOnlyWithFilter",
+/// and TestPurgeCommandUntaggedOnlyValidation ("UntaggedOnlyMakesAgoOptional",
+/// "UntaggedOnlyAndUntaggedMutuallyExclusive").
+#[tokio::test]
+async fn untagged_only_deletes_untagged_manifests_and_no_tag() {
+    let registry = TestRegistry::start().await;
+    let janitor = Janitor::new(&registry);
+    let app = untagged_one_by_one(&registry, &janitor, "app", 1).await;
+    let tool = untagged_one_by_one(&registry, &janitor, "tool", 1).await;
+    let pr = old(&registry, "app", &["pr-1"]).await;
+
+    let both = janitor
+        .op(&["purge"], &["--untagged", "--untagged-only", "--yes"])
+        .await;
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    assert!(
+        both.stderr.contains("cannot be used with"),
+        "{}",
+        both.stderr
+    );
+
+    // With a filter, only its repositories; its tag part is not used.
+    let out = purge(&janitor, "--filter app:.* --untagged-only --yes").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.deleted("app"), vec![app[0].digest.clone()]);
+    assert!(out.deleted("tool").is_empty());
+    assert!(out.entries("app", "untag").is_empty(), "{}", out.stdout);
+    // No filter and no --ago: every repository, any age.
+    let out = purge(&janitor, "--untagged-only --yes").await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.deleted("tool"), vec![tool[0].digest.clone()]);
+    assert!(out.deleted("app").is_empty());
+    assert_eq!(
+        registry.assert_every_tag_pulls("app").await,
+        vec!["pr-1", "t"]
+    );
+    assert_eq!(registry.assert_every_tag_pulls("tool").await, vec!["t"]);
+    assert!(registry.has_manifest("app", &pr.digest).await);
+}
+
+/// acr-cli cmd/acr/purge_test.go, TestPurgeTags "Delete 2 with negative lookahead" and
+/// "Delete 2 with negative lookbehind", over its tags v1-a, v1-b, v1-c and v2. Our regexes
+/// match whole names, so the look-ahead filter ends in `.*` here.
+#[tokio::test]
+async fn look_around_filters_select_what_acr_selects() {
+    for filter in ["app:v1(?!-a).*", "app:v1-*[abc]+(?<!-[a])"] {
+        let registry = TestRegistry::start().await;
+        for tag in ["v1-a", "v1-b", "v1-c", "v2"] {
+            old(&registry, "app", &[tag]).await;
+        }
+        let janitor = Janitor::new(&registry);
+        let out = purge(&janitor, &format!("--filter {filter} --ago 0m --yes")).await;
+        assert_eq!(out.code, 0, "{filter}: {}", out.stderr);
+        let mut untagged: Vec<String> = out
+            .entries("app", "untag")
+            .iter()
+            .map(|u| u["tag"].as_str().unwrap().to_owned())
+            .collect();
+        untagged.sort();
+        assert_eq!(untagged, vec!["v1-b", "v1-c"], "{filter}");
+        assert_eq!(
+            registry.assert_every_tag_pulls("app").await,
+            vec!["v1-a", "v2"]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_runaway_filter_is_an_error_that_names_it_and_changes_nothing() {
+    let registry = TestRegistry::start().await;
+    let long = "a".repeat(60);
+    old(&registry, "app", &[&long, "pr-1"]).await;
+    let janitor = Janitor::new(&registry);
+    let filter = "app:(?=x?)(a|aa)+b|pr-.*";
+    let out = purge(
+        &janitor,
+        &format!("--filter {filter} --ago 0d --untagged --yes"),
+    )
+    .await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let json = out.json();
+    let app = &json["repositories"][0];
+    assert_eq!(app["complete"], false, "{}", out.stdout);
+    let error = app["error"].as_str().unwrap();
+    assert!(
+        error.contains("(?=x?)(a|aa)+b|pr-.*") && error.contains("backtracking limit"),
+        "{error}"
+    );
+    assert!(out.deleted("app").is_empty());
+    let mut expected = vec![long.clone(), "pr-1".to_owned()];
+    expected.sort();
+    assert_eq!(registry.assert_every_tag_pulls("app").await, expected);
+}
+
+/// acr-cli TestCollectTagFilters "NameWithSlashAndTwoNonCaptureGroupInRepoAndCharacterClasses"
+/// and TestGetRepositoryAndTagRegex "TwoColonsTest".
+#[tokio::test]
+async fn a_filter_splits_at_its_one_colon_outside_brackets() {
+    let registry = TestRegistry::start().await;
+    old(&registry, "foo/bar", &["v1"]).await;
+    old(&registry, "foo/b4r", &["v1"]).await;
+    let janitor = Janitor::new(&registry);
+
+    let out = purge(
+        &janitor,
+        "--filter foo/b[[:alpha:]]r(?:.*):.(?:.*) --ago 0d --yes",
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(registry.tags("foo/bar").await.is_empty(), "{}", out.stdout);
+    assert_eq!(registry.tags("foo/b4r").await, vec!["v1"]);
+
+    let two = janitor
+        .op(
+            &["purge"],
+            &["--filter", "foo:bar:zzz", "--ago", "0d", "--yes"],
+        )
+        .await;
+    assert_eq!(two.code, 2, "{}", two.stderr);
+    assert!(
+        two.stderr.contains("'foo:bar:zzz'") && two.stderr.contains("2 ':'"),
+        "{}",
+        two.stderr
+    );
+    assert_eq!(registry.tags("foo/b4r").await, vec!["v1"]);
+}
+
+/// acr-cli TestPurgeTags "RepositoryNotFoundTest": a repository the catalog lists but whose
+/// tag listing answers NAME_UNKNOWN (on distribution, one that holds only blobs) is not
+/// there: acr goes on and exits 0, and so do `purge` and `apply`.
+#[tokio::test]
+async fn a_repository_the_registry_does_not_know_is_nothing_there_not_a_failure() {
+    let registry = TestRegistry::start().await;
+    registry
+        .push_blob("halfway", b"a layer of a push that stopped")
+        .await;
+    let doomed = old(&registry, "app", &["pr-1"]).await;
+    let janitor = Janitor::new(&registry);
+
+    let out = purge(&janitor, "--filter .*:pr-.* --ago 1d --untagged --yes").await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.deleted("app"), vec![doomed.digest.clone()]);
+    let json = out.json();
+    let halfway = json["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "halfway")
+        .expect("halfway is reported")
+        .clone();
+    assert_eq!(halfway["complete"], true, "{halfway}");
+    assert!(
+        halfway["absent"].as_str().unwrap().contains("NAME_UNKNOWN"),
+        "{halfway}"
+    );
+    assert_eq!(json["summary"]["repositories_incomplete"], 0);
+    assert_eq!(json["summary"]["repositories_absent"], 1);
+
+    let policy = r#"{"rules":[{"name":"u","select":"untagged"}]}"#;
+    let swept = janitor.apply(policy, &[]).await;
+    assert_eq!(swept.code, 0, "{}", swept.stderr);
+}
+
+/// The fail-closed half: a NAME_UNKNOWN listing is never read as "no tags" while a manifest
+/// the inventory remembers there is still served (distribution answers NAME_UNKNOWN for a
+/// repository whose manifests were only ever pushed by digest). Nothing is deleted.
+#[tokio::test]
+async fn a_name_unknown_repository_that_still_serves_a_remembered_manifest_deletes_nothing() {
+    use registry_janitor::state::{FileState, Remembered, StateStore};
+    let registry = TestRegistry::start().await;
+    let by_digest = Image::oci("pushed").created(OLD).push(&registry).await;
+    let janitor = Janitor::new(&registry);
+    {
+        // What a push webhook records: the digest, before any sweep.
+        let mut store = FileState::open(&janitor.state(), &registry.host()).unwrap();
+        let mut inventory = store.load("pushed").await.unwrap();
+        let now: chrono::DateTime<chrono::Utc> = OLD.parse().unwrap();
+        inventory
+            .manifests
+            .insert(by_digest.digest.parse().unwrap(), Remembered::new(now));
+        store.save("pushed", inventory).await.unwrap();
+        store.flush().await.unwrap();
+    }
+    let policy = r#"{"rules":[{"name":"u","select":"untagged"}]}"#;
+    let out = janitor.apply(policy, &["--repository", "pushed"]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let json = out.json();
+    let error = json["repositories"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(error.contains("yet it serves 1 manifest"), "{error}");
+    assert!(out.deleted("pushed").is_empty());
+    assert!(registry.has_manifest("pushed", &by_digest.digest).await);
+}

@@ -54,8 +54,9 @@ pub enum Command {
         #[arg(long)]
         unlock: bool,
     },
-    /// acr purge, with its flags: delete tags (and with --untagged, manifests) by filter and
-    /// age. Prints the policy it runs; asks first on a terminal unless --yes or --dry-run.
+    /// acr purge, with its flags: delete tags (and with --untagged, manifests; with
+    /// --untagged-only, only untagged manifests) by filter and age. Prints the policy it runs;
+    /// asks first on a terminal unless --yes or --dry-run.
     Purge(purge::PurgeArgs),
     /// Repositories: delete one with everything in it.
     #[command(subcommand)]

@@ -75,6 +75,9 @@ pub async fn apply_and_show(
 
 /// Stop if the repository could not be read whole: nothing is decided on a partial picture.
 pub fn require_complete(planned: &Planned) -> Result<(), Failure> {
+    if let Some(why) = planned.plan.absent() {
+        return Err(runtime(anyhow!("{}: {why}", planned.plan.name)));
+    }
     match planned.plan.error() {
         Some(e) => Err(runtime(anyhow!(
             "{}: cannot read the repository completely, so nothing was changed: {e}",

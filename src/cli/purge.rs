@@ -17,16 +17,33 @@ pub struct PurgeArgs {
     #[command(flatten)]
     connect: ConnectArgs,
     /// Tags to delete: <repository regex>:<tag regex> (repeatable). Both match whole names.
-    #[arg(long = "filter", value_name = "REPO:TAG", required = true, value_parser = filter)]
+    /// With --untagged-only, only the repository part counts.
+    #[arg(
+        long = "filter",
+        short = 'f',
+        value_name = "REPO:TAG",
+        required_unless_present = "untagged_only",
+        value_parser = filter
+    )]
     filters: Vec<Filter>,
     /// Only tags (and, with --untagged, manifests) older than this: 1d, 2d3h6m, 30m, 0d.
-    #[arg(long, value_name = "DURATION", value_parser = ago)]
-    ago: Duration,
+    /// Optional with --untagged-only (any age).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        required_unless_present = "untagged_only",
+        value_parser = ago
+    )]
+    ago: Option<Duration>,
     /// Also delete manifests: those whose tags all go, and those already untagged.
     #[arg(long)]
     untagged: bool,
+    /// Delete only untagged manifests, and no tags: in the filters' repositories, or in
+    /// every repository without --filter.
+    #[arg(long, conflicts_with = "untagged")]
+    untagged_only: bool,
     /// Keep this many of the newest images each filter selects in a repository, with every
-    /// tag the filter selects on them.
+    /// tag the filter selects on them, and this many of the newest untagged manifests.
     #[arg(long, default_value_t = 0, value_name = "N")]
     keep: usize,
     /// Show what would be deleted; change nothing.
@@ -35,6 +52,10 @@ pub struct PurgeArgs {
     /// Also purge what the registry locked, lifting the lock first (logged).
     #[arg(long)]
     include_locked: bool,
+    /// Accepted so that acr's command lines run; not used. Matching is bounded by
+    /// backtracking steps here (100,000 a name), not by time.
+    #[arg(long, value_name = "SECONDS")]
+    filter_timeout_seconds: Option<u64>,
     /// Do not ask for confirmation (needed when not on a terminal).
     #[arg(long)]
     yes: bool,
@@ -54,8 +75,9 @@ fn ago(text: &str) -> Result<Duration, String> {
 pub async fn purge(args: PurgeArgs) -> Result<ExitCode, Failure> {
     let purge = Purge {
         filters: args.filters.clone(),
-        ago: args.ago,
+        ago: args.ago.unwrap_or(Duration::ZERO),
         untagged: args.untagged,
+        untagged_only: args.untagged_only,
         keep: args.keep,
         include_locked: args.include_locked,
     };

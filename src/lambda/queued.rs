@@ -220,10 +220,13 @@ impl Outcome {
         // Repositories not reached are continued only when the run got something done: a run
         // that started with no time (a timeout too short for the work) hands them back, so
         // they reach the dead-letter queue instead of looping.
-        let got_something_done = report
-            .repositories
-            .iter()
-            .any(|p| progressed(p) || p.status == crate::plan::Status::Complete);
+        let got_something_done = report.repositories.iter().any(|p| {
+            progressed(p)
+                || matches!(
+                    p.status,
+                    crate::plan::Status::Complete | crate::plan::Status::Absent(_)
+                )
+        });
         for name in &report.unfinished {
             let planned = report.repositories.iter().any(|p| &p.name == name);
             if planned {

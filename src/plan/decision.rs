@@ -33,6 +33,9 @@ pub enum Status {
     /// what is left. A read cut short by the deadline is `Incomplete` with `Cause::Deadline`,
     /// and unfinished too.
     Unfinished,
+    /// Nothing there: the registry knows no repository of this name, and nothing remembered
+    /// is left in it (`Snapshot::absent`). Nothing to do, and not a failure.
+    Absent(String),
 }
 
 /// Why a manifest stays, for code to branch on. For a manifest kept because something that
@@ -120,7 +123,15 @@ impl RepositoryPlan {
         match &self.status {
             Status::Unfinished => true,
             Status::Incomplete(p) => p.cause == Cause::Deadline,
-            Status::Complete => false,
+            Status::Complete | Status::Absent(_) => false,
+        }
+    }
+
+    /// Why there is nothing there, when the registry knows no such repository.
+    pub fn absent(&self) -> Option<&str> {
+        match &self.status {
+            Status::Absent(why) => Some(why),
+            _ => None,
         }
     }
 
@@ -143,7 +154,9 @@ impl RepositoryPlan {
 impl Serialize for RepositoryPlan {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let unfinished = self.unfinished();
-        let mut s = serializer.serialize_struct("RepositoryPlan", 6 + usize::from(unfinished))?;
+        let absent = self.absent();
+        let fields = 6 + usize::from(unfinished) + usize::from(absent.is_some());
+        let mut s = serializer.serialize_struct("RepositoryPlan", fields)?;
         s.serialize_field("name", &self.name)?;
         s.serialize_field("complete", &self.complete())?;
         s.serialize_field("error", &self.error())?;
@@ -152,6 +165,9 @@ impl Serialize for RepositoryPlan {
         s.serialize_field("keep", &self.keep)?;
         if unfinished {
             s.serialize_field("unfinished", &true)?;
+        }
+        if let Some(why) = absent {
+            s.serialize_field("absent", why)?;
         }
         s.end()
     }

@@ -33,7 +33,7 @@ pub fn delete_chosen(
     let tags = TagKinds::of(snapshot);
     if !snapshot.problems.is_empty() {
         return Chosen {
-            plan: incomplete(snapshot, &tags),
+            plan: incomplete(snapshot, &tags, Problem::join(&snapshot.problems)),
             refused: Vec::new(),
             forced: BTreeSet::new(),
         };

@@ -57,7 +57,20 @@ pub(crate) fn plan_keeping(
 ) -> RepositoryPlan {
     let tags = TagKinds::of(snapshot);
     if !snapshot.problems.is_empty() {
-        return incomplete(snapshot, &tags);
+        return incomplete(snapshot, &tags, Problem::join(&snapshot.problems));
+    }
+    if let Some(why) = &snapshot.absent {
+        let mut plan = RepositoryPlan::empty(&snapshot.repository);
+        plan.status = Status::Absent(format!(
+            "nothing there: the registry knows no such repository ({why})"
+        ));
+        return plan;
+    }
+    // A pattern that cannot tell whether it matches a name (its backtracking ran away)
+    // leaves the owner of that name unknown: nothing is decided here.
+    if let Err(e) = policy.check(&snapshot.repository, snapshot.tags.keys()) {
+        let problem = Problem::new(Cause::Read, format!("policy: {e}"));
+        return incomplete(snapshot, &tags, problem);
     }
     let graph = Graph::build(snapshot, &tags);
     let tag_verdicts = judge_tags(snapshot, policy, now, &tags);
@@ -422,10 +435,11 @@ pub fn manifest_since(
     }
 }
 
-pub(crate) fn incomplete(snapshot: &Snapshot, tags: &TagKinds) -> RepositoryPlan {
+/// A plan that deletes nothing, for `why`.
+pub(crate) fn incomplete(snapshot: &Snapshot, tags: &TagKinds, why: Problem) -> RepositoryPlan {
     RepositoryPlan {
         name: snapshot.repository.clone(),
-        status: Status::Incomplete(Problem::join(&snapshot.problems)),
+        status: Status::Incomplete(why),
         delete: Vec::new(),
         untag: Vec::new(),
         keep: snapshot

@@ -25,6 +25,10 @@ pub struct Snapshot {
     /// Why the picture may be incomplete (a listing stopped early, a manifest could not be
     /// read). Any entry here means this repository deletes nothing this run.
     pub problems: Vec<Problem>,
+    /// The registry knows no repository of this name (its tag listing answers 404, as
+    /// distribution's `NAME_UNKNOWN` for a repository that holds only blobs), and nothing the
+    /// inventory remembers there is left: nothing there. The registry's words.
+    pub absent: Option<String>,
 }
 
 /// Something that could not be read: what, for people, and its kind, for code.

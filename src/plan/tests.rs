@@ -677,3 +677,40 @@ fn the_report_keeps_its_shape_complete_error_and_unfinished_only_when_true() {
     assert_eq!(json["error"], "HTTP 500");
     assert!(json.get("unfinished").is_none());
 }
+
+#[test]
+fn a_repository_the_registry_does_not_know_is_absent_complete_and_no_failure() {
+    let mut repo = Repo::new();
+    repo.0.absent = Some("GET /v2/app/tags/list: HTTP 404: NAME_UNKNOWN".into());
+    let p = repo.plan(r#"{"rules":[{"name":"u","select":"untagged"}]}"#);
+    assert!(p.absent().is_some_and(|why| why.contains("NAME_UNKNOWN")));
+    assert!(p.complete() && !p.has_failures() && !p.unfinished() && !p.unreadable());
+    let json = serde_json::to_value(&p).unwrap();
+    assert_eq!(json["complete"], true);
+    assert!(json["absent"]
+        .as_str()
+        .unwrap()
+        .starts_with("nothing there"));
+    // A problem wins: a registry that also failed a read is incomplete, not absent.
+    repo.0.problems.push("manifest sha256:…: HTTP 500".into());
+    let p = repo.plan(r#"{"rules":[{"name":"u","select":"untagged"}]}"#);
+    assert!(p.absent().is_none() && !p.complete());
+}
+
+#[test]
+fn a_pattern_that_runs_away_on_a_tag_stops_the_repository_and_names_itself() {
+    let repo = Repo::new()
+        .image(1, days_ago(100))
+        .tag(&"a".repeat(60), 1)
+        .image(2, days_ago(100))
+        .tag("pr-1", 2);
+    let p =
+        repo.plan(r#"{"rules":[{"name":"r","select":"tagged","tags":"(?=x?)(a|aa)+b|pr-.*"}]}"#);
+    assert!(!p.complete(), "{p:?}");
+    assert!(p.delete.is_empty() && p.untag.is_empty());
+    let error = p.error().unwrap();
+    assert!(
+        error.contains("(?=x?)(a|aa)+b|pr-.*") && error.contains("backtracking"),
+        "{error}"
+    );
+}

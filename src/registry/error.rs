@@ -146,6 +146,11 @@ impl RegistryError {
         )
     }
 
+    /// Stopped at the cutoff after the request had gone out: the registry may have done it.
+    pub fn was_sent(&self) -> bool {
+        matches!(self, RegistryError::CutOff { sent: true, .. })
+    }
+
     /// The run's time ran out before the request (`OutOfTime`).
     pub fn is_out_of_time(&self) -> bool {
         matches!(
@@ -157,6 +162,15 @@ impl RegistryError {
     /// The thing asked for does not exist (404).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+    }
+
+    /// The registry knows no repository of this name: a 404 with the Distribution spec's
+    /// (and ACR's) error code `NAME_UNKNOWN`. A bare 404 (a wrong URL, a proxy) is not one.
+    pub fn is_name_unknown(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::Status { status: 404, detail: Some(d), .. } if d.starts_with("NAME_UNKNOWN")
+        )
     }
 }
 
