@@ -381,6 +381,12 @@ impl Run<'_> {
                 .filter(|d| d.error.is_none())
                 .map(|d| &d.digest),
         );
+        inventory.untagged(
+            done.untag
+                .iter()
+                .filter(|u| u.error.is_none())
+                .map(|u| (u.tag.as_str(), &u.digest)),
+        );
         inventory
             .removing
             .retain(|tag, _| applied.unsettled.contains_key(tag));

@@ -6,7 +6,7 @@ mod support;
 use chrono::{DateTime, Utc};
 use registry_janitor::policy::Policy;
 use registry_janitor::registry::{ClientOptions, Digest, OciClient};
-use registry_janitor::state::{DynamoState, StateStore};
+use registry_janitor::state::{DynamoState, Remembered, StateStore};
 use registry_janitor::sweep::Sweeper;
 use support::moto::Moto;
 use support::{Image, TestRegistry};
@@ -221,4 +221,55 @@ async fn a_tags_first_sighting_round_trips_and_goes_when_the_tag_moves() {
         moved.manifests[&second].tags.get("v1"),
         Some(&t("2030-01-03T00:00:00Z"))
     );
+}
+
+/// A digest deleted and pushed again (a reproducible build, same content) before its
+/// forgotten item expired starts new clocks: the old ones do not come back with it, or its
+/// grace period would be cut short. As a sweep that sees it again untagged (through a link, or
+/// a listing of every manifest) saves it.
+#[tokio::test]
+async fn a_digest_seen_again_after_it_was_forgotten_gets_a_new_untagged_clock() {
+    let Setup {
+        _moto,
+        dynamo,
+        registry,
+        first,
+        ..
+    } = setup().await;
+    let host = registry.host();
+    let digest: Digest = first.digest.parse().unwrap();
+    let untagged_at = |at: &str| {
+        let mut r = Remembered::new(t(at));
+        r.untagged_since = Some(t(at));
+        r
+    };
+    let mut store = DynamoState::new(dynamo.clone(), "inv", &host);
+    let mut inventory = store.load("app").await.unwrap();
+    inventory
+        .manifests
+        .insert(digest.clone(), untagged_at("2030-01-02T00:00:00Z"));
+    store.save("app", inventory.clone()).await.unwrap();
+    // Deleted: the registry no longer has it, and the inventory forgets it (a TTL is set).
+    inventory.forget([&digest]);
+    store.save("app", inventory).await.unwrap();
+
+    let mut later = DynamoState::new(dynamo.clone(), "inv", &host);
+    let mut seen_again = later.load("app").await.unwrap();
+    assert!(seen_again.manifests.is_empty(), "{seen_again:?}");
+    seen_again
+        .manifests
+        .insert(digest.clone(), untagged_at("2030-01-04T00:00:00Z"));
+    later.save("app", seen_again).await.unwrap();
+
+    let back = DynamoState::new(dynamo.clone(), "inv", &host)
+        .load("app")
+        .await
+        .unwrap();
+    let remembered = &back.manifests[&digest];
+    assert_eq!(
+        remembered.untagged_since,
+        Some(t("2030-01-04T00:00:00Z")),
+        "the forgotten item's clock came back"
+    );
+    assert_eq!(remembered.first_seen, t("2030-01-04T00:00:00Z"));
 }

@@ -163,16 +163,25 @@ fn reproducible_images() -> impl Strategy<Value = Snapshot> {
 
 /// One tagged rule with a `keep`, over every tag or only some.
 fn keep_rule() -> impl Strategy<Value = String> {
-    (1usize..4, prop_oneof![Just("0"), Just("1d"), Just("30d")], prop_oneof![Just(".*"), Just("pr-.*|latest|stable")]).prop_map(
-        |(keep, older, tags)| format!(r#"{{"rules":[{{"name":"k","select":"tagged","tags":"{tags}","older_than":"{older}","keep":{keep}}}]}}"#),
-    )
+    let older = prop_oneof![Just("0"), Just("1d"), Just("30d")];
+    let tags = prop_oneof![Just(".*"), Just("pr-.*|latest|stable")];
+    (1usize..4, older, tags).prop_map(|(keep, older, tags)| {
+        let rule = format!(
+            r#"{{"name":"k","select":"tagged","tags":"{tags}","older_than":"{older}","keep":{keep}}}"#
+        );
+        format!(r#"{{"rules":[{rule}]}}"#)
+    })
 }
 
 /// One tagged rule that needs an age: by `older_than`, by `keep`, or both.
 fn age_rule() -> impl Strategy<Value = String> {
     (0usize..3, prop_oneof![Just("0"), Just("1d"), Just("30d")])
         .prop_filter("needs an age", |(keep, older)| *keep > 0 || *older != "0")
-        .prop_map(|(keep, older)| format!(r#"{{"rules":[{{"name":"r","select":"tagged","older_than":"{older}","keep":{keep}}}]}}"#))
+        .prop_map(|(keep, older)| {
+            let rule =
+                format!(r#"{{"name":"r","select":"tagged","older_than":"{older}","keep":{keep}}}"#);
+            format!(r#"{{"rules":[{rule}]}}"#)
+        })
 }
 
 fn policy() -> impl Strategy<Value = Policy> {
@@ -362,6 +371,18 @@ proptest! {
                 for (n, t) in &s.tags {
                     if &t.digest == *digest && owned(n) {
                         prop_assert!(!untagged.contains(n.as_str()), "{n} of a kept image removed");
+                    }
+                }
+            }
+        }
+        // And no more: an image older than the `keep`th newest keeps none of its tags that
+        // are old enough.
+        if let Some((last, _)) = r.keep.checked_sub(1).and_then(|i| ranked.get(i)) {
+            for (at, digest) in ranked.iter().filter(|(at, _)| at < last) {
+                for (n, _) in s.tags.iter().filter(|(n, t)| &t.digest == *digest && owned(n)) {
+                    if old_enough(n) {
+                        let removed = gone.contains(*digest) || untagged.contains(n.as_str());
+                        prop_assert!(removed, "{n} on an image from {at}, older than the {}th newest, stays\n{result:#?}", r.keep);
                     }
                 }
             }

@@ -10,12 +10,13 @@
 //! 2. the image's date (the `org.opencontainers.image.created` annotation, else the config's
 //!    `created`; an index's is its newest child's), if it is a build time;
 //! 3. the registry's own time for the manifest;
-//! 4. when this janitor first saw that tag on that digest (the inventory): a lower bound of
-//!    the real age, so never older than the truth;
+//! 4. when this janitor first saw that tag on that digest (the inventory). The tag named
+//!    that digest then, so the age it gives is never more than the time since the tag was
+//!    first pushed onto it;
 //! 5. else unknown, which is never old.
 //!
-//! An image that carries no date at all is of unknown age, as before: step 4 is for dates
-//! set aside, not for dates missing.
+//! An image that carries no date at all, where the registry has no time for it either, is of
+//! unknown age, as before: step 4 is for dates set aside, not for dates missing.
 
 use std::time::Duration;
 
@@ -68,7 +69,8 @@ impl Age {
         if let Some(t) = facts.and_then(|f| f.updated) {
             return Age::plain(Some(t));
         }
-        // An image that carries no date at all stays of unknown age, as it always was.
+        // An image that carries no date, where the registry has none either, is of unknown
+        // age, as it always was.
         let Some(created) = created else {
             return Age::plain(None);
         };

@@ -39,17 +39,21 @@ impl Verdict {
     }
 }
 
-fn age(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
+/// How long ago `since` was, at `now` (a future time is no time ago).
+fn elapsed(since: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
     (now - since).to_std().unwrap_or(Duration::ZERO)
 }
 
 /// How an age is known, for a reason, when that is not the usual way: " (first seen ...)".
-fn note(age: &Age) -> String {
+fn how_known(age: &Age) -> String {
     age.note
         .as_ref()
         .map(|n| format!(" ({n})"))
         .unwrap_or_default()
 }
+
+/// An item (by its place in the list) and the moment its age counts from.
+type Timed = (usize, DateTime<Utc>);
 
 /// Judge the items one rule owns in one repository. `what` names them in reasons ("tag",
 /// "untagged manifest"). Items come back in the order given.
@@ -62,82 +66,71 @@ pub fn judge<K: Clone>(
     let name = &rule.name;
     let needs_age = rule.older_than > Duration::ZERO || rule.keep > 0;
     let mut verdicts: Vec<Option<Verdict>> = vec![None; items.len()];
-    // Items old enough, by image: the newest item's time ranks the image.
-    let mut eligible: BTreeMap<&Digest, (DateTime<Utc>, Vec<usize>)> = BTreeMap::new();
+    // Items old enough, by image, each with its time.
+    let mut eligible: BTreeMap<&Digest, Vec<Timed>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
-        let note = note(&item.age);
-        match item.age.since {
-            None if needs_age => {
-                verdicts[i] = Some(Verdict::keep(format!(
-                "{what} of unknown age{note}; rule {name:?} needs an age, and unknown is never old"
-            )))
-            }
-            None => {
-                verdicts[i] = Some(Verdict {
-                    selected: true,
-                    reason: format!("rule {name:?} selects every matching {what}"),
-                })
-            }
-            Some(t) if age(t, now) < rule.older_than => {
-                verdicts[i] = Some(Verdict::keep(format!(
-                    "{what} is {} old{note}; rule {name:?} waits {}",
-                    human_duration(age(t, now)),
-                    human_duration(rule.older_than)
-                )))
-            }
+        let how = how_known(&item.age);
+        verdicts[i] = match item.age.since {
+            None if needs_age => Some(Verdict::keep(format!(
+                "{what} of unknown age{how}; rule {name:?} needs an age, and unknown is never old"
+            ))),
+            None => Some(Verdict {
+                selected: true,
+                reason: format!("rule {name:?} selects every matching {what}"),
+            }),
+            Some(t) if elapsed(t, now) < rule.older_than => Some(Verdict::keep(format!(
+                "{what} is {} old{how}; rule {name:?} waits {}",
+                human_duration(elapsed(t, now)),
+                human_duration(rule.older_than)
+            ))),
             Some(t) => {
-                let entry = eligible.entry(&item.image).or_insert((t, Vec::new()));
-                entry.0 = entry.0.max(t);
-                entry.1.push(i);
+                eligible.entry(&item.image).or_default().push((i, t));
+                None
             }
-        }
+        };
     }
-    // Newest image first; equal times in digest order, only so the order is fixed.
-    let mut ranked: Vec<(DateTime<Utc>, Vec<usize>)> = eligible.into_values().collect();
-    ranked.sort_by(|(a, _), (b, _)| b.cmp(a));
-    let boundary = rule
+    // An image ranks by its newest item; newest first, equal times in digest order (only so
+    // that the order is fixed: ties at the boundary are all kept).
+    let mut ranked: Vec<(DateTime<Utc>, Vec<Timed>)> = eligible
+        .into_values()
+        .filter_map(|m| Some((m.iter().map(|(_, t)| *t).max()?, m)))
+        .collect();
+    ranked.sort_by_key(|(newest, _)| std::cmp::Reverse(*newest));
+    let last_kept = rule
         .keep
         .checked_sub(1)
         .and_then(|last| ranked.get(last))
         .map(|(t, _)| *t);
-    let images = if rule.keep == 1 { "image" } else { "images" };
-    for (rank, (newest, members)) in ranked.iter().enumerate() {
-        let verdict = if rank < rule.keep {
-            Verdict::keep(format!(
-                "one of the {} newest {images} of rule {name:?}",
-                rule.keep
-            ))
-        } else if boundary == Some(*newest) {
-            Verdict::keep(format!(
-                "as new as the last of the {} newest {images} of rule {name:?} (a tie: which is newer cannot be told)",
-                rule.keep
+    let newest = match rule.keep {
+        1 => format!("the newest image of rule {name:?}"),
+        n => format!("one of the {n} newest images of rule {name:?}"),
+    };
+    for (rank, (at, members)) in ranked.into_iter().enumerate() {
+        let kept = if rank < rule.keep {
+            Some(newest.clone())
+        } else if last_kept == Some(at) {
+            Some(format!(
+                "as new as {newest} (a tie: which is newer cannot be told)"
             ))
         } else {
-            Verdict {
-                selected: true,
-                reason: String::new(),
-            }
+            None
         };
-        for &i in members {
-            let item = &items[i];
-            let note = note(&item.age);
-            verdicts[i] = Some(if !verdict.selected {
-                verdict.clone()
-            } else if rule.older_than.is_zero() {
-                Verdict {
+        for (i, t) in members {
+            let how = how_known(&items[i].age);
+            verdicts[i] = Some(match &kept {
+                Some(why) => Verdict::keep(why.clone()),
+                None if rule.older_than.is_zero() => Verdict {
                     selected: true,
-                    reason: format!("rule {name:?} selects this {what}{note}"),
-                }
-            } else {
-                let t = item.age.since.unwrap_or(*newest);
-                Verdict {
+                    reason: format!("rule {name:?} selects this {what}{how}"),
+                },
+                None => Verdict {
                     selected: true,
                     reason: format!(
-                        "rule {name:?}: {what} is {} old{note}, older than {}",
-                        human_duration(age(t, now)),
+                        "rule {name:?}: {what} is {} old{how}, older than {}",
+                        human_duration(elapsed(t, now)),
                         human_duration(rule.older_than)
                     ),
-                }
+                },
             });
         }
     }

@@ -5,15 +5,21 @@
 //! `tags_seen` (JSON: each tag naming the digest, and since when), and
 //! `expires_at` (epoch seconds, the table's TTL attribute) on digests the registry no longer
 //! has. A tag being removed (`state::Removing`) is an item of its own, sort key
-//! `tag:<name>`, with `named` (the digest) and `since`; it is deleted once settled. Updates are conditional expressions, so two sweeps racing on one repository agree:
-//! `first_seen` and `untagged_since` are set once (`if_not_exists`), never moved later.
-//! `tags_seen` is written whole: two sweeps racing on one repository (only a direct
-//! invocation beside the queue can) may move a tag's time later, which makes it younger,
-//! never older.
+//! `tag:<name>`, with `named` (the digest) and `since`; it is deleted once settled.
+//!
+//! Updates are conditional expressions, so two sweeps racing on one repository agree:
+//! `first_seen` and `untagged_since` are set once (`if_not_exists`), never moved later. A
+//! digest that comes back while its forgotten item lingers (deleted, then pushed again with
+//! the same content) is written over, so its old clocks do not come back (`DynamoState::write`).
+//! `tags_seen` is written whole: of two sweeps racing on one repository (only a direct
+//! invocation beside the queue can), the last one's record stands; it holds times at which
+//! each tag named the digest, as both sweeps saw.
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::config::http::HttpResponse;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use chrono::{DateTime, Utc};
@@ -66,6 +72,67 @@ fn time(item: &HashMap<String, AttributeValue>, key: &str) -> Option<DateTime<Ut
     text(item, key)
         .and_then(|s| DateTime::parse_from_rfc3339(&s).ok())
         .map(|t| t.with_timezone(&Utc))
+}
+
+impl DynamoState {
+    /// Write one digest's item. `anew`: only over no item or a forgotten one (else the
+    /// condition fails), setting its times outright; otherwise a time already on the item is
+    /// kept (`if_not_exists`), so racing sweeps never move one later.
+    async fn write(
+        &self,
+        pk: &str,
+        digest: &Digest,
+        now: &Remembered,
+        anew: bool,
+    ) -> Result<(), SdkError<UpdateItemError, HttpResponse>> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("digest", AttributeValue::S(digest.to_string()))
+            .expression_attribute_values(":fs", AttributeValue::S(now.first_seen.to_rfc3339()));
+        let first = |attribute: &str, value: &str| match anew {
+            true => format!("{attribute} = {value}"),
+            false => format!("{attribute} = if_not_exists({attribute}, {value})"),
+        };
+        let mut set = vec![first("first_seen", ":fs")];
+        let mut remove = vec!["expires_at"];
+        if let Some(facts) = &now.facts {
+            let json = serde_json::to_string(facts).unwrap_or_default();
+            update = update.expression_attribute_values(":facts", AttributeValue::S(json));
+            set.push("facts = :facts".into());
+        }
+        if now.tags.is_empty() {
+            remove.push("tags_seen");
+        } else {
+            let json = serde_json::to_string(&now.tags).unwrap_or_default();
+            update = update.expression_attribute_values(":tags", AttributeValue::S(json));
+            set.push("tags_seen = :tags".into());
+        }
+        match now.untagged_since {
+            Some(since) => {
+                update = update
+                    .expression_attribute_values(":us", AttributeValue::S(since.to_rfc3339()));
+                set.push(first("untagged_since", ":us"));
+            }
+            None => remove.push("untagged_since"),
+        }
+        if anew {
+            update = update.condition_expression(
+                "attribute_not_exists(first_seen) OR attribute_exists(expires_at)",
+            );
+        }
+        update
+            .update_expression(format!(
+                "SET {} REMOVE {}",
+                set.join(", "),
+                remove.join(", ")
+            ))
+            .send()
+            .await
+            .map(|_| ())
+    }
 }
 
 impl StateStore for DynamoState {
@@ -133,42 +200,22 @@ impl StateStore for DynamoState {
             if before.manifests.get(digest) == Some(now) {
                 continue;
             }
-            let mut update = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", AttributeValue::S(pk.clone()))
-                .key("digest", AttributeValue::S(digest.to_string()))
-                .expression_attribute_values(":fs", AttributeValue::S(now.first_seen.to_rfc3339()));
-            let mut set = vec!["first_seen = if_not_exists(first_seen, :fs)".to_owned()];
-            let mut remove = vec!["expires_at"];
-            if let Some(facts) = &now.facts {
-                let json = serde_json::to_string(facts).unwrap_or_default();
-                update = update.expression_attribute_values(":facts", AttributeValue::S(json));
-                set.push("facts = :facts".into());
-            }
-            if now.tags.is_empty() {
-                remove.push("tags_seen");
-            } else {
-                let json = serde_json::to_string(&now.tags).unwrap_or_default();
-                update = update.expression_attribute_values(":tags", AttributeValue::S(json));
-                set.push("tags_seen = :tags".into());
-            }
-            match now.untagged_since {
-                Some(since) => {
-                    update = update
-                        .expression_attribute_values(":us", AttributeValue::S(since.to_rfc3339()));
-                    set.push("untagged_since = if_not_exists(untagged_since, :us)".into());
+            // A digest this load did not have may still have an item: a forgotten one (its
+            // TTL not yet run out; load skips those), if the digest came back. Its old clocks
+            // must not come back with it, so such an item is written over; a live item is
+            // one a sweep racing this one wrote meanwhile, and keeps its first times.
+            if !before.manifests.contains_key(digest) {
+                match self.write(&pk, digest, now, true).await {
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|se| se.is_conditional_check_failed_exception()) => {}
+                    other => {
+                        other.map_err(|e| self.fail("UpdateItem", e))?;
+                        continue;
+                    }
                 }
-                None => remove.push("untagged_since"),
             }
-            update
-                .update_expression(format!(
-                    "SET {} REMOVE {}",
-                    set.join(", "),
-                    remove.join(", ")
-                ))
-                .send()
+            self.write(&pk, digest, now, false)
                 .await
                 .map_err(|e| self.fail("UpdateItem", e))?;
         }

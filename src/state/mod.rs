@@ -83,8 +83,10 @@ impl RepoInventory {
     /// its digest, and copy each clock into the snapshot for the planner. `gone` are digests
     /// the registry says no longer exist.
     ///
-    /// An incomplete snapshot starts no untagged clocks and drops no tag record: a manifest
-    /// may only look untagged, or a tag moved, because a tag could not be read.
+    /// An incomplete snapshot starts no untagged clock, and drops the record of no tag it
+    /// did not read: a manifest may only look untagged, or a tag gone, because a tag could
+    /// not be read. What it did read is true: a tag read on one digest no longer names any
+    /// other, so its record elsewhere goes, and it starts again if it moves back.
     pub fn observe(&mut self, snapshot: &mut Snapshot, gone: &[Digest], now: DateTime<Utc>) {
         for digest in gone {
             self.manifests.remove(digest);
@@ -101,26 +103,24 @@ impl RepoInventory {
                 .retain(|tag, _| !snapshot.tags.contains_key(tag));
         }
         let reached = reached_by_user_tags(snapshot);
-        let mut naming: BTreeMap<&Digest, Vec<&str>> = BTreeMap::new();
-        for (tag, tref) in &snapshot.tags {
-            if Digest::from_link_tag(tag).is_none() {
-                naming.entry(&tref.digest).or_default().push(tag);
-            }
+        // Each tag read, and the digest it names (link tags are not dated).
+        let read: BTreeMap<String, Digest> = snapshot
+            .tags
+            .iter()
+            .filter(|(tag, _)| Digest::from_link_tag(tag).is_none())
+            .map(|(tag, tref)| (tag.clone(), tref.digest.clone()))
+            .collect();
+        for (digest, entry) in self.manifests.iter_mut() {
+            entry.tags.retain(|t, _| match read.get(t) {
+                Some(on) => on == digest,
+                None => !complete,
+            });
         }
-        let mut seen: Vec<(String, DateTime<Utc>)> = Vec::new();
         for (digest, facts) in snapshot.manifests.iter_mut() {
             let entry = self
                 .manifests
                 .entry(digest.clone())
                 .or_insert_with(|| Remembered::new(now));
-            let names = naming.get(digest).map(Vec::as_slice).unwrap_or(&[]);
-            if complete {
-                entry.tags.retain(|t, _| names.contains(&t.as_str()));
-            }
-            for name in names {
-                let since = *entry.tags.entry((*name).to_owned()).or_insert(now);
-                seen.push(((*name).to_owned(), since));
-            }
             if reached.contains(digest) {
                 entry.untagged_since = None;
             } else if complete && entry.untagged_since.is_none() {
@@ -142,9 +142,23 @@ impl RepoInventory {
             }
             entry.facts = Some(stored);
         }
-        for (tag, since) in seen {
-            if let Some(tref) = snapshot.tags.get_mut(&tag) {
+        for (tag, tref) in snapshot.tags.iter_mut() {
+            if !read.contains_key(tag) {
+                continue;
+            }
+            if let Some(entry) = self.manifests.get_mut(&tref.digest) {
+                let since = *entry.tags.entry(tag.clone()).or_insert(now);
                 tref.first_seen = Some(since);
+            }
+        }
+    }
+
+    /// Forget that these tags name these digests: this janitor removed them. Pushed back
+    /// later, a tag is first seen again.
+    pub fn untagged<'a>(&mut self, tags: impl IntoIterator<Item = (&'a str, &'a Digest)>) {
+        for (tag, digest) in tags {
+            if let Some(entry) = self.manifests.get_mut(digest) {
+                entry.tags.remove(tag);
             }
         }
     }
@@ -343,6 +357,23 @@ pub(crate) mod tests {
         let mut s = snapshot(true);
         inv.observe(&mut s, &[], t("2026-01-08T00:00:00Z"));
         assert_eq!(s.tags["v1"].first_seen, Some(t("2026-01-08T00:00:00Z")));
+
+        // Read on another digest by a sweep that failed elsewhere: moved all the same.
+        let mut moved = snapshot(true);
+        moved.manifests.insert(d(2), ManifestFacts::default());
+        moved.tags.insert("v1".into(), TagRef::new(d(2)));
+        moved.problems.push("manifest sha256:…: HTTP 500".into());
+        inv.observe(&mut moved, &[], t("2026-01-09T00:00:00Z"));
+        assert!(!inv.manifests[&d(1)].tags.contains_key("v1"));
+        let mut back = snapshot(true);
+        inv.observe(&mut back, &[], t("2026-01-10T00:00:00Z"));
+        assert_eq!(back.tags["v1"].first_seen, Some(t("2026-01-10T00:00:00Z")));
+
+        // Removed by this janitor: pushed back onto the same digest, it starts again.
+        inv.untagged([("v1", &d(1))]);
+        let mut again = snapshot(true);
+        inv.observe(&mut again, &[], t("2026-01-11T00:00:00Z"));
+        assert_eq!(again.tags["v1"].first_seen, Some(t("2026-01-11T00:00:00Z")));
     }
 
     #[test]
