@@ -57,11 +57,14 @@ pub async fn collect(
     };
     let mut reader = Reader::new(client, repository, inventory, concurrency, snapshot);
     reader.deadline = deadline;
+    // Pinned manifests keep what they reach, so they must be in the picture even untagged;
+    // so must a manifest the user names by digest.
+    let wanted: BTreeSet<Digest> = policy.protect.digests.union(named).cloned().collect();
     match listings(client, repository).await {
         Ok((TagListing::Names(names), _)) => reader.read_tags(&names).await,
         Ok((TagListing::Resolved(tags), manifests)) => reader.read_listed(tags, manifests).await,
         Err(e) if e.is_name_unknown() => {
-            reader.nothing_there(&e).await;
+            reader.nothing_there(&e, wanted).await;
             return reader.into_collected();
         }
         Err(e) => {
@@ -74,9 +77,6 @@ pub async fn collect(
             return reader.into_collected();
         }
     }
-    // Pinned manifests keep what they reach, so they must be in the picture even untagged;
-    // so must a manifest the user names by digest.
-    let wanted = policy.protect.digests.union(named).cloned().collect();
     reader.read_digests(wanted, true).await;
     reader.read_remembered().await;
     reader.read_referrers().await;
@@ -99,7 +99,24 @@ async fn listings(
     }
     let (tags, manifests) =
         futures_util::future::join(client.tags(repository), client.manifests(repository)).await;
-    Ok((tags?, manifests?))
+    match (tags, manifests) {
+        (Ok(tags), Ok(manifests)) => Ok((tags, manifests)),
+        // Both say there is no such repository: there is none.
+        (Err(e), Err(m)) if e.is_name_unknown() && m.is_name_unknown() => Err(e),
+        // One says so while the other lists it: not "nothing there".
+        (Err(e), Ok(_)) | (Ok(_), Err(e)) if e.is_name_unknown() => {
+            Err(RegistryError::InvalidResponse {
+                method: "GET".into(),
+                path: format!("{repository} listings"),
+                reason: format!(
+                    "one listing says there is no such repository ({e}), the other lists it"
+                ),
+            })
+        }
+        // A listing that failed otherwise says nothing about whether the repository exists.
+        (Err(e), Err(m)) if e.is_name_unknown() => Err(m),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
 }
 
 /// Re-read the tags of a repository just before changing it, and read any manifest they
@@ -353,15 +370,17 @@ impl<'a> Reader<'a> {
     /// catalog lists it. That is "nothing there" only if nothing the inventory remembers
     /// there is left: "not found" is never read as "no tags" while a remembered manifest may
     /// still be served. One that is (a HEAD or GET finds it) means the registry contradicts
-    /// itself, and the picture is not whole. Nothing is deleted here either way.
-    async fn nothing_there(&mut self, listing: &RegistryError) {
+    /// itself, and the picture is not whole. So does a pinned or named digest it serves.
+    /// Nothing is deleted here either way.
+    async fn nothing_there(&mut self, listing: &RegistryError, wanted: BTreeSet<Digest>) {
         self.read_remembered().await;
+        self.read_digests(wanted, true).await;
         if self.late() {
             let problem = Problem::of("reading", &self.out_of_time());
             self.problem(problem);
         } else if !self.snapshot.manifests.is_empty() {
             let problem = format!(
-                "the registry knows no such repository ({listing}), yet it serves {} manifest(s) the inventory remembers there",
+                "the registry knows no such repository ({listing}), yet it serves {} manifest(s) the inventory remembers, or a pinned or named digest, there",
                 self.snapshot.manifests.len()
             );
             self.problem(problem.into());

@@ -27,51 +27,71 @@ enum Engine {
     Backtracking(fancy_regex::Regex),
 }
 
-/// A pattern that could not be evaluated on a name within the backtracking limit.
+/// A pattern that could not be evaluated on a name: its backtracking ran past the limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the regex {pattern:?} ran past its backtracking limit ({BACKTRACK_LIMIT} steps) on {name:?}: it cannot tell whether it matches; simplify it (nested repeats such as (a+)+ backtrack without end)")]
+#[error("the regex {pattern:?} {reason} on {name:?}: it cannot tell whether it matches; simplify it (nested repeats such as (a+)+ backtrack without end)")]
 pub struct PatternError {
     pub pattern: String,
     pub name: String,
+    pub reason: String,
 }
 
 impl Pattern {
     /// `pattern`, matching whole names only. The error is the engine's reason, for people.
+    ///
+    /// The pattern must be a regex on its own: wrapped as `^(?:…)$`, an unbalanced `v1)|(x`
+    /// would otherwise pass, meaning "starts with v1, or ends with x". Only what the linear
+    /// engine lacks (look-around, backreferences) sends a pattern to the backtracking one;
+    /// anything else it refuses is an error, not another engine's reading of it.
     pub fn whole(pattern: &str) -> Result<Pattern, String> {
+        use regex_syntax::ast::ErrorKind;
         let anchored = format!("^(?:{pattern})$");
-        let linear = match regex::Regex::new(&anchored) {
-            Ok(re) => {
-                return Ok(Pattern {
-                    source: pattern.to_owned(),
-                    engine: Engine::Linear(re),
+        let engine = match regex_syntax::ast::parse::Parser::new().parse(pattern) {
+            Ok(_) => {
+                let re = regex::Regex::new(pattern)
+                    .and_then(|_| regex::Regex::new(&anchored))
+                    .map_err(|e| last_line(&e.to_string()))?;
+                Engine::Linear(re)
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::UnsupportedLookAround | ErrorKind::UnsupportedBackreference
+                ) =>
+            {
+                let build = |p: &str| {
+                    fancy_regex::RegexBuilder::new(p)
+                        .backtrack_limit(BACKTRACK_LIMIT)
+                        .build()
+                        .map_err(|e| e.to_string())
+                };
+                build(pattern)?;
+                Engine::Backtracking(build(&anchored)?)
+            }
+            Err(e) => {
+                return Err(match regex::Regex::new(pattern) {
+                    Err(e) => last_line(&e.to_string()),
+                    Ok(_) => e.kind().to_string(),
                 })
             }
-            Err(e) => e,
         };
-        match fancy_regex::RegexBuilder::new(&anchored)
-            .backtrack_limit(BACKTRACK_LIMIT)
-            .build()
-        {
-            Ok(re) => Ok(Pattern {
-                source: pattern.to_owned(),
-                engine: Engine::Backtracking(re),
-            }),
-            // Neither engine takes it: the linear engine's reason is the more precise one,
-            // unless what it refused is what only the backtracking engine has.
-            Err(fancy) => {
-                let reason = last_line(&linear.to_string());
-                if reason.contains("look-around") || reason.contains("backreference") {
-                    Err(fancy.to_string())
-                } else {
-                    Err(reason)
-                }
-            }
-        }
+        Ok(Pattern {
+            source: pattern.to_owned(),
+            engine,
+        })
     }
 
     /// Exactly `name`, nothing else.
     pub fn literal(name: &str) -> Pattern {
-        Pattern::whole(&regex::escape(name)).unwrap_or_else(|_| Pattern::any())
+        Pattern::whole(&regex::escape(name)).unwrap_or_else(|_| Pattern::none())
+    }
+
+    /// No name at all (an empty class).
+    fn none() -> Pattern {
+        Pattern {
+            source: "[^\\s\\S]".to_owned(),
+            engine: Engine::Linear(regex::Regex::new(r"^(?:[^\s\S])$").expect("a constant regex")),
+        }
     }
 
     /// Any name.
@@ -96,9 +116,15 @@ impl Pattern {
     pub fn matches(&self, name: &str) -> Result<bool, PatternError> {
         match &self.engine {
             Engine::Linear(re) => Ok(re.is_match(name)),
-            Engine::Backtracking(re) => re.is_match(name).map_err(|_| PatternError {
+            Engine::Backtracking(re) => re.is_match(name).map_err(|e| PatternError {
                 pattern: self.source.clone(),
                 name: name.to_owned(),
+                reason: match e {
+                    fancy_regex::Error::RuntimeError(
+                        fancy_regex::RuntimeError::BacktrackLimitExceeded,
+                    ) => format!("ran past its backtracking limit ({BACKTRACK_LIMIT} steps)"),
+                    other => format!("failed ({other})"),
+                },
             }),
         }
     }
@@ -180,7 +206,29 @@ mod tests {
     fn a_bad_pattern_says_why() {
         let e = Pattern::whole("pr-(").unwrap_err();
         assert!(e.contains("unclosed group"), "{e}");
+        // Refused for what it gets wrong, not for the look-around it also has.
         let e = Pattern::whole("v1(?!-a").unwrap_err();
-        assert!(!e.contains("look-around is not supported"), "{e}");
+        assert!(!e.contains("look-around"), "{e}");
+        assert!(
+            e.to_lowercase().contains("paren") || e.contains("group"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_unbalanced_pattern_is_refused_not_read_as_prefix_or_suffix() {
+        for bad in ["v1)|(x", "app)|(.*", "v1)|(?!x)(x"] {
+            assert!(Pattern::whole(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn only_look_around_and_backreferences_reach_the_backtracking_engine() {
+        // Syntax fancy-regex reads its own way, which acr's engine reads otherwise: refused.
+        for other in ["a{,3}", r"\h", "(?>a)", "(?#note)a"] {
+            assert!(Pattern::whole(other).is_err(), "{other:?} was accepted");
+        }
+        assert!(Pattern::whole(r"(a)\1").unwrap().backtracks());
+        assert!(matches("(a)-\\1", "a-a"));
     }
 }

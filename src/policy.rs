@@ -285,20 +285,26 @@ impl Policy {
         Ok(())
     }
 
-    /// The first `tagged` rule that owns `tag` in `repository` (see `check`).
+    /// The first `tagged` rule that owns `tag` in `repository` (see `check`). A pattern that
+    /// cannot be evaluated ends the search: no later rule may take what it might own.
     pub fn tag_owner(&self, repository: &str, tag: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| {
-            r.select == Select::Tagged
-                && r.repositories.matches(repository).unwrap_or(false)
-                && r.tags.matches(tag).unwrap_or(false)
-        })
+        for r in self.rules.iter().filter(|r| r.select == Select::Tagged) {
+            if r.repositories.matches(repository).ok()? && r.tags.matches(tag).ok()? {
+                return Some(r);
+            }
+        }
+        None
     }
 
-    /// The first `untagged` rule that owns untagged manifests of `repository` (see `check`).
+    /// The first `untagged` rule that owns untagged manifests of `repository` (see `check`),
+    /// the search ending at a pattern that cannot be evaluated.
     pub fn untagged_owner(&self, repository: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| {
-            r.select == Select::Untagged && r.repositories.matches(repository).unwrap_or(false)
-        })
+        for r in self.rules.iter().filter(|r| r.select == Select::Untagged) {
+            if r.repositories.matches(repository).ok()? {
+                return Some(r);
+            }
+        }
+        None
     }
 
     /// The first `protect.tags` pattern matching `tag`. One that cannot be evaluated on it

@@ -107,13 +107,12 @@ fn separators(text: &str) -> Vec<usize> {
     while let Some(c) = at(i) {
         match c {
             '\\' => i += 1,
-            // A POSIX class inside brackets, `[:alpha:]` or `[:^digit:]`: skip it whole.
-            '[' if class > 0 && at(i + 1) == Some(':') => {
-                let rest: String = chars[i..].iter().map(|(_, c)| c).collect();
-                if let Some(end) = rest.find(":]") {
-                    i += rest[..end].chars().count() + 1;
-                }
+            // Inside brackets, `[:alpha:]` or `[:^digit:]` is a POSIX class: skipped whole.
+            '[' if class > 0 && at(i + 1) == Some(':') && posix_class_end(&at, i).is_some() => {
+                i = posix_class_end(&at, i).unwrap_or(i);
             }
+            // The end of a range (`[!-[]`): a literal.
+            '[' if class > 0 && i > 0 && at(i - 1) == Some('-') => {}
             '[' => {
                 class += 1;
                 // `]` first in a class (after `[` or `[^`) is a literal.
@@ -140,6 +139,19 @@ fn separators(text: &str) -> Vec<usize> {
         i += 1;
     }
     found
+}
+
+/// Where the POSIX class opening at `i` (`[:name:]`, `[:^name:]`) ends: its final `]`.
+fn posix_class_end(at: &impl Fn(usize) -> Option<char>, i: usize) -> Option<usize> {
+    let mut j = i + 2;
+    if at(j) == Some('^') {
+        j += 1;
+    }
+    let name = j;
+    while at(j).is_some_and(|c| c.is_ascii_alphabetic()) {
+        j += 1;
+    }
+    (j > name && at(j) == Some(':') && at(j + 1) == Some(']')).then_some(j + 1)
 }
 
 /// acr's `--ago`: whole days (`<n>d`), then Go's duration units (`h`, `m`, `s`, `ms`, `us`,
@@ -347,6 +359,8 @@ mod tests {
         }
         for (filter, colons) in [
             ("foo:bar:zzz", 2),
+            // A `[` that ends a range opens nothing: two colons, as the regex crate sees it.
+            ("app:[!-[]:|v1", 2),
             (
                 "[^[:alpha:]](?ims-U:abc)(?:.*)?:test123[[^:digit:]](?-imUs:.*):",
                 2,

@@ -836,3 +836,50 @@ async fn purge_include_locked_lifts_a_tag_lock_before_it_untags() {
     );
     assert!(registry.has_manifest("app", &v2.digest).await);
 }
+
+/// The two listings must agree that a repository is not there: one saying NAME_UNKNOWN while
+/// the other lists it is a registry in trouble, and deletes nothing. Both saying it is
+/// "nothing there", not a failure.
+#[tokio::test]
+async fn listings_that_disagree_about_whether_a_repository_exists_delete_nothing() {
+    let (registry, acr, [v1, v2, v3, untagged]) = acr_over_real_registry().await;
+    let vars = vars([&v1.digest, &v2.digest, &v3.digest, &untagged.digest]);
+    let unknown = Recorded::fixture(404, "Error.NAME_UNKNOWN.json", &vars);
+    acr.clear_routes();
+    serve_tags(&acr, &vars);
+    acr.on("GET", "/acr/v1/app/_manifests", vec![unknown.clone()]);
+    let janitor = Janitor::for_url(&acr.url);
+
+    let out = janitor
+        .apply(POLICY, &["--kind", "acr", "--repository", "app"])
+        .await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    let json = out.json();
+    let app = &json["repositories"][0];
+    assert_eq!(app["complete"], false, "{app}");
+    assert!(
+        app["error"]
+            .as_str()
+            .unwrap()
+            .contains("the other lists it"),
+        "{app}"
+    );
+    assert!(app.get("absent").is_none());
+    assert!(out.deleted("app").is_empty());
+    assert!(registry.has_manifest("app", &v1.digest).await);
+
+    acr.clear_routes();
+    acr.on("GET", "/acr/v1/app/_tags", vec![unknown.clone()]);
+    acr.on("GET", "/acr/v1/app/_manifests", vec![unknown]);
+    let gone = Janitor::for_url(&acr.url);
+    let out = gone
+        .apply(POLICY, &["--kind", "acr", "--repository", "app"])
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    let json = out.json();
+    assert!(json["repositories"][0]["absent"]
+        .as_str()
+        .unwrap()
+        .contains("NAME_UNKNOWN"));
+    assert_eq!(json["summary"]["repositories_absent"], 1);
+}

@@ -368,3 +368,34 @@ async fn manifest_delete_older_than_is_a_dry_run_and_never_breaks_a_newer_image(
         vec!["multi", "v2"]
     );
 }
+
+/// A repository pushed by digest only: distribution's catalog lists it, its tag listing
+/// answers NAME_UNKNOWN, and its manifest is served. No manual operation takes that as an
+/// empty repository: each stops, says so, and changes nothing.
+#[tokio::test]
+async fn manual_operations_on_a_repository_the_registry_does_not_know_change_nothing() {
+    let registry = TestRegistry::start().await;
+    let by_digest = Image::oci("pushed").push(&registry).await;
+    let janitor = Janitor::new(&registry);
+    let reference = format!("pushed@{}", by_digest.digest);
+    for (command, args) in [
+        (
+            vec!["repository", "delete"],
+            vec!["--repository", "pushed", "--yes"],
+        ),
+        (vec!["image", "delete"], vec![reference.as_str(), "--yes"]),
+        (
+            vec!["manifest", "list"],
+            vec!["--repository", "pushed", "--format", "json"],
+        ),
+    ] {
+        let out = janitor.op(&command, &args).await;
+        assert_eq!(out.code, 1, "{command:?}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("knows no such repository") && out.stderr.contains("NAME_UNKNOWN"),
+            "{command:?}: {}",
+            out.stderr
+        );
+        assert!(registry.has_manifest("pushed", &by_digest.digest).await);
+    }
+}

@@ -75,8 +75,12 @@ pub async fn apply_and_show(
 
 /// Stop if the repository could not be read whole: nothing is decided on a partial picture.
 pub fn require_complete(planned: &Planned) -> Result<(), Failure> {
-    if let Some(why) = planned.plan.absent() {
-        return Err(runtime(anyhow!("{}: {why}", planned.plan.name)));
+    // The manual operations' plans do not look at it: the snapshot says.
+    if let Some(why) = &planned.snapshot.absent {
+        return Err(runtime(anyhow!(
+            "{}: the registry knows no such repository ({why}); nothing was changed",
+            planned.plan.name
+        )));
     }
     match planned.plan.error() {
         Some(e) => Err(runtime(anyhow!(

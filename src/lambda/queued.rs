@@ -304,6 +304,24 @@ mod tests {
     }
 
     #[test]
+    fn a_repository_with_nothing_there_is_done_and_counts_as_something_done() {
+        let report = Report::new(
+            chrono::Utc::now(),
+            false,
+            vec![plan(
+                "halfway",
+                Status::Absent("NAME_UNKNOWN".into()),
+                false,
+                false,
+            )],
+        )
+        .left_for_next_run(vec!["unreached".into()]);
+        let outcome = Outcome::of(&report);
+        assert!(outcome.retry.is_empty(), "{:?}", outcome.retry);
+        assert_eq!(outcome.resume, ["unreached"]);
+    }
+
+    #[test]
     fn a_run_that_got_nothing_done_hands_its_unreached_repositories_back() {
         let report = Report::new(chrono::Utc::now(), false, vec![])
             .left_for_next_run(vec!["a".into(), "b".into()]);

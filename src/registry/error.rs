@@ -169,7 +169,8 @@ impl RegistryError {
     pub fn is_name_unknown(&self) -> bool {
         matches!(
             self,
-            RegistryError::Status { status: 404, detail: Some(d), .. } if d.starts_with("NAME_UNKNOWN")
+            RegistryError::Status { status: 404, detail: Some(d), .. }
+                if d == "NAME_UNKNOWN" || d.starts_with("NAME_UNKNOWN: ")
         )
     }
 }
@@ -177,6 +178,26 @@ impl RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn name_unknown_is_the_code_of_a_404_and_nothing_else() {
+        let status = |status, detail: Option<&str>| RegistryError::Status {
+            method: "GET".into(),
+            path: "/v2/app/tags/list".into(),
+            status,
+            detail: detail.map(str::to_owned),
+        };
+        assert!(status(
+            404,
+            Some("NAME_UNKNOWN: repository name not known to registry")
+        )
+        .is_name_unknown());
+        assert!(status(404, Some("NAME_UNKNOWN")).is_name_unknown());
+        assert!(!status(404, None).is_name_unknown(), "a bare 404");
+        assert!(!status(404, Some("NAME_UNKNOWNISH: x")).is_name_unknown());
+        assert!(!status(404, Some("MANIFEST_UNKNOWN: x")).is_name_unknown());
+        assert!(!status(400, Some("NAME_UNKNOWN: x")).is_name_unknown());
+    }
 
     #[test]
     fn refused_credentials_are_told_apart_from_other_failures() {
