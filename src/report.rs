@@ -177,6 +177,21 @@ impl Report {
             }
             out.push('\n');
         }
+        let started: std::collections::BTreeSet<&str> =
+            self.repositories.iter().map(|r| r.name.as_str()).collect();
+        let not_started: Vec<&str> = self
+            .unfinished
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !started.contains(n))
+            .collect();
+        if !not_started.is_empty() {
+            let _ = writeln!(
+                out,
+                "NOT STARTED  {} (the next run does them)\n",
+                not_started.join(", ")
+            );
+        }
         let s = &self.summary;
         let verb = if self.dry_run { "would be" } else { "were" };
         let absent = match s.repositories_absent {

@@ -212,7 +212,12 @@ impl<'a, S: StateStore> Sweeper<'a, S> {
                 async move {
                     // Never closed, so this cannot fail; if it did, reading is still safe.
                     let turn = reading.acquire().await.ok();
-                    if failed.load(Ordering::Relaxed) || run.out_of_time() {
+                    // Credentials refused and not renewed by their source: what is not
+                    // started stays for the next run, as when time runs out.
+                    if failed.load(Ordering::Relaxed)
+                        || run.out_of_time()
+                        || run.client.credentials_spent()
+                    {
                         return (i, Ok(None));
                     }
                     say(i, repo, "reading");

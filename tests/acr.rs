@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
+use registry_janitor::registry::docker_config::Lookup;
 use registry_janitor::registry::{
     ClientOptions, Credentials, Digest, Kind, OciClient, RetryPolicy, TagDeleted,
 };
@@ -882,4 +883,264 @@ async fn listings_that_disagree_about_whether_a_repository_exists_delete_nothing
         .unwrap()
         .contains("NAME_UNKNOWN"));
     assert_eq!(json["summary"]["repositories_absent"], 1);
+}
+
+/// What `az acr login --name myregistry` leaves in docker's config: the null user and an ACR
+/// refresh token as `identitytoken`. The lookup a CLI run would make for the stand-in's host.
+fn az_acr_login(dir: &std::path::Path, acr: &RecordedAcr, token: &str) -> Lookup {
+    use base64::Engine as _;
+    let host = acr.url.trim_start_matches("http://").to_owned();
+    let null_user =
+        base64::engine::general_purpose::STANDARD.encode("00000000-0000-0000-0000-000000000000:");
+    let path = dir.join("config.json");
+    std::fs::write(
+        &path,
+        format!(r#"{{"auths":{{"{host}":{{"auth":"{null_user}","identitytoken":"{token}"}}}}}}"#),
+    )
+    .unwrap();
+    Lookup {
+        path,
+        host,
+        helper_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A client that takes its credentials from `lookup`, as the CLI does.
+fn logged_in(acr: &RecordedAcr, lookup: &Lookup) -> OciClient {
+    acr_client(
+        &acr.url,
+        ClientOptions {
+            credentials: lookup.read().expect("docker config"),
+            credential_source: Some(lookup.clone()),
+            ..ClientOptions::default()
+        },
+    )
+}
+
+#[tokio::test]
+async fn an_identity_token_from_az_acr_login_is_traded_once_per_repository_scope() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    acr.on(
+        "GET",
+        "/acr/v1/_catalog",
+        challenged_then(&acr, "registry:catalog:*", "GetRepositoryList.json", &vars),
+    );
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        challenged_then(
+            &acr,
+            "repository:app:metadata_read",
+            "GetManifestList.json",
+            &vars,
+        ),
+    );
+    acr.on(
+        "POST",
+        "/oauth2/token",
+        vec![Recorded::fixture(200, "PostAccessToken.json", &vars)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = logged_in(&acr, &az_acr_login(dir.path(), &acr, "identity-from-az-1"));
+
+    client.repositories().await.expect("catalog");
+    client.acr_manifests("app").await.expect("manifests");
+    client.acr_manifests("app").await.expect("manifests again");
+
+    let trades = acr.seen_at("POST", "/oauth2/token");
+    assert_eq!(trades.len(), 2, "one per scope: the catalog, then app");
+    for t in &trades {
+        assert!(t.body.contains("grant_type=refresh_token"), "{}", t.body);
+        assert!(
+            t.body.contains("refresh_token=identity-from-az-1"),
+            "{}",
+            t.body
+        );
+    }
+    assert!(
+        trades[1].body.contains("scope=repository%3Aapp%3A"),
+        "{}",
+        trades[1].body
+    );
+    assert!(acr.seen_at("POST", "/oauth2/exchange").is_empty());
+    assert!(
+        acr.seen_at("GET", "/oauth2/token").is_empty(),
+        "sent as a password"
+    );
+    assert!(
+        acr.seen().iter().all(|s| !s
+            .authorization
+            .as_deref()
+            .unwrap_or("")
+            .contains("identity-from-az-1")),
+        "the identity token went to the registry API"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_identity_token_says_to_log_in_again_and_is_never_shown() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    acr.on(
+        "GET",
+        "/acr/v1/_catalog",
+        vec![acr.unauthorized("registry:catalog:*", &vars)],
+    );
+    acr.on(
+        "POST",
+        "/oauth2/token",
+        vec![Recorded::fixture(401, "Error.UNAUTHORIZED.json", &vars)],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = logged_in(&acr, &az_acr_login(dir.path(), &acr, "identity-expired-2"));
+
+    let err = client.repositories().await.expect_err("refused");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("az acr login"), "{shown}");
+    assert!(!shown.contains("identity-expired-2"), "{shown}");
+    // Docker's config was read again, said the same, and the credentials are spent.
+    assert_eq!(acr.seen_at("POST", "/oauth2/token").len(), 1);
+    assert!(registry_janitor::registry::Backend::credentials_spent(
+        &client
+    ));
+}
+
+#[tokio::test]
+async fn an_identity_token_that_expires_midway_is_read_again_and_the_run_carries_on() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    acr.on(
+        "GET",
+        "/acr/v1/_catalog",
+        challenged_then(&acr, "registry:catalog:*", "GetRepositoryList.json", &vars),
+    );
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        challenged_then(
+            &acr,
+            "repository:app:metadata_read",
+            "GetManifestList.json",
+            &vars,
+        ),
+    );
+    let access = Recorded::fixture(200, "PostAccessToken.json", &vars);
+    acr.on(
+        "POST",
+        "/oauth2/token",
+        // The second trade is refused: three hours are up (ABAC registries, acr-cli #641).
+        vec![
+            access.clone(),
+            Recorded::fixture(401, "Error.UNAUTHORIZED.json", &vars),
+            access,
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = logged_in(&acr, &az_acr_login(dir.path(), &acr, "identity-first-3h"));
+    client.repositories().await.expect("catalog");
+    // Meanwhile the user ran `az acr login` again.
+    az_acr_login(dir.path(), &acr, "identity-after-login");
+
+    client
+        .acr_manifests("app")
+        .await
+        .expect("manifests with the new token");
+    let trades: Vec<String> = acr
+        .seen_at("POST", "/oauth2/token")
+        .into_iter()
+        .map(|t| t.body)
+        .collect();
+    assert_eq!(trades.len(), 3, "{trades:?}");
+    assert!(trades[0].contains("refresh_token=identity-first-3h"));
+    assert!(trades[1].contains("refresh_token=identity-first-3h"));
+    assert!(trades[2].contains("refresh_token=identity-after-login"));
+    assert!(!registry_janitor::registry::Backend::credentials_spent(
+        &client
+    ));
+}
+
+#[tokio::test]
+async fn the_identity_token_goes_only_to_the_registry_host() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    let elsewhere = acr.url.replace("127.0.0.1", "localhost");
+    acr.on(
+        "GET",
+        "/acr/v1/_catalog",
+        vec![Recorded::fixture(401, "Error.UNAUTHORIZED.json", &vars).header(
+            "www-authenticate",
+            &format!(
+                "Bearer realm=\"{elsewhere}/oauth2/token\",service=\"acrapi.azurecr-test.io\",scope=\"registry:catalog:*\""
+            ),
+        )],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = logged_in(&acr, &az_acr_login(dir.path(), &acr, "identity-stays-home"));
+    let err = client.repositories().await.expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("refusing to send it the identity token"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("identity-stays-home"));
+    assert!(
+        acr.seen().iter().all(|s| s.method != "POST"),
+        "{:?}",
+        acr.seen()
+    );
+}
+
+#[tokio::test]
+async fn a_plan_right_after_az_acr_login_authenticates_through_the_cli() {
+    let (_registry, acr, [v1, v2, v3, untagged]) = acr_over_real_registry().await;
+    let vars = vars([&v1.digest, &v2.digest, &v3.digest, &untagged.digest]);
+    acr.clear_routes();
+    acr.on(
+        "GET",
+        "/acr/v1/app/_tags?n=1000",
+        vec![
+            acr.unauthorized("repository:app:metadata_read", &vars),
+            Recorded::fixture(200, "GetTagList.page1.json", &vars)
+                .header("link", &format!("<{OPAQUE_NEXT}>; rel=\"next\"")),
+        ],
+    );
+    acr.on(
+        "GET",
+        OPAQUE_NEXT,
+        vec![Recorded::fixture(200, "GetTagList.page2.json", &vars)],
+    );
+    acr.on(
+        "GET",
+        "/acr/v1/app/_manifests",
+        vec![Recorded::fixture(200, "GetManifestList.json", &vars)],
+    );
+    acr.on(
+        "POST",
+        "/oauth2/token",
+        vec![Recorded::fixture(200, "PostAccessToken.json", &vars)],
+    );
+    let janitor = Janitor::for_url(&acr.url);
+    let docker = janitor.dir.path().join(".docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    az_acr_login(&docker, &acr, "identity-for-the-cli");
+
+    let out = janitor
+        .plan(POLICY, &["--kind", "acr", "--repository", "app"])
+        .await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(out.json()["repositories"][0]["complete"], true);
+    let trades = acr.seen_at("POST", "/oauth2/token");
+    assert_eq!(trades.len(), 1);
+    assert!(trades[0]
+        .body
+        .contains("refresh_token=identity-for-the-cli"));
+    assert!(
+        !out.stdout.contains("identity-for-the-cli")
+            && !out.stderr.contains("identity-for-the-cli")
+    );
 }

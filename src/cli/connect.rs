@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
+use registry_janitor::registry::auth::CredentialsError;
 use registry_janitor::registry::oci::{redact_userinfo, registry_host};
 use registry_janitor::registry::{Backend, ClientOptions, Credentials, Kind};
 use registry_janitor::state::{AnyState, FileState};
@@ -86,8 +87,14 @@ impl ConnectArgs {
             .clone()
             .zip(self.password.clone())
             .map(|(username, password)| Credentials { username, password });
-        let credentials =
-            Credentials::resolve(&host, explicit, |k| std::env::var(k).ok()).map_err(usage)?;
+        // A helper that fails or hangs is not bad input: the same command may work later.
+        let (credentials, credential_source) = Credentials::resolve_from(&host, explicit, |k| {
+            std::env::var(k).ok()
+        })
+        .map_err(|e| match e {
+            CredentialsError::Helper { .. } => runtime(e),
+            e => usage(e),
+        })?;
         let kind = match self.kind {
             KindArg::Auto => None,
             KindArg::Oci => Some(Kind::Oci),
@@ -95,6 +102,7 @@ impl ConnectArgs {
         };
         let client = ClientOptions {
             credentials,
+            credential_source,
             kind,
             aad_token: self.aad_token.clone().filter(|t| !t.is_empty()),
             in_flight: usize::from(self.concurrency),

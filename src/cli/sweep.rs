@@ -103,9 +103,16 @@ async fn run_sweep<S: StateStore>(
         .concurrency(usize::from(how.connect.concurrency))
         .unlocking(unlock);
     let progress = Progress::new(repositories.len());
+    // Repositories not started: the registry refused the credentials, and their source had
+    // nothing new (`Backend::credentials_spent`). The next run does them.
+    let mut unfinished: Vec<String> = Vec::new();
     let results = if mode == Mode::ApplyAfterAsking {
         let mut planned: Vec<Planned> = Vec::new();
         for (i, repo) in repositories.iter().enumerate() {
+            if client.credentials_spent() {
+                unfinished.push(repo.clone());
+                continue;
+            }
             progress.show(i, repo, "reading");
             planned.push(sweeper.plan(repo).await.map_err(runtime)?);
         }
@@ -141,9 +148,10 @@ async fn run_sweep<S: StateStore>(
             .await
             .map_err(runtime)?;
         progress.clear();
+        unfinished = outcome.unfinished;
         outcome.repositories
     };
-    let report = Report::new(now, mode == Mode::Plan, results);
+    let report = Report::new(now, mode == Mode::Plan, results).left_for_next_run(unfinished);
     match how.format {
         Format::Json => println!("{}", report.to_json()),
         Format::Table => print!("{}", report.to_table()),

@@ -248,6 +248,10 @@ impl Backend for AcrClient {
         self.oci.request_count()
     }
 
+    fn credentials_spent(&self) -> bool {
+        Backend::credentials_spent(&self.oci)
+    }
+
     fn repositories(&self) -> Answer<'_, Vec<String>> {
         Backend::repositories(&self.oci)
     }

@@ -2,18 +2,24 @@
 //! tokens we obtain for each scope.
 //!
 //! Credentials come from the command line, then `REGISTRY_USERNAME`/`REGISTRY_PASSWORD`, then
-//! the user's docker `config.json`. None of them ever appears in a `Debug` print or a log.
+//! the user's docker `config.json`, read as docker reads it (`docker_config.rs`: credential
+//! helpers, then `auths`, identity tokens included). None of them ever appears in a `Debug`
+//! print or a log.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+use super::docker_config::Lookup;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde::Deserialize;
 
-/// A username and a password (or token) for basic auth and token requests.
+/// A username and a password (or token) for basic auth and token requests. The username
+/// `<token>` (`TOKEN_USER`, docker's own convention) makes the password an identity token:
+/// an OAuth2 refresh token, traded at the registry's token service for access tokens.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub username: String,
@@ -37,9 +43,27 @@ pub enum CredentialsError {
     DockerConfigEntry { path: PathBuf, host: String },
     #[error("{0} is set but {1} is not: give both or neither")]
     HalfSet(&'static str, &'static str),
+    #[error("docker credential helper {helper}: {reason}")]
+    Helper { helper: String, reason: String },
 }
 
 impl Credentials {
+    /// The username that marks an identity token (docker's credential helper protocol).
+    pub const TOKEN_USER: &'static str = "<token>";
+
+    /// An identity token: an OAuth2 refresh token (what `az acr login` leaves behind).
+    pub fn identity_token(token: &str) -> Credentials {
+        Credentials {
+            username: Credentials::TOKEN_USER.to_owned(),
+            password: token.to_owned(),
+        }
+    }
+
+    /// Whether the password is an identity token, not a password.
+    pub fn is_identity_token(&self) -> bool {
+        self.username == Credentials::TOKEN_USER
+    }
+
     /// `Authorization: Basic ...` value.
     pub fn basic_header(&self) -> String {
         let raw = format!("{}:{}", self.username, self.password);
@@ -56,12 +80,22 @@ impl Credentials {
         explicit: Option<Credentials>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Option<Credentials>, CredentialsError> {
+        Credentials::resolve_from(host, explicit, env).map(|(credentials, _)| credentials)
+    }
+
+    /// As `resolve`, and where in docker's config they came from when they did: that source
+    /// is asked again when the registry refuses them partway through a run.
+    pub fn resolve_from(
+        host: &str,
+        explicit: Option<Credentials>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(Option<Credentials>, Option<Lookup>), CredentialsError> {
         if explicit.is_some() {
-            return Ok(explicit);
+            return Ok((explicit, None));
         }
         match (env("REGISTRY_USERNAME"), env("REGISTRY_PASSWORD")) {
             (Some(username), Some(password)) => {
-                return Ok(Some(Credentials { username, password }))
+                return Ok((Some(Credentials { username, password }), None))
             }
             (Some(_), None) => {
                 return Err(CredentialsError::HalfSet(
@@ -77,66 +111,26 @@ impl Credentials {
             }
             (None, None) => {}
         }
-        let path = match env("DOCKER_CONFIG") {
-            Some(dir) => PathBuf::from(dir).join("config.json"),
-            None => match env("HOME") {
-                Some(home) => PathBuf::from(home).join(".docker/config.json"),
-                None => return Ok(None),
-            },
+        let Some(lookup) = Lookup::locate(host, env) else {
+            return Ok((None, None));
         };
-        from_docker_config(&path, host)
+        let credentials = lookup.read()?;
+        Ok((credentials, Some(lookup)))
     }
 }
 
-/// Read `auths.<host>.auth` from a docker `config.json`. A missing file means no credentials.
+/// The credentials for `host` in the docker config at `path` (see `docker_config.rs`). A
+/// missing file means no credentials.
 pub fn from_docker_config(
     path: &Path,
     host: &str,
 ) -> Result<Option<Credentials>, CredentialsError> {
-    #[derive(Deserialize)]
-    struct Config {
-        #[serde(default)]
-        auths: HashMap<String, Entry>,
-    }
-    #[derive(Deserialize)]
-    struct Entry {
-        auth: Option<String>,
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(CredentialsError::DockerConfig {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })
-        }
-    };
-    let config: Config =
-        serde_json::from_str(&text).map_err(|e| CredentialsError::DockerConfig {
-            path: path.to_owned(),
-            // Only where: serde's own message can quote the content, credentials included.
-            reason: json_error_position(&e),
-        })?;
-    let entry = config
-        .auths
-        .iter()
-        .find(|(key, _)| config_key_host(key) == host)
-        .and_then(|(_, entry)| entry.auth.as_deref());
-    let Some(auth) = entry else { return Ok(None) };
-    let bad = || CredentialsError::DockerConfigEntry {
+    Lookup {
         path: path.to_owned(),
         host: host.to_owned(),
-    };
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(auth.trim())
-        .map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (username, password) = decoded.split_once(':').ok_or_else(bad)?;
-    Ok(Some(Credentials {
-        username: username.to_owned(),
-        password: password.to_owned(),
-    }))
+        helper_timeout: super::docker_config::HELPER_TIMEOUT,
+    }
+    .read()
 }
 
 /// Where a JSON document went wrong, without quoting any of it (it may hold secrets).
@@ -148,15 +142,6 @@ pub fn json_error_position(e: &serde_json::Error) -> String {
         serde_json::error::Category::Eof => "ends too early",
     };
     format!("{kind} (line {}, column {})", e.line(), e.column())
-}
-
-/// `https://host:port/v1/` and `host:port` both name `host:port`.
-fn config_key_host(key: &str) -> &str {
-    let key = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    key.split('/').next().unwrap_or(key)
 }
 
 /// A `WWW-Authenticate` challenge.
@@ -419,6 +404,50 @@ mod tests {
         assert_eq!(got.username, "env-user");
         let half = |k: &str| (k == "REGISTRY_USERNAME").then(|| "x".to_owned());
         assert!(Credentials::resolve("h", None, half).is_err());
+    }
+
+    #[test]
+    fn only_credentials_from_docker_config_have_a_source_to_ask_again() {
+        let dir = std::env::temp_dir().join(format!("rj-auth-src-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode("dora:from-config");
+        std::fs::write(
+            dir.join("config.json"),
+            format!(r#"{{"auths":{{"h":{{"auth":"{auth}"}}}}}}"#),
+        )
+        .unwrap();
+        let config = dir.to_str().unwrap().to_owned();
+        let with = |user: bool| {
+            let config = config.clone();
+            move |k: &str| match k {
+                "DOCKER_CONFIG" => Some(config.clone()),
+                "REGISTRY_USERNAME" if user => Some("env-user".to_owned()),
+                "REGISTRY_PASSWORD" if user => Some("env-pass".to_owned()),
+                _ => None,
+            }
+        };
+        let (found, source) = Credentials::resolve_from("h", None, with(false)).unwrap();
+        assert_eq!(found.unwrap().username, "dora");
+        assert_eq!(source.unwrap().path, dir.join("config.json"));
+        let (found, source) = Credentials::resolve_from("h", None, with(true)).unwrap();
+        assert_eq!(found.unwrap().username, "env-user", "the environment first");
+        assert!(source.is_none());
+        let flags = Credentials {
+            username: "cli".into(),
+            password: "p".into(),
+        };
+        let (found, source) =
+            Credentials::resolve_from("h", Some(flags.clone()), with(true)).unwrap();
+        assert_eq!(found, Some(flags));
+        assert!(source.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn debug_never_shows_an_identity_token() {
+        let c = Credentials::identity_token("refresh-xyz");
+        assert!(c.is_identity_token());
+        assert!(!format!("{c:?}").contains("refresh-xyz"));
     }
 
     #[test]

@@ -109,6 +109,10 @@ pub trait Backend: Send + Sync {
     /// HTTP requests sent so far (retries and token requests included).
     fn request_count(&self) -> u64;
 
+    /// The registry refused our credentials, and their source (docker's config or its
+    /// helper), asked again, had nothing new: no new repository should start.
+    fn credentials_spent(&self) -> bool;
+
     /// Every repository in the catalog.
     fn repositories(&self) -> Answer<'_, Vec<String>>;
 

@@ -16,6 +16,7 @@ use url::Url;
 use super::auth::Credentials;
 use super::backend::{Answer, Backend, ListedManifest, TagListing};
 use super::digest::Digest;
+use super::docker_config::Lookup;
 use super::error::RegistryError;
 use super::link;
 use super::manifest::{config_created, Descriptor, Manifest};
@@ -83,6 +84,9 @@ impl Kind {
 #[derive(Clone)]
 pub struct ClientOptions {
     pub credentials: Option<Credentials>,
+    /// Where in docker's config the credentials came from, to ask again when the registry
+    /// refuses them partway through a run; `None` for credentials given outright.
+    pub credential_source: Option<Lookup>,
     /// The registry's kind; `None` works it out from the host name.
     pub kind: Option<Kind>,
     /// ACR: an Azure AD access token to exchange for registry tokens.
@@ -105,6 +109,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             credentials: None,
+            credential_source: None,
             kind: None,
             aad_token: None,
             retry: RetryPolicy::default(),
@@ -201,7 +206,9 @@ impl OciClient {
             options.in_flight,
         )?
         .paced(options.max_writes_per_minute)
-        .cut_off_at(options.cutoff);
+        .cut_off_at(options.cutoff)
+        .at_host(&host)
+        .asking_again(options.credential_source);
         if kind == Kind::Acr {
             transport = transport.for_acr(&host, options.aad_token);
         }
@@ -913,6 +920,10 @@ impl Backend for OciClient {
 
     fn request_count(&self) -> u64 {
         OciClient::request_count(self)
+    }
+
+    fn credentials_spent(&self) -> bool {
+        self.transport.credentials_spent()
     }
 
     fn repositories(&self) -> Answer<'_, Vec<String>> {

@@ -13,7 +13,9 @@ use reqwest::{Method, RequestBuilder, Response};
 use url::Url;
 
 use super::auth::{AuthState, Challenge, Credentials, TokenResponse};
+use super::docker_config::Lookup;
 use super::error::RegistryError;
+use super::identity::Identity;
 use super::retry::{RetryPolicy, Verdict};
 
 /// Largest OCI error body we read to explain a failure.
@@ -21,7 +23,8 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 pub struct Transport {
     http: reqwest::Client,
-    credentials: Option<Credentials>,
+    /// Our credentials, and the source to ask again when they are refused.
+    identity: Identity,
     auth: AuthState,
     retry: RetryPolicy,
     requests: AtomicU64,
@@ -35,7 +38,7 @@ pub struct Transport {
     /// ACR: the refresh token from that exchange, reused until the registry refuses it. Held
     /// across the exchange, so concurrent requests exchange once.
     refresh_token: tokio::sync::Mutex<Option<String>>,
-    /// ACR: the registry's own host; the Azure AD token goes nowhere else.
+    /// The registry's own host: an Azure AD token and an identity token go nowhere else.
     registry_host: Option<String>,
     /// Reads (GET, HEAD) in flight at once, across everything the client does.
     reads: tokio::sync::Semaphore,
@@ -82,7 +85,7 @@ impl Transport {
             .map_err(|e| RegistryError::Client(e.without_url().to_string()))?;
         Ok(Transport {
             http,
-            credentials,
+            identity: Identity::new(credentials, None),
             auth: AuthState::default(),
             retry,
             requests: AtomicU64::new(0),
@@ -97,6 +100,25 @@ impl Transport {
             cutoff: None,
             timeout,
         })
+    }
+
+    /// The registry is at `host` (tokens that are worth more than one registry's access go
+    /// only there).
+    pub fn at_host(mut self, host: &str) -> Transport {
+        self.registry_host = Some(host.to_owned());
+        self
+    }
+
+    /// The credentials came from `source` (docker's config): ask it again when they are
+    /// refused partway through a run.
+    pub fn asking_again(mut self, source: Option<Lookup>) -> Transport {
+        self.identity = Identity::new(self.identity.current().0, source);
+        self
+    }
+
+    /// The registry refused our credentials, and their source had nothing new.
+    pub fn credentials_spent(&self) -> bool {
+        self.identity.spent()
     }
 
     /// End every request by `cutoff` (see the field).
@@ -139,8 +161,11 @@ impl Transport {
         scope: &str,
         extra: &Extra<'_>,
     ) -> Result<Response, RegistryError> {
-        let mut authorization = self.auth.header_for(scope, self.credentials.as_ref());
+        let (mut credentials, mut generation) = self.identity.current();
+        let mut authorization = self.auth.header_for(scope, credentials.as_ref());
         let mut answered_challenge = false;
+        let mut answered_basic = false;
+        let mut asked_again = false;
         loop {
             let response = self
                 .send_with_retries(&method, url, |b| {
@@ -158,7 +183,16 @@ impl Transport {
             if answered_challenge {
                 // We answered the challenge and were refused anyway.
                 self.auth.drop_token(scope);
-                return Err(match &self.credentials {
+                // A password refused may have changed at its source (a helper's): ask once.
+                // A bearer token refused here was issued for this scope: not ours to fix.
+                if answered_basic && !asked_again && self.identity.ask_again(generation).await {
+                    asked_again = true;
+                    (credentials, generation) = self.identity.current();
+                    authorization = credentials.as_ref().map(Credentials::basic_header);
+                    answered_challenge = false;
+                    continue;
+                }
+                return Err(match &credentials {
                     Some(_) => RegistryError::CredentialsRefused {
                         method: method.to_string(),
                         path,
@@ -178,9 +212,20 @@ impl Transport {
                 .and_then(|v| v.to_str().ok())
                 .and_then(Challenge::parse);
             authorization = Some(match challenge {
-                Some(Challenge::Basic) => match &self.credentials {
+                Some(Challenge::Basic) => match &credentials {
+                    Some(c) if c.is_identity_token() => {
+                        return Err(RegistryError::Status {
+                            method: method.to_string(),
+                            path,
+                            status: 401,
+                            detail: Some(
+                                "the registry wants a password (basic auth), and docker's config holds an identity token for it".into(),
+                            ),
+                        })
+                    }
                     Some(c) => {
                         self.auth.remember_basic();
+                        answered_basic = true;
                         c.basic_header()
                     }
                     None => {
@@ -200,6 +245,7 @@ impl Transport {
                         _ => scope,
                     };
                     let token = self.fetch_token(&realm, service.as_deref(), wanted).await?;
+                    (credentials, generation) = self.identity.current();
                     self.auth.store_token(scope, token.0, token.1)
                 }
                 None => {
@@ -214,9 +260,32 @@ impl Transport {
         }
     }
 
-    /// Ask the token service for a token for `scope`, sending our credentials if we have any.
+    /// Ask the token service for a token for `scope`. When it refuses our credentials, their
+    /// source is asked again once, and what it gives is tried (`Identity::ask_again`).
     async fn fetch_token(
         &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<(String, Option<u64>), RegistryError> {
+        let (credentials, generation) = self.identity.current();
+        match self
+            .fetch_token_with(credentials.as_ref(), realm, service, scope)
+            .await
+        {
+            Err(e) if e.is_credentials() && self.identity.ask_again(generation).await => {
+                let (credentials, _) = self.identity.current();
+                self.fetch_token_with(credentials.as_ref(), realm, service, scope)
+                    .await
+            }
+            other => other,
+        }
+    }
+
+    /// Ask the token service for a token for `scope`, sending `credentials` if any.
+    async fn fetch_token_with(
+        &self,
+        credentials: Option<&Credentials>,
         realm: &str,
         service: Option<&str>,
         scope: &str,
@@ -229,7 +298,7 @@ impl Transport {
         let mut url = Url::parse(realm).map_err(|e| fail(format!("realm is not a URL: {e}")))?;
         if self.tls
             && url.scheme() != "https"
-            && (self.credentials.is_some() || self.aad_token.is_some())
+            && (credentials.is_some() || self.aad_token.is_some())
         {
             return Err(fail(
                 "refusing to send credentials to a token service without TLS".into(),
@@ -237,6 +306,11 @@ impl Transport {
         }
         if let Some(aad) = &self.aad_token {
             return self.acr_token(url, service, scope, aad).await;
+        }
+        if let Some(token) = credentials.filter(|c| c.is_identity_token()) {
+            return self
+                .refresh_grant(url, service, scope, &token.password)
+                .await;
         }
         {
             let mut query = url.query_pairs_mut();
@@ -248,7 +322,7 @@ impl Transport {
             }
         }
         let response = self
-            .send_with_retries(&Method::GET, &url, |b| match &self.credentials {
+            .send_with_retries(&Method::GET, &url, |b| match credentials {
                 Some(c) => b.header(AUTHORIZATION, c.basic_header()),
                 None => b,
             })
@@ -269,6 +343,61 @@ impl Transport {
             .or(answer.access_token)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| fail("answer has no token".into()))?;
+        Ok((token, answer.expires_in))
+    }
+
+    /// An identity token (docker's `identitytoken`, from `az acr login` or a helper) traded at
+    /// the token service for an access token for `scope`: the token spec's OAuth2
+    /// `grant_type=refresh_token`. It goes only to the registry's own host.
+    async fn refresh_grant(
+        &self,
+        realm: Url,
+        service: Option<&str>,
+        scope: &str,
+        refresh_token: &str,
+    ) -> Result<(String, Option<u64>), RegistryError> {
+        let fail = |reason: String| RegistryError::Token {
+            realm: strip_query(realm.as_str()),
+            reason,
+            status: None,
+        };
+        let realm_host = super::oci::registry_host(&realm);
+        if realm_host.is_none() || realm_host != self.registry_host {
+            return Err(fail(format!(
+                "the token service is not on the registry's host {}; refusing to send it the identity token from docker's config",
+                self.registry_host.as_deref().unwrap_or("?")
+            )));
+        }
+        let service = service.unwrap_or_else(|| realm.host_str().unwrap_or_default());
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("service", service),
+            ("scope", scope),
+            ("refresh_token", refresh_token),
+            ("client_id", "registry-janitor"),
+        ];
+        let (status, answer) = self.post_form(&realm, &form).await?;
+        if matches!(status, 401 | 403) {
+            let source = self
+                .identity
+                .source()
+                .map(|s| s.describe())
+                .unwrap_or_else(|| "the credentials".into());
+            return Err(with_status(
+                fail(format!(
+                    "HTTP {status}: the registry refused the identity token from {source} (expired or revoked: on ACR they last 3 hours with ABAC); log in again: `az acr login --name <registry>`"
+                )),
+                status,
+            ));
+        }
+        let answer = answer
+            .filter(|_| status == 200)
+            .ok_or_else(|| with_status(fail(format!("HTTP {status}")), status))?;
+        let token = answer
+            .access_token
+            .or(answer.token)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| fail("answer has no access_token".into()))?;
         Ok((token, answer.expires_in))
     }
 

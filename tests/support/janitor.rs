@@ -21,6 +21,8 @@ pub fn binary() -> PathBuf {
 pub struct Janitor {
     pub dir: tempfile::TempDir,
     registry: String,
+    /// Set for every run, besides `HOME` (the working folder).
+    env: Vec<(String, String)>,
 }
 
 /// What one run printed and how it ended.
@@ -79,7 +81,14 @@ impl Janitor {
         Janitor {
             dir: tempfile::tempdir().expect("temporary folder"),
             registry: url.to_owned(),
+            env: Vec::new(),
         }
+    }
+
+    /// Set `name` to `value` for every run.
+    pub fn with_env(mut self, name: &str, value: &str) -> Janitor {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn state(&self) -> PathBuf {
@@ -100,6 +109,7 @@ impl Janitor {
             .env_remove("REGISTRY_USERNAME")
             .env_remove("REGISTRY_PASSWORD")
             .env("HOME", self.dir.path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .output()
             .await
