@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::*;
+use crate::plan::graph::Graph;
 use crate::plan::{ManifestFacts, TagRef};
 
 fn d(n: u32) -> Digest {
