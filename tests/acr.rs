@@ -1144,3 +1144,52 @@ async fn a_plan_right_after_az_acr_login_authenticates_through_the_cli() {
             && !out.stderr.contains("identity-for-the-cli")
     );
 }
+
+/// A token service that refuses one scope (403: a repository the identity may not read) is
+/// not refusing the credentials: they are not asked for again, not spent, and the next
+/// repository is read as before.
+#[tokio::test]
+async fn a_scope_refused_by_the_token_service_spends_nothing() {
+    support::init();
+    let acr = RecordedAcr::start(None).await;
+    let vars = fake_vars();
+    for (path, scope) in [
+        ("/acr/v1/app/_manifests", "repository:app:metadata_read"),
+        (
+            "/acr/v1/tools/builder/_manifests",
+            "repository:tools/builder:metadata_read",
+        ),
+    ] {
+        acr.on(
+            "GET",
+            path,
+            challenged_then(&acr, scope, "GetManifestList.json", &vars),
+        );
+    }
+    let access = Recorded::fixture(200, "PostAccessToken.json", &vars);
+    acr.on(
+        "POST",
+        "/oauth2/token",
+        vec![
+            Recorded::fixture(403, "Error.UNAUTHORIZED.json", &vars),
+            access,
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let client = logged_in(&acr, &az_acr_login(dir.path(), &acr, "identity-abac"));
+
+    let err = client.acr_manifests("app").await.expect_err("refused");
+    assert!(err.to_string().contains("may not have"), "{err}");
+    assert!(!registry_janitor::registry::Backend::credentials_spent(
+        &client
+    ));
+    client
+        .acr_manifests("tools/builder")
+        .await
+        .expect("the next repository");
+    assert_eq!(
+        acr.seen_at("POST", "/oauth2/token").len(),
+        2,
+        "no retry of the 403"
+    );
+}

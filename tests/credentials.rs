@@ -274,6 +274,98 @@ async fn a_helper_that_hangs_is_stopped_at_its_timeout() {
     );
 }
 
+#[tokio::test]
+async fn a_helper_that_leaves_its_output_open_is_stopped_at_its_timeout_too() {
+    let registry = basic_registry(&["app"]).await;
+    let (janitor, helpers) = janitor_with_helpers(&registry);
+    // It answers, exits, and leaves a child holding its stdout.
+    helpers.add(
+        "lingers",
+        &format!("(sleep 20 &)\necho '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'"),
+    );
+    docker_config(&janitor, r#"{"credsStore":"lingers"}"#);
+    let janitor = janitor.with_env("JANITOR_CREDENTIAL_HELPER_TIMEOUT", "1s");
+
+    let started = std::time::Instant::now();
+    let out = plan(&janitor, &[]).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("within 1s"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_bad_helper_timeout_is_an_error_that_says_so() {
+    let registry = basic_registry(&["app"]).await;
+    let (janitor, helpers) = janitor_with_helpers(&registry);
+    helpers.answering("store", &registry.host(), PASSWORD);
+    docker_config(&janitor, r#"{"credsStore":"store"}"#);
+    let janitor = janitor.with_env("JANITOR_CREDENTIAL_HELPER_TIMEOUT", "soon");
+    let policy = janitor.policy(POLICY);
+    let out = janitor
+        .op(
+            &["plan"],
+            &["--policy", policy.to_str().unwrap(), "--no-state"],
+        )
+        .await;
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("JANITOR_CREDENTIAL_HELPER_TIMEOUT") && out.stderr.contains("soon"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(helpers.runs("store"), 0);
+}
+
+#[tokio::test]
+async fn credentials_not_found_by_the_helper_mean_anonymous() {
+    let registry = TestRegistry::start().await;
+    Image::oci("app").tag("v1").push(&registry).await;
+    let (janitor, helpers) = janitor_with_helpers(&registry);
+    helpers.answering("store", "other.example", PASSWORD);
+    docker_config(&janitor, r#"{"credsStore":"store"}"#);
+    let out = plan(&janitor, &[]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(all_complete(&out));
+    assert_eq!(helpers.runs("store"), 1);
+}
+
+#[tokio::test]
+async fn a_helper_that_does_not_read_its_input_is_still_heard() {
+    let registry = basic_registry(&["app"]).await;
+    let (janitor, helpers) = janitor_with_helpers(&registry);
+    helpers.add(
+        "deaf",
+        &format!("echo '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}'"),
+    );
+    docker_config(&janitor, r#"{"credsStore":"deaf"}"#);
+    let out = plan(&janitor, &[]).await;
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(all_complete(&out));
+}
+
+#[tokio::test]
+async fn an_identity_token_is_never_sent_as_a_password() {
+    let registry = basic_registry(&["app"]).await;
+    let (janitor, helpers) = janitor_with_helpers(&registry);
+    helpers.add(
+        "tokens",
+        "echo '{\"Username\":\"<token>\",\"Secret\":\"SECRET-LEAK-refresh\"}'",
+    );
+    docker_config(&janitor, r#"{"credsStore":"tokens"}"#);
+    let out = plan(&janitor, &["--repository", "app"]).await;
+    assert_eq!(out.code, 1, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout.contains("wants a password") && out.stdout.contains("identity token"),
+        "{}",
+        out.stdout
+    );
+    assert_no_secret(&out);
+}
+
 /// A helper whose answer changes: the first run hands out `WRONG` (a password rotated
 /// since), later runs `PASSWORD`.
 fn rotating(helpers: &Helpers, name: &str, host: &str) {

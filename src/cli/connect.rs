@@ -87,14 +87,19 @@ impl ConnectArgs {
             .clone()
             .zip(self.password.clone())
             .map(|(username, password)| Credentials { username, password });
+        // With an Azure AD token, docker's config is not read: its helpers are not run, and it
+        // is not asked again when the registry refuses the token.
+        let aad = self.aad_token.as_deref().is_some_and(|t| !t.is_empty());
+        let env = |k: &str| match k {
+            "DOCKER_CONFIG" | "HOME" if aad => None,
+            _ => std::env::var(k).ok(),
+        };
         // A helper that fails or hangs is not bad input: the same command may work later.
-        let (credentials, credential_source) = Credentials::resolve_from(&host, explicit, |k| {
-            std::env::var(k).ok()
-        })
-        .map_err(|e| match e {
-            CredentialsError::Helper { .. } => runtime(e),
-            e => usage(e),
-        })?;
+        let (credentials, credential_source) = Credentials::resolve_from(&host, explicit, env)
+            .map_err(|e| match e {
+                CredentialsError::Helper { .. } => runtime(e),
+                e => usage(e),
+            })?;
         let kind = match self.kind {
             KindArg::Auto => None,
             KindArg::Oci => Some(Kind::Oci),

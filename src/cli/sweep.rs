@@ -117,12 +117,13 @@ async fn run_sweep<S: StateStore>(
             planned.push(sweeper.plan(repo).await.map_err(runtime)?);
         }
         progress.clear();
-        let preview = Report::new(now, true, planned.iter().map(|p| p.plan.clone()).collect());
+        let preview = Report::new(now, true, planned.iter().map(|p| p.plan.clone()).collect())
+            .left_for_next_run(unfinished.clone());
         print!("{}", preview.to_table());
         let s = &preview.summary;
         if s.manifests_deleted + s.tags_removed == 0 {
             eprintln!("Nothing to do.");
-            return Ok(ExitCode::SUCCESS);
+            return Ok(exit_code(&preview));
         }
         if !confirm(&format!(
             "Delete {} manifests and remove {} tags in {}? [y/N] ",
@@ -156,9 +157,14 @@ async fn run_sweep<S: StateStore>(
         Format::Json => println!("{}", report.to_json()),
         Format::Table => print!("{}", report.to_table()),
     }
-    Ok(if report.has_failures() {
+    Ok(exit_code(&report))
+}
+
+/// 1 when anything failed, or a repository was not started (the credentials were refused).
+fn exit_code(report: &Report) -> ExitCode {
+    if report.has_failures() || !report.unfinished.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }

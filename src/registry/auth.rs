@@ -45,6 +45,11 @@ pub enum CredentialsError {
     HalfSet(&'static str, &'static str),
     #[error("docker credential helper {helper}: {reason}")]
     Helper { helper: String, reason: String },
+    #[error(
+        "{} {value:?} is not a duration ({reason}); write it like 5s or 1m",
+        super::docker_config::HELPER_TIMEOUT_VAR
+    )]
+    HelperTimeout { value: String, reason: String },
 }
 
 impl Credentials {
@@ -111,7 +116,7 @@ impl Credentials {
             }
             (None, None) => {}
         }
-        let Some(lookup) = Lookup::locate(host, env) else {
+        let Some(lookup) = Lookup::locate(host, env)? else {
             return Ok((None, None));
         };
         let credentials = lookup.read()?;
@@ -251,7 +256,10 @@ impl AuthState {
             }
         }
         if inner.basic {
-            return credentials.map(Credentials::basic_header);
+            // An identity token is never a password.
+            return credentials
+                .filter(|c| !c.is_identity_token())
+                .map(Credentials::basic_header);
         }
         None
     }

@@ -73,19 +73,31 @@ struct HelperAnswer {
 impl Lookup {
     /// The config docker itself would read: `$DOCKER_CONFIG/config.json`, else
     /// `~/.docker/config.json`. `None` without either variable.
-    pub fn locate(host: &str, env: impl Fn(&str) -> Option<String>) -> Option<Lookup> {
-        let path = match env("DOCKER_CONFIG") {
-            Some(dir) => PathBuf::from(dir).join("config.json"),
-            None => PathBuf::from(env("HOME")?).join(".docker/config.json"),
+    /// `Ok(None)` without either variable; an error for a helper timeout that is no duration.
+    pub fn locate(
+        host: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Option<Lookup>, CredentialsError> {
+        let set = |name: &str| env(name).filter(|v| !v.is_empty());
+        let path = match (set("DOCKER_CONFIG"), set("HOME")) {
+            (Some(dir), _) => PathBuf::from(dir).join("config.json"),
+            (None, Some(home)) => PathBuf::from(home).join(".docker/config.json"),
+            (None, None) => return Ok(None),
         };
-        let helper_timeout = env(HELPER_TIMEOUT_VAR)
-            .and_then(|t| humantime::parse_duration(t.trim()).ok())
-            .unwrap_or(HELPER_TIMEOUT);
-        Some(Lookup {
+        let helper_timeout = match set(HELPER_TIMEOUT_VAR) {
+            None => HELPER_TIMEOUT,
+            Some(t) => humantime::parse_duration(t.trim()).map_err(|e| {
+                CredentialsError::HelperTimeout {
+                    value: t.clone(),
+                    reason: e.to_string(),
+                }
+            })?,
+        };
+        Ok(Some(Lookup {
             path,
             host: host.to_owned(),
             helper_timeout,
-        })
+        }))
     }
 
     /// Read the credentials for the host (again, when a registry refused what they were). A
@@ -110,18 +122,13 @@ impl Lookup {
         if let Some(helper) = helper_for(&doc, &self.host) {
             return run_helper(helper, &server_address(&self.host), self.helper_timeout);
         }
-        let Some(entry) = doc
-            .auths
-            .iter()
-            .find(|(key, _)| same_registry(key, &self.host))
-            .map(|(_, entry)| entry)
-        else {
+        let Some(entry) = entry_for(&doc.auths, &self.host) else {
             return Ok(None);
         };
         if let Some(token) = entry.identitytoken.as_deref().filter(|t| !t.is_empty()) {
             return Ok(Some(Credentials::identity_token(token)));
         }
-        let Some(auth) = entry.auth.as_deref() else {
+        let Some(auth) = entry.auth.as_deref().filter(|a| !a.trim().is_empty()) else {
             return Ok(None);
         };
         decode_auth(auth)
@@ -140,12 +147,22 @@ impl Lookup {
 
 /// The helper docker would ask for `host`: `credHelpers.<host>`, else `credsStore`.
 fn helper_for<'d>(doc: &'d Document, host: &str) -> Option<&'d str> {
-    doc.cred_helpers
-        .iter()
-        .find(|(key, _)| same_registry(key, host))
-        .map(|(_, name)| name.as_str())
+    entry_for(&doc.cred_helpers, host)
+        .map(String::as_str)
         .or(doc.creds_store.as_deref())
         .filter(|name| !name.is_empty())
+}
+
+/// The entry for `host`: under the host itself, as docker looks first, else under the first
+/// (in key order, so every run picks the same) of the keys that name it.
+fn entry_for<'d, V>(entries: &'d HashMap<String, V>, host: &str) -> Option<&'d V> {
+    entries.get(host).or_else(|| {
+        entries
+            .iter()
+            .filter(|(key, _)| same_registry(key, host))
+            .min_by(|(a, _), (b, _)| a.cmp(b))
+            .map(|(_, v)| v)
+    })
 }
 
 /// `user:password`, base64.
@@ -217,31 +234,43 @@ fn run_helper(
         // A helper that exits without reading its input is judged by its answer.
         let _ = stdin.write_all(server.as_bytes());
     }
-    let mut stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
+    // Read the answer on a thread, so that a helper that leaves its output open (a child
+    // that lives on) cannot hold the run past the timeout.
+    let stdout = child.stdout.take();
+    let (sender, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
         let mut out = Vec::new();
-        if let Some(s) = stdout.as_mut() {
+        if let Some(s) = stdout {
             let _ = s.take(1 << 20).read_to_end(&mut out);
         }
-        out
+        let _ = sender.send(out);
     });
-    let started = Instant::now();
+    let deadline = Instant::now() + timeout;
+    let late = || {
+        fail(format!(
+            "did not answer within {} (set {HELPER_TIMEOUT_VAR} to wait longer)",
+            humantime::format_duration(timeout)
+        ))
+    };
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break status,
-            Ok(None) if started.elapsed() >= timeout => {
+            Ok(None) if Instant::now() >= deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return Err(fail(format!(
-                    "did not answer within {} (set {HELPER_TIMEOUT_VAR} to wait longer)",
-                    humantime::format_duration(timeout)
-                )));
+                return Err(late());
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(fail(format!("cannot wait for it: {e}"))),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(fail(format!("cannot wait for it: {e}")));
+            }
         }
     };
-    let out = reader.join().unwrap_or_default();
+    let out = answer
+        .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        .map_err(|_| late())?;
     if !status.success() {
         // docker's helpers say so on stdout; that is anonymous, not an error.
         if String::from_utf8_lossy(&out).contains("credentials not found") {

@@ -151,6 +151,11 @@ impl RegistryError {
         matches!(self, RegistryError::CutOff { sent: true, .. })
     }
 
+    /// A token service answered `status` to our credentials.
+    pub fn is_token_refusal(&self, status: u16) -> bool {
+        matches!(self, RegistryError::Token { status: Some(s), .. } if *s == status)
+    }
+
     /// The run's time ran out before the request (`OutOfTime`).
     pub fn is_out_of_time(&self) -> bool {
         matches!(

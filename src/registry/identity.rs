@@ -60,8 +60,8 @@ impl Identity {
             return false;
         }
         // Given outright: nothing to ask, and each refusal stands on its own (the function
-        // reads its secret again itself).
-        let Some(source) = self.source.clone() else {
+        // reads its secret again itself). Anonymous: nothing was refused that a source gave.
+        let Some(source) = self.source.clone().filter(|_| old.is_some()) else {
             return false;
         };
         let described = source.describe();
@@ -83,7 +83,8 @@ impl Identity {
                 self.spent.store(true, Ordering::Relaxed);
                 false
             }
-            Err(_) => {
+            Err(e) => {
+                tracing::warn!(source = %described, error = %e, "the registry refused the credentials; asking their source again did not finish");
                 self.spent.store(true, Ordering::Relaxed);
                 false
             }
@@ -154,5 +155,15 @@ mod tests {
         let id = Identity::new(Some(basic("flag")), None);
         assert!(!id.ask_again(0).await);
         assert!(!id.spent());
+    }
+
+    #[tokio::test]
+    async fn anonymous_is_never_spent() {
+        let dir = std::env::temp_dir().join(format!("rj-identity-anon-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let id = Identity::new(None, Some(config(&dir, "whatever")));
+        assert!(!id.ask_again(0).await);
+        assert!(!id.spent());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -23,6 +23,9 @@ const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 pub struct Transport {
     http: reqwest::Client,
+    /// For token POSTs: follows no redirect, since a 307 or 308 would carry the form (a
+    /// refresh token, an Azure AD token) to wherever it points, past the host checks.
+    forms: reqwest::Client,
     /// Our credentials, and the source to ask again when they are refused.
     identity: Identity,
     auth: AuthState,
@@ -77,14 +80,18 @@ impl Transport {
         // reqwest is built without a default crypto provider; ring is ours. Installing it
         // twice is harmless, so the result does not matter.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("registry-janitor/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10).min(timeout))
-            .timeout(timeout)
-            .build()
-            .map_err(|e| RegistryError::Client(e.without_url().to_string()))?;
+        let client = |redirect| {
+            reqwest::Client::builder()
+                .user_agent(concat!("registry-janitor/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(Duration::from_secs(10).min(timeout))
+                .timeout(timeout)
+                .redirect(redirect)
+                .build()
+                .map_err(|e| RegistryError::Client(e.without_url().to_string()))
+        };
         Ok(Transport {
-            http,
+            http: client(reqwest::redirect::Policy::default())?,
+            forms: client(reqwest::redirect::Policy::none())?,
             identity: Identity::new(credentials, None),
             auth: AuthState::default(),
             retry,
@@ -188,8 +195,13 @@ impl Transport {
                 if answered_basic && !asked_again && self.identity.ask_again(generation).await {
                     asked_again = true;
                     (credentials, generation) = self.identity.current();
-                    authorization = credentials.as_ref().map(Credentials::basic_header);
-                    answered_challenge = false;
+                    // One more request, with the new password; refused again, it is final.
+                    authorization = match &credentials {
+                        Some(c) if c.is_identity_token() => {
+                            return Err(wants_a_password(&method, path))
+                        }
+                        c => c.as_ref().map(Credentials::basic_header),
+                    };
                     continue;
                 }
                 return Err(match &credentials {
@@ -214,14 +226,7 @@ impl Transport {
             authorization = Some(match challenge {
                 Some(Challenge::Basic) => match &credentials {
                     Some(c) if c.is_identity_token() => {
-                        return Err(RegistryError::Status {
-                            method: method.to_string(),
-                            path,
-                            status: 401,
-                            detail: Some(
-                                "the registry wants a password (basic auth), and docker's config holds an identity token for it".into(),
-                            ),
-                        })
+                        return Err(wants_a_password(&method, path))
                     }
                     Some(c) => {
                         self.auth.remember_basic();
@@ -273,7 +278,10 @@ impl Transport {
             .fetch_token_with(credentials.as_ref(), realm, service, scope)
             .await
         {
-            Err(e) if e.is_credentials() && self.identity.ask_again(generation).await => {
+            // A 401 is the token service refusing the credentials themselves; a 403 refuses
+            // this scope only (a repository they may not read), which asking again cannot fix
+            // and which says nothing about the other repositories.
+            Err(e) if e.is_token_refusal(401) && self.identity.ask_again(generation).await => {
                 let (credentials, _) = self.identity.current();
                 self.fetch_token_with(credentials.as_ref(), realm, service, scope)
                     .await
@@ -377,7 +385,7 @@ impl Transport {
             ("client_id", "registry-janitor"),
         ];
         let (status, answer) = self.post_form(&realm, &form).await?;
-        if matches!(status, 401 | 403) {
+        if status == 401 {
             let source = self
                 .identity
                 .source()
@@ -385,8 +393,14 @@ impl Transport {
                 .unwrap_or_else(|| "the credentials".into());
             return Err(with_status(
                 fail(format!(
-                    "HTTP {status}: the registry refused the identity token from {source} (expired or revoked: on ACR they last 3 hours with ABAC); log in again: `az acr login --name <registry>`"
+                    "HTTP 401: the registry refused the identity token from {source} (expired or revoked: on ACR they last 3 hours with ABAC); log in again: `az acr login --name <registry>`"
                 )),
+                status,
+            ));
+        }
+        if status == 403 {
+            return Err(with_status(
+                fail(format!("HTTP 403: the identity token may not have {scope}")),
                 status,
             ));
         }
@@ -566,7 +580,11 @@ impl Transport {
             }
             // The waits above may have used the time up: checked right before sending, and
             // the request may last only until the cutoff.
-            let mut request = build(self.http.request(method.clone(), url.clone()));
+            let http = match *method {
+                Method::POST => &self.forms,
+                _ => &self.http,
+            };
+            let mut request = build(http.request(method.clone(), url.clone()));
             match self.left() {
                 Some(left) if left.is_zero() => return Err(cut_off(false)),
                 Some(left) => request = request.timeout(left.min(self.timeout)),
@@ -738,6 +756,20 @@ pub async fn status_error(method: &Method, url: &Url, response: Response) -> Reg
 /// A header as text, if present and readable.
 pub fn header<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// A registry asking for a password (basic auth) where we hold an identity token: that token
+/// is never sent as a password.
+fn wants_a_password(method: &Method, path: String) -> RegistryError {
+    RegistryError::Status {
+        method: method.to_string(),
+        path,
+        status: 401,
+        detail: Some(
+            "the registry wants a password (basic auth), and the credentials are an identity token"
+                .into(),
+        ),
+    }
 }
 
 /// A token service's refusal, with the status it answered (401 and 403 mean the credentials).

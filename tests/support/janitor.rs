@@ -108,6 +108,8 @@ impl Janitor {
             .args(args)
             .env_remove("REGISTRY_USERNAME")
             .env_remove("REGISTRY_PASSWORD")
+            .env_remove("DOCKER_CONFIG")
+            .env_remove("JANITOR_CREDENTIAL_HELPER_TIMEOUT")
             .env("HOME", self.dir.path())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
