@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
 use registry_janitor::registry::auth::CredentialsError;
-use registry_janitor::registry::oci::{redact_userinfo, registry_host};
+use registry_janitor::registry::options::{redact_userinfo, registry_host};
 use registry_janitor::registry::{Backend, ClientOptions, Credentials, Kind};
 use registry_janitor::state::{AnyState, FileState};
 use registry_janitor::wiring::{Inventory, Settings, Wired};

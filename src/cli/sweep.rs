@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use registry_janitor::policy::Policy;
-use registry_janitor::registry::oci::redact_userinfo;
+use registry_janitor::registry::options::redact_userinfo;
 use registry_janitor::registry::Backend;
 use registry_janitor::report::Report;
 use registry_janitor::state::StateStore;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::policy::{Policy, PolicyError};
-use crate::registry::oci::{redact_userinfo, registry_host};
+use crate::registry::options::{redact_userinfo, registry_host};
 
 /// The environment variables the function reads. The SAM template sets the deployed ones,
 /// and a test checks that the template names nothing else.

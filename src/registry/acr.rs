@@ -12,12 +12,14 @@ use serde::Deserialize;
 use super::backend::{
     Answer, Backend, Capabilities, ListedManifest, ListedTag, Support, TagListing,
 };
+use super::backend::{Deleted, TagDeleted};
 use super::digest::Digest;
 use super::error::RegistryError;
 use super::manifest::{Descriptor, Manifest};
 use super::media_type::MediaType;
 use super::name::{check_repository, check_tag, Reference};
-use super::oci::{Deleted, Kind, OciClient, TagDeleted};
+use super::oci::OciClient;
+use super::options::Kind;
 use super::transport::{status_error, Extra};
 
 /// ACR's write and delete switches. Either one off means locked: the registry refuses to

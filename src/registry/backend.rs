@@ -17,7 +17,22 @@ use super::error::RegistryError;
 use super::manifest::{Descriptor, Manifest};
 use super::media_type::MediaType;
 use super::name::Reference;
-use super::oci::{Deleted, TagDeleted};
+
+/// The result of a delete that succeeded: removed now, or already gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Removed,
+    AlreadyGone,
+}
+
+/// The result of a tag delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TagDeleted {
+    Removed,
+    AlreadyGone,
+    /// The registry cannot delete a tag alone (distribution 2.8 answers 400).
+    Unsupported,
+}
 
 /// What a backend call returns: a future of the answer, boxed so that `Backend` can be a
 /// trait object (the backend is chosen at run time).

@@ -13,19 +13,24 @@ pub mod manifest;
 pub mod media_type;
 pub mod name;
 pub mod oci;
+pub mod options;
 pub mod pace;
 pub mod retry;
+mod sources;
 mod transport;
 
 pub use acr::AcrClient;
 pub use auth::Credentials;
-pub use backend::{Backend, Capabilities, ListedManifest, ListedTag, Support, TagListing};
+pub use backend::{
+    Backend, Capabilities, Deleted, ListedManifest, ListedTag, Support, TagDeleted, TagListing,
+};
 pub use digest::Digest;
 pub use error::RegistryError;
 pub use manifest::{Body, Descriptor, Manifest};
 pub use media_type::MediaType;
 pub use name::Reference;
-pub use oci::{ClientOptions, Deleted, Kind, OciClient, TagDeleted};
+pub use oci::OciClient;
+pub use options::{ClientOptions, Kind};
 pub use retry::RetryPolicy;
 pub use transport::READS_PER_WRITE;
 

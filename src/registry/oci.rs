@@ -6,23 +6,20 @@
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 use url::Url;
 
-use super::auth::Credentials;
-use super::backend::{Answer, Backend, ListedManifest, TagListing};
+use super::backend::{Answer, Backend, Deleted, ListedManifest, TagDeleted, TagListing};
 use super::digest::Digest;
-use super::docker_config::Lookup;
 use super::error::RegistryError;
 use super::link;
 use super::manifest::{config_created, Descriptor, Manifest};
 use super::media_type::{MediaType, MANIFEST_ACCEPT, OCI_INDEX};
 use super::name::{check_repository, check_tag, Reference};
-use super::retry::RetryPolicy;
+use super::options::{redact_userinfo, registry_host, ClientOptions, Kind};
 use super::transport::{header, read_limited, status_error, Extra, Transport};
 
 /// Manifests larger than this are refused (distribution's own limit is 4 MiB).
@@ -55,95 +52,12 @@ impl LearnedSupport {
     }
 }
 
-/// Which API a registry speaks beyond the OCI distribution API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// The OCI distribution API only.
-    Oci,
-    /// Azure Container Registry: also `/acr/v1/` (timestamps, locks, tag and repository
-    /// delete) and Azure AD token exchange.
-    Acr,
-}
-
-impl Kind {
-    /// The kind a host's name implies: ACR's public and sovereign clouds, else OCI.
-    pub fn of_host(host: &str) -> Kind {
-        let name = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
-        if [".azurecr.io", ".azurecr.cn", ".azurecr.us"]
-            .iter()
-            .any(|s| name.ends_with(s))
-        {
-            Kind::Acr
-        } else {
-            Kind::Oci
-        }
-    }
-}
-
-/// How to reach a registry.
-#[derive(Clone)]
-pub struct ClientOptions {
-    pub credentials: Option<Credentials>,
-    /// Where in docker's config the credentials came from, to ask again when the registry
-    /// refuses them partway through a run; `None` for credentials given outright.
-    pub credential_source: Option<Lookup>,
-    /// The registry's kind; `None` works it out from the host name.
-    pub kind: Option<Kind>,
-    /// ACR: an Azure AD access token to exchange for registry tokens.
-    pub aad_token: Option<String>,
-    pub retry: RetryPolicy,
-    /// Page size asked for with `n` on listings (distribution refuses more than 1000).
-    pub page_size: usize,
-    /// Timeout of one HTTP request.
-    pub timeout: Duration,
-    /// Changes (deletes, untags) in flight at once, whatever asks for them; reads go up to
-    /// `READS_PER_WRITE` times as many.
-    pub in_flight: usize,
-    /// Write operations (deletes, pushes, lock changes) a minute at most; `None`: not paced.
-    pub max_writes_per_minute: Option<u32>,
-    /// No request starts after this, and none runs past it (the Lambda's hard deadline).
-    pub cutoff: Option<std::time::Instant>,
-}
-
-impl Default for ClientOptions {
-    fn default() -> Self {
-        ClientOptions {
-            credentials: None,
-            credential_source: None,
-            kind: None,
-            aad_token: None,
-            retry: RetryPolicy::default(),
-            page_size: 1000,
-            timeout: Duration::from_secs(30),
-            in_flight: 8,
-            max_writes_per_minute: None,
-            cutoff: None,
-        }
-    }
-}
-
 /// A full listing, after following every page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listing {
     pub items: Vec<String>,
     /// Pages fetched.
     pub pages: usize,
-}
-
-/// The result of a delete that succeeded: removed now, or already gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deleted {
-    Removed,
-    AlreadyGone,
-}
-
-/// The result of a tag delete.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TagDeleted {
-    Removed,
-    AlreadyGone,
-    /// The registry cannot delete a tag alone (distribution 2.8 answers 400).
-    Unsupported,
 }
 
 /// Where a list of referrers came from.
@@ -851,26 +765,6 @@ fn is_image_config(media_type: &str) -> bool {
         "application/vnd.oci.image.config.v1+json"
             | "application/vnd.docker.container.image.v1+json"
     )
-}
-
-/// A registry URL fit for a message: any `user:password@` replaced, at most 200 characters.
-pub fn redact_userinfo(url: &str) -> String {
-    let shown = match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://<redacted>@{}", &url[..scheme_end], &url[at + 1..])
-        }
-        _ => url.to_owned(),
-    };
-    shown.chars().take(200).collect()
-}
-
-/// `host` or `host:port` of a registry URL.
-pub fn registry_host(url: &Url) -> Option<String> {
-    let host = url.host_str()?;
-    Some(match url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    })
 }
 
 fn push_scope(repository: &str) -> String {

@@ -369,7 +369,7 @@ impl Transport {
             reason,
             status: None,
         };
-        let realm_host = super::oci::registry_host(&realm);
+        let realm_host = super::options::registry_host(&realm);
         if realm_host.is_none() || realm_host != self.registry_host {
             return Err(fail(format!(
                 "the token service is not on the registry's host {}; refusing to send it the identity token from docker's config",
@@ -431,7 +431,7 @@ impl Transport {
             reason,
             status: None,
         };
-        let realm_host = super::oci::registry_host(&realm);
+        let realm_host = super::options::registry_host(&realm);
         if realm_host.is_none() || realm_host != self.registry_host {
             return Err(fail(format!(
                 "the token service is not on the registry's host {}; refusing to send it the Azure AD token",
