@@ -60,7 +60,7 @@ pub async fn collect(
     // Pinned manifests keep what they reach, so they must be in the picture even untagged;
     // so must a manifest the user names by digest.
     let wanted: BTreeSet<Digest> = policy.protect.digests.union(named).cloned().collect();
-    match listings(client, repository).await {
+    match client.listings(repository).await {
         Ok((TagListing::Names(names), _)) => reader.read_tags(&names).await,
         Ok((TagListing::Resolved(tags), manifests)) => reader.read_listed(tags, manifests).await,
         Err(e) if e.is_name_unknown() => {
@@ -87,36 +87,6 @@ pub async fn collect(
         reader.problem(problem);
     }
     reader.into_collected()
-}
-
-/// A repository's tags, and every manifest where the backend lists them, read side by side.
-async fn listings(
-    client: &dyn Backend,
-    repository: &str,
-) -> Result<(TagListing, Option<Vec<ListedManifest>>), RegistryError> {
-    if !client.capabilities().manifest_listing {
-        return Ok((client.tags(repository).await?, None));
-    }
-    let (tags, manifests) =
-        futures_util::future::join(client.tags(repository), client.manifests(repository)).await;
-    match (tags, manifests) {
-        (Ok(tags), Ok(manifests)) => Ok((tags, manifests)),
-        // Both say there is no such repository: there is none.
-        (Err(e), Err(m)) if e.is_name_unknown() && m.is_name_unknown() => Err(e),
-        // One says so while the other lists it: not "nothing there".
-        (Err(e), Ok(_)) | (Ok(_), Err(e)) if e.is_name_unknown() => {
-            Err(RegistryError::InvalidResponse {
-                method: "GET".into(),
-                path: format!("{repository} listings"),
-                reason: format!(
-                    "one listing says there is no such repository ({e}), the other lists it"
-                ),
-            })
-        }
-        // A listing that failed otherwise says nothing about whether the repository exists.
-        (Err(e), Err(m)) if e.is_name_unknown() => Err(m),
-        (Err(e), _) | (_, Err(e)) => Err(e),
-    }
 }
 
 /// Re-read the tags of a repository just before changing it, and read any manifest they
@@ -344,6 +314,7 @@ impl<'a> Reader<'a> {
             for m in &manifests {
                 if let Some(f) = self.snapshot.manifests.get_mut(&m.digest) {
                     f.updated = m.updated;
+                    f.pulled = m.pulled;
                     f.locked = m.locked;
                 }
             }
@@ -501,24 +472,34 @@ impl<'a> Reader<'a> {
                 .collect();
             let (client, repo, inventory) = (self.client, self.repository, self.inventory);
             let deadline = self.deadline;
-            let results: Vec<(Digest, Result<Option<ManifestFacts>, RegistryError>)> =
-                bounded::each(self.concurrency, batch, |digest| async move {
+            // What the inventory knows is known (a HEAD confirms it where asked); the rest is
+            // fetched, in one batch where the backend reads in batches.
+            let (known, unknown): (Vec<Digest>, Vec<Digest>) = batch.into_iter().partition(|d| {
+                inventory
+                    .manifests
+                    .get(d)
+                    .is_some_and(|r| r.facts.is_some())
+            });
+            let mut results: Vec<(Digest, Result<Option<ManifestFacts>, RegistryError>)> =
+                bounded::each(self.concurrency, known, |digest| async move {
                     if past(deadline) {
                         let late = RegistryError::OutOfTime {
                             repository: repo.to_owned(),
                         };
                         return (digest, Err(late));
                     }
-                    let known = inventory
+                    let facts = inventory
                         .manifests
                         .get(&digest)
-                        .and_then(|r| r.facts.clone());
+                        .and_then(|r| r.facts.clone())
+                        .unwrap_or_default();
                     // A digest is absent only when a GET and a HEAD both say 404. A
                     // registry that answers 404 for one and not the other is in
                     // trouble, and what it hides may be what keeps a kept image whole.
-                    let r = match known {
-                        Some(facts) if !verify => Ok(Some(facts)),
-                        Some(facts) => match client.manifest_exists(repo, &digest).await {
+                    let r = if !verify {
+                        Ok(Some(facts))
+                    } else {
+                        match client.manifest_exists(repo, &digest).await {
                             Ok(true) => Ok(Some(facts)),
                             Ok(false) => match client
                                 .manifest(repo, &Reference::Digest(digest.clone()))
@@ -529,27 +510,40 @@ impl<'a> Reader<'a> {
                                 Ok(_) => Err(contradiction(repo, &digest, "a HEAD", "a GET")),
                             },
                             Err(e) => Err(e),
-                        },
-                        None => match client
-                            .manifest(repo, &Reference::Digest(digest.clone()))
-                            .await
-                        {
-                            Ok(m) => Ok(Some(facts_of(&m))),
-                            Err(e) if e.is_not_found() => {
-                                match client.manifest_exists(repo, &digest).await {
-                                    Ok(false) => Ok(None),
-                                    Ok(true) => {
-                                        Err(contradiction(repo, &digest, "a GET", "a HEAD"))
-                                    }
-                                    Err(e) => Err(e),
-                                }
-                            }
-                            Err(e) => Err(e),
-                        },
+                        }
                     };
                     (digest, r)
                 })
                 .await;
+            let fetched = if past(deadline) {
+                let late = || RegistryError::OutOfTime {
+                    repository: repo.to_owned(),
+                };
+                unknown.into_iter().map(|d| (d, Err(late()))).collect()
+            } else {
+                client
+                    .manifests_by_digest(repo, unknown, self.concurrency)
+                    .await
+            };
+            let (missing, read): (Vec<_>, Vec<_>) = fetched
+                .into_iter()
+                .partition(|(_, r)| matches!(r, Err(e) if e.is_not_found()));
+            results.extend(
+                read.into_iter()
+                    .map(|(d, r)| (d, r.map(|m| Some(facts_of(&m))))),
+            );
+            let missing: Vec<Digest> = missing.into_iter().map(|(d, _)| d).collect();
+            results.extend(
+                bounded::each(self.concurrency, missing, |digest| async move {
+                    let r = match client.manifest_exists(repo, &digest).await {
+                        Ok(false) => Ok(None),
+                        Ok(true) => Err(contradiction(repo, &digest, "a GET", "a HEAD")),
+                        Err(e) => Err(e),
+                    };
+                    (digest, r)
+                })
+                .await,
+            );
             for (digest, result) in results {
                 match result {
                     Ok(Some(facts)) => pending.extend(self.add(&digest, facts)),

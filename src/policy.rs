@@ -36,6 +36,9 @@ pub struct Rule {
     /// Only for `tagged` rules.
     pub tags: Pattern,
     pub older_than: Duration,
+    /// Selected only when not pulled for this long (never pulled: since its push). Needs a
+    /// backend that records pulls (`Capabilities::pull_times`).
+    pub unpulled_for: Option<Duration>,
     pub keep: usize,
     /// Only for `tagged` rules: remove the tags it selects, and never delete a manifest for
     /// them, even when every tag on it goes (`acr purge` without `--untagged`).
@@ -76,11 +79,18 @@ pub enum PolicyError {
         pattern: String,
         reason: String,
     },
-    #[error("rule {rule:?}: older_than {value:?}: {reason}")]
+    #[error("rule {rule:?}: {field} {value:?}: {reason}")]
     Duration {
         rule: String,
+        field: &'static str,
         value: String,
         reason: String,
+    },
+    #[error("rule {rule:?}: `unpulled_for` needs the registry's pull times, and the {backend} backend ({host}) records none; only ECR does")]
+    PullTimes {
+        rule: String,
+        backend: &'static str,
+        host: String,
     },
     #[error("rule {rule:?}: `tags` applies only to select = \"tagged\"")]
     TagsOnUntagged { rule: String },
@@ -110,6 +120,7 @@ struct RuleDocument {
     select: Select,
     tags: Option<String>,
     older_than: Option<String>,
+    unpulled_for: Option<String>,
     #[serde(default)]
     keep: usize,
     #[serde(default)]
@@ -163,6 +174,7 @@ impl Policy {
             select,
             tags: any.clone(),
             older_than,
+            unpulled_for: None,
             keep: 0,
             untag_only: false,
         };
@@ -212,20 +224,28 @@ impl Policy {
             }
             let repositories = anchored(&r.name, "repositories", r.repositories.as_deref())?;
             let tags = anchored(&r.name, "tags", r.tags.as_deref())?;
-            let older_than = match &r.older_than {
-                Some(value) => parse_older_than(value).map_err(|reason| PolicyError::Duration {
-                    rule: r.name.clone(),
-                    value: value.clone(),
-                    reason,
-                })?,
-                None => Duration::ZERO,
+            let duration = |field: &'static str, value: &Option<String>| {
+                value
+                    .as_ref()
+                    .map(|v| {
+                        parse_older_than(v).map_err(|reason| PolicyError::Duration {
+                            rule: r.name.clone(),
+                            field,
+                            value: v.clone(),
+                            reason,
+                        })
+                    })
+                    .transpose()
             };
+            let older_than = duration("older_than", &r.older_than)?.unwrap_or(Duration::ZERO);
+            let unpulled_for = duration("unpulled_for", &r.unpulled_for)?;
             rules.push(Rule {
                 name: r.name,
                 repositories,
                 select: r.select,
                 tags,
                 older_than,
+                unpulled_for,
                 keep: r.keep,
                 untag_only: r.untag_only,
             });
@@ -253,6 +273,22 @@ impl Policy {
                 include_locked: doc.protect.include_locked,
             },
         })
+    }
+
+    /// Whether the registry can do what the rules ask: `unpulled_for` needs pull times. An
+    /// error names the rule and the backend, so that no rule silently selects nothing.
+    pub fn fits(&self, backend: &dyn crate::registry::Backend) -> Result<(), PolicyError> {
+        if backend.capabilities().pull_times {
+            return Ok(());
+        }
+        match self.rules.iter().find(|r| r.unpulled_for.is_some()) {
+            Some(r) => Err(PolicyError::PullTimes {
+                rule: r.name.clone(),
+                backend: backend.name(),
+                host: backend.host().to_owned(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Whether any rule covers `repository`: the default sweep scope. A name a pattern cannot

@@ -829,3 +829,29 @@ async fn deletes_the_cutoff_stops_are_kept_for_the_next_run_not_failed() {
         );
     }
 }
+
+#[tokio::test]
+async fn unpulled_for_on_a_registry_without_pull_times_is_refused_before_anything_is_read() {
+    let registry = TestRegistry::start().await;
+    let build = old_build(&registry, "app", "pr-1").await;
+    let janitor = Janitor::new(&registry);
+    let policy = janitor.policy(
+        r#"{"rules":[{"name":"cold","select":"tagged","tags":"pr-.*","unpulled_for":"90d"}]}"#,
+    );
+    let out = janitor
+        .op(
+            &["apply"],
+            &["--policy", policy.to_str().unwrap(), "--no-state", "--yes"],
+        )
+        .await;
+    assert_eq!(out.code, 2, "{}\n{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr.contains("rule \"cold\"")
+            && out.stderr.contains("unpulled_for")
+            && out.stderr.contains("oci backend"),
+        "{}",
+        out.stderr
+    );
+    assert!(registry.has_manifest("app", &build.digest).await);
+    assert_eq!(registry.tags("app").await, vec!["pr-1"]);
+}

@@ -267,7 +267,9 @@ impl Run<'_> {
         }
     }
 
-    /// Delete one wave's ready manifests side by side.
+    /// Delete one wave's ready manifests: one `delete_manifests` call, which the backend
+    /// sends as one batch or one request each. With `--unlock`, the locks of a manifest (and
+    /// of its tags) are lifted first; one whose lock cannot be lifted is not sent.
     pub(super) async fn delete_ready(
         &self,
         current: &Snapshot,
@@ -275,52 +277,75 @@ impl Run<'_> {
         decider: &Decider<'_>,
     ) -> Vec<(Digest, Result<Deleted, RegistryError>)> {
         let by_digest = tags_by_digest(current);
-        let mut results = bounded::each(self.concurrency, ready, |(digest, _)| {
-            self.delete_one(current, &by_digest, decider, digest)
-        })
-        .await;
+        let (client, repo) = (self.client, self.repo.as_str());
+        let unlocked: Vec<(Digest, Result<bool, RegistryError>)> =
+            bounded::each(self.concurrency, ready, |(digest, _)| {
+                let by_digest = &by_digest;
+                async move {
+                    let r = self
+                        .unlock_first(current, by_digest, decider, &digest)
+                        .await;
+                    (digest, r)
+                }
+            })
+            .await;
+        let mut results = Vec::new();
+        let mut send = Vec::new();
+        let mut lifted = BTreeSet::new();
+        for (digest, r) in unlocked {
+            match r {
+                Ok(true) => {
+                    lifted.insert(digest.clone());
+                    send.push(digest);
+                }
+                Ok(false) => send.push(digest),
+                Err(e) => results.push((digest, Err(e))),
+            }
+        }
+        for (digest, r) in client.delete_manifests(repo, send, self.concurrency).await {
+            let r = match r {
+                // Say so: the lock is not put back.
+                Err(e) if lifted.contains(&digest) => Err(RegistryError::InvalidResponse {
+                    method: "DELETE".into(),
+                    path: format!("/v2/{repo}/manifests/{digest}"),
+                    reason: format!(
+                        "unlocked it, then the delete failed, so it stays unlocked: {e}"
+                    ),
+                }),
+                other => other,
+            };
+            results.push((digest, r));
+        }
         results.sort_by(|a, b| a.0.cmp(&b.0));
         results
     }
 
-    /// Delete one manifest; with `--unlock`, lift its locks (and its tags') first.
-    pub(super) async fn delete_one(
+    /// With `--unlock`, lift the locks of `digest` and its locked tags, and say whether any
+    /// were lifted.
+    pub(super) async fn unlock_first(
         &self,
         current: &Snapshot,
         by_digest: &BTreeMap<&Digest, Vec<&str>>,
         decider: &Decider<'_>,
-        digest: Digest,
-    ) -> (Digest, Result<Deleted, RegistryError>) {
-        let (client, repo) = (self.client, self.repo.as_str());
-        let locked_tags: Vec<&str> = if decider.unlock {
-            by_digest
-                .get(&digest)
-                .into_iter()
-                .flatten()
-                .copied()
-                .filter(|n| current.tags.get(*n).is_some_and(|t| t.locked))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let unlock = decider.unlock
-            && (current.manifests.get(&digest).is_some_and(|f| f.locked)
-                || !locked_tags.is_empty());
-        if unlock {
-            if let Err(e) = client.unlock(repo, Some(&digest), &locked_tags).await {
-                return (digest, Err(e));
-            }
-            tracing::warn!(action = "unlock", repository = repo, digest = %digest, tags = ?locked_tags, "lifted the registry's lock to delete it (--unlock)");
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        if !decider.unlock {
+            return Ok(false);
         }
-        let r = match client.delete_manifest(repo, &digest).await {
-            // Say so: the lock is not put back.
-            Err(e) if unlock => Err(RegistryError::InvalidResponse {
-                method: "DELETE".into(),
-                path: format!("/v2/{repo}/manifests/{digest}"),
-                reason: format!("unlocked it, then the delete failed, so it stays unlocked: {e}"),
-            }),
-            other => other,
-        };
-        (digest, r)
+        let (client, repo) = (self.client, self.repo.as_str());
+        let locked_tags: Vec<&str> = by_digest
+            .get(digest)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|n| current.tags.get(*n).is_some_and(|t| t.locked))
+            .collect();
+        let locked = current.manifests.get(digest).is_some_and(|f| f.locked);
+        if !locked && locked_tags.is_empty() {
+            return Ok(false);
+        }
+        client.unlock(repo, Some(digest), &locked_tags).await?;
+        tracing::warn!(action = "unlock", repository = repo, digest = %digest, tags = ?locked_tags, "lifted the registry's lock to delete it (--unlock)");
+        Ok(true)
     }
 }

@@ -78,6 +78,7 @@ pub async fn sweep_with(policy: &Policy, how: How<'_>) -> Result<ExitCode, Failu
         return Err(needs_yes());
     }
     let (conn, mut store) = how.connect.open()?;
+    policy.fits(conn.client.as_ref()).map_err(usage)?;
     let now = how.now.unwrap_or_else(Utc::now);
     if how.mode != Mode::Plan && how.now.is_some() {
         tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");

@@ -310,6 +310,7 @@ impl App {
         deadline: Option<Instant>,
     ) -> Result<Report, JobError> {
         let mut wired = self.settings(config, deadline).await?.wire()?;
+        config.policy.fits(wired.backend.as_ref())?;
         let now = Utc::now();
         let mut sweeper = wired.sweeper(&config.policy, now).deadline(deadline);
         sweeper.remember(&job.pushed).await?;
@@ -402,6 +403,9 @@ pub enum JobError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Queue(#[from] crate::queue::QueueError),
+    /// The policy asks what the registry cannot give (`Policy::fits`).
+    #[error(transparent)]
+    Policy(#[from] crate::policy::PolicyError),
 }
 
 impl JobError {

@@ -361,10 +361,12 @@ fn judge_tags(
                 verdicts.insert(tag.clone(), Verdict::keep("no rule selects this tag"));
                 continue;
             };
+            let facts = snapshot.manifests.get(digest);
             let item = Item {
                 key: tag.clone(),
                 image: digest.clone(),
-                age: Age::of_tag(&snapshot.tags[tag], snapshot.manifests.get(digest), now),
+                age: Age::of_tag(&snapshot.tags[tag], facts, now),
+                used: facts.and_then(|f| f.pulled.or(f.updated)),
             };
             match owned.iter_mut().find(|(r, _)| r.name == rule.name) {
                 Some((_, items)) => items.push(item),
@@ -396,6 +398,7 @@ fn judge_untagged(
             key: d.clone(),
             image: d.clone(),
             age: Age::plain(f.updated.or(f.untagged_since)),
+            used: f.pulled.or(f.updated),
         })
         .collect();
     match policy.untagged_owner(&snapshot.repository) {

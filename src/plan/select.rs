@@ -16,12 +16,14 @@ use super::age::Age;
 use crate::policy::{human_duration, Rule};
 use crate::registry::Digest;
 
-/// One thing a rule judges, the image (manifest) it belongs to, and its age.
+/// One thing a rule judges, the image (manifest) it belongs to, its age, and when it was
+/// last used: pulled, else pushed (for `unpulled_for`).
 #[derive(Debug, Clone)]
 pub struct Item<K> {
     pub key: K,
     pub image: Digest,
     pub age: Age,
+    pub used: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +72,24 @@ pub fn judge<K: Clone>(
     let mut eligible: BTreeMap<&Digest, Vec<Timed>> = BTreeMap::new();
     for (i, item) in items.iter().enumerate() {
         let how = how_known(&item.age);
+        // Pulled lately: used, whatever its age says.
+        if let Some(wait) = rule.unpulled_for {
+            let used = match item.used {
+                None => Some(format!(
+                    "{what} whose last pull is unknown; rule {name:?} needs it, and unknown is never unused"
+                )),
+                Some(t) if elapsed(t, now) < wait => Some(format!(
+                    "{what} pulled or pushed {} ago; rule {name:?} waits {} without a pull",
+                    human_duration(elapsed(t, now)),
+                    human_duration(wait)
+                )),
+                Some(_) => None,
+            };
+            if let Some(why) = used {
+                verdicts[i] = Some(Verdict::keep(why));
+                continue;
+            }
+        }
         verdicts[i] = match item.age.since {
             None if needs_age => Some(Verdict::keep(format!(
                 "{what} of unknown age{how}; rule {name:?} needs an age, and unknown is never old"
@@ -176,7 +196,31 @@ mod tests {
             key,
             image: d(image),
             age: Age::plain(since.map(t)),
+            used: None,
         }
+    }
+
+    #[test]
+    fn unpulled_for_keeps_what_was_pulled_lately_or_whose_pulls_are_unknown() {
+        let r = rule(r#"{"name":"cold","select":"tagged","unpulled_for":"90d"}"#);
+        let old = Some("2026-01-01T00:00:00Z");
+        let mut cold = item("cold", 1, old);
+        cold.used = Some(t("2026-03-01T00:00:00Z"));
+        let mut warm = item("warm", 2, old);
+        warm.used = Some(t("2026-06-20T00:00:00Z"));
+        let unknown = item("unknown", 3, old);
+        let v = judge(&r, &[cold, warm, unknown], now(), "tag");
+        assert!(v[0].1.selected, "{:?}", v[0]);
+        assert!(
+            !v[1].1.selected && v[1].1.reason.contains("without a pull"),
+            "{:?}",
+            v[1]
+        );
+        assert!(
+            !v[2].1.selected && v[2].1.reason.contains("last pull is unknown"),
+            "{:?}",
+            v[2]
+        );
     }
 
     fn selected<K: Clone + PartialEq>(v: &[(K, Verdict)], key: K) -> bool {

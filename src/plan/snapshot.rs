@@ -147,6 +147,9 @@ pub struct ManifestFacts {
     /// The registry's own timestamp for the manifest, where the backend has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated: Option<DateTime<Utc>>,
+    /// When the registry last saw it pulled, where it records that (ECR).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pulled: Option<DateTime<Utc>>,
     /// Since when no tag has reached it (from the inventory), if it is untagged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub untagged_since: Option<DateTime<Utc>>,

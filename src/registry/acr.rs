@@ -221,10 +221,12 @@ impl From<&AcrTag> for ListedTag {
 impl From<&AcrManifest> for ListedManifest {
     fn from(m: &AcrManifest) -> ListedManifest {
         ListedManifest {
-            digest: m.digest.clone(),
             tags: m.tags.clone(),
             updated: m.last_update_time,
             locked: m.changeable_attributes.locked(),
+            media_type: m.media_type.clone(),
+            size: m.image_size,
+            ..ListedManifest::new(m.digest.clone())
         }
     }
 }
@@ -232,6 +234,10 @@ impl From<&AcrManifest> for ListedManifest {
 impl Backend for AcrClient {
     fn host(&self) -> &str {
         self.oci.host()
+    }
+
+    fn name(&self) -> &'static str {
+        "acr"
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -70,6 +70,36 @@ pub struct Capabilities {
     pub referrers_api: Support,
     /// Listings honour the `n` page size.
     pub page_size: Support,
+    /// Manifests one delete call takes (`Backend::delete_manifests`); 1 where each is its
+    /// own request.
+    pub delete_batch: usize,
+    /// Removing a manifest's last tag leaves the manifest, untagged. Where it does not (ECR
+    /// deletes the image with its last tag), an untag that would take a kept manifest's last
+    /// tag is not sent, and the manifest is reported kept with it.
+    pub untag_keeps_manifest: bool,
+    /// Listings carry when each manifest was last pulled (`ListedManifest::pulled`), which a
+    /// rule's `unpulled_for` needs.
+    pub pull_times: bool,
+}
+
+impl Capabilities {
+    /// What the OCI Distribution API offers: nothing declared beyond it, the rest unknown
+    /// until learned.
+    pub fn oci() -> Capabilities {
+        Capabilities {
+            tags_with_digests: false,
+            manifest_listing: false,
+            timestamps: false,
+            locks: false,
+            repository_delete: false,
+            tag_delete: Support::Unknown,
+            referrers_api: Support::Unknown,
+            page_size: Support::Unknown,
+            delete_batch: 1,
+            untag_keeps_manifest: true,
+            pull_times: false,
+        }
+    }
 }
 
 /// A repository's tags, as the backend lists them.
@@ -107,9 +137,33 @@ pub struct ListedManifest {
     pub digest: Digest,
     /// The tags the registry says name it.
     pub tags: Vec<String>,
-    /// The registry's own time of the manifest's last change.
+    /// The registry's own time of the manifest's last change (its push, on ECR).
     pub updated: Option<DateTime<Utc>>,
     pub locked: bool,
+    /// When it was last pulled, where the registry records it (`Capabilities::pull_times`).
+    pub pulled: Option<DateTime<Utc>>,
+    /// Its media type, where the listing gives it.
+    pub media_type: Option<String>,
+    /// The manifest it refers to (OCI 1.1 `subject`), where the listing gives it.
+    pub subject: Option<Digest>,
+    /// Its size in bytes (with its layers), where the listing gives it.
+    pub size: Option<u64>,
+}
+
+impl ListedManifest {
+    /// `digest`, with nothing else known yet.
+    pub fn new(digest: Digest) -> ListedManifest {
+        ListedManifest {
+            digest,
+            tags: Vec::new(),
+            updated: None,
+            locked: false,
+            pulled: None,
+            media_type: None,
+            subject: None,
+            size: None,
+        }
+    }
 }
 
 /// A registry, as the engine uses it. Every method is one API call or one paginated listing;
@@ -117,6 +171,10 @@ pub struct ListedManifest {
 pub trait Backend: Send + Sync {
     /// `host` or `host:port`, as docker's config and the inventory name the registry.
     fn host(&self) -> &str;
+
+    /// The backend's name (`oci`, `acr`, `ecr`), for messages only: the engine decides by
+    /// `capabilities()`, never by this.
+    fn name(&self) -> &'static str;
 
     /// What this backend can do (see `Capabilities`).
     fn capabilities(&self) -> Capabilities;
@@ -137,6 +195,41 @@ pub trait Backend: Send + Sync {
 
     /// Every manifest of a repository, where `capabilities().manifest_listing`; else `None`.
     fn manifests<'a>(&'a self, repository: &'a str) -> Answer<'a, Option<Vec<ListedManifest>>>;
+
+    /// The tags and, where listed, every manifest, read side by side: what a sweep starts
+    /// with. A backend whose one listing gives both (ECR) answers with one. Where the
+    /// manifest listing is there, both must say a repository does not exist for the answer
+    /// to say so (`RegistryError::is_name_unknown`).
+    fn listings<'a>(
+        &'a self,
+        repository: &'a str,
+    ) -> Answer<'a, (TagListing, Option<Vec<ListedManifest>>)> {
+        Box::pin(async move {
+            if !self.capabilities().manifest_listing {
+                return Ok((self.tags(repository).await?, None));
+            }
+            let (tags, manifests) =
+                futures_util::future::join(self.tags(repository), self.manifests(repository)).await;
+            match (tags, manifests) {
+                (Ok(tags), Ok(manifests)) => Ok((tags, manifests)),
+                // Both say there is no such repository: there is none.
+                (Err(e), Err(m)) if e.is_name_unknown() && m.is_name_unknown() => Err(e),
+                // One says so while the other lists it: not "nothing there".
+                (Err(e), Ok(_)) | (Ok(_), Err(e)) if e.is_name_unknown() => {
+                    Err(RegistryError::InvalidResponse {
+                        method: "GET".into(),
+                        path: format!("{repository} listings"),
+                        reason: format!(
+                            "one listing says there is no such repository ({e}), the other lists it"
+                        ),
+                    })
+                }
+                // A listing that failed otherwise says nothing about whether it exists.
+                (Err(e), Err(m)) if e.is_name_unknown() => Err(m),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            }
+        })
+    }
 
     /// Fetch and parse a manifest by tag or digest, its digest verified.
     fn manifest<'a>(
@@ -176,6 +269,46 @@ pub trait Backend: Send + Sync {
         repository: &'a str,
         digest: &'a Digest,
     ) -> Answer<'a, Deleted>;
+
+    /// Delete these manifests, each answered on its own: a failure is that manifest's alone.
+    /// Apply calls it once per wave. By default, one `delete_manifest` each, `limit` at once;
+    /// a backend that deletes in batches (`Capabilities::delete_batch`) sends them so.
+    fn delete_manifests<'a>(
+        &'a self,
+        repository: &'a str,
+        digests: Vec<Digest>,
+        limit: usize,
+    ) -> BoxFuture<'a, Vec<(Digest, Result<Deleted, RegistryError>)>> {
+        Box::pin(crate::bounded::each(
+            limit,
+            digests,
+            move |digest| async move {
+                let r = self.delete_manifest(repository, &digest).await;
+                (digest, r)
+            },
+        ))
+    }
+
+    /// Fetch these manifests by digest, each answered on its own. By default, one `manifest`
+    /// each, `limit` at once; a backend that reads in batches (ECR's `BatchGetImage`) sends
+    /// them so.
+    fn manifests_by_digest<'a>(
+        &'a self,
+        repository: &'a str,
+        digests: Vec<Digest>,
+        limit: usize,
+    ) -> BoxFuture<'a, Vec<(Digest, Result<Manifest, RegistryError>)>> {
+        Box::pin(crate::bounded::each(
+            limit,
+            digests,
+            move |digest| async move {
+                let r = self
+                    .manifest(repository, &Reference::Digest(digest.clone()))
+                    .await;
+                (digest, r)
+            },
+        ))
+    }
 
     /// Delete just a tag, where the registry can (`Unsupported` where it cannot).
     fn delete_tag<'a>(&'a self, repository: &'a str, tag: &'a str) -> Answer<'a, TagDeleted>;

@@ -159,14 +159,10 @@ impl OciClient {
     /// What the OCI API offers: nothing declared beyond it, the rest learned from answers.
     pub fn capabilities(&self) -> Capabilities {
         Capabilities {
-            tags_with_digests: false,
-            manifest_listing: false,
-            timestamps: false,
-            locks: false,
-            repository_delete: false,
             tag_delete: self.tag_delete.get(),
             referrers_api: self.referrers_api.get(),
             page_size: self.page_size_honoured.get(),
+            ..Capabilities::oci()
         }
     }
 
@@ -806,6 +802,10 @@ fn present<'de, D: serde::Deserializer<'de>>(
 impl Backend for OciClient {
     fn host(&self) -> &str {
         OciClient::host(self)
+    }
+
+    fn name(&self) -> &'static str {
+        "oci"
     }
 
     fn capabilities(&self) -> Capabilities {

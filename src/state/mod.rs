@@ -134,6 +134,7 @@ impl RepoInventory {
             let mut stored = facts.clone();
             stored.untagged_since = None;
             stored.updated = None;
+            stored.pulled = None;
             stored.locked = false;
             // An index's age is derived from its children each sweep, never remembered: a
             // child read later may change it.
