@@ -5,6 +5,7 @@
 //! is there, the planner decides, apply carries the plan out, and a report tells what happened.
 
 pub mod apply;
+pub mod aws;
 pub mod bounded;
 pub mod collect;
 pub mod lambda;

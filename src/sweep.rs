@@ -324,7 +324,7 @@ impl Run<'_> {
                 tag.first_seen = None;
             }
         }
-        let plan = decider.decide(&snapshot);
+        let plan = decider.decide_on(&snapshot, &self.client.capabilities());
         log_decisions(&plan);
         store
             .lock()

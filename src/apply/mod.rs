@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use crate::collect::refresh_tags;
 use crate::plan::{plan, Delete, Keep, KeepKind, Problem, RepositoryPlan, Snapshot, Status};
 use crate::policy::Policy;
-use crate::registry::{Backend, Digest, READS_PER_WRITE};
+use crate::registry::{Backend, Capabilities, Digest, READS_PER_WRITE};
 
 mod recheck;
 mod untags;
@@ -95,6 +95,17 @@ impl<'a> Decider<'a> {
         self
     }
 
+    /// The plan for `snapshot` on a backend that can do `can`: where removing a manifest's
+    /// last tag deletes it, no such untag of a manifest that stays (`plan::hold_last_tags`).
+    pub fn decide_on(&self, snapshot: &Snapshot, can: &Capabilities) -> RepositoryPlan {
+        let plan = self.decide(snapshot);
+        if can.untag_keeps_manifest {
+            plan
+        } else {
+            crate::plan::hold_last_tags(plan, snapshot)
+        }
+    }
+
     pub fn decide(&self, snapshot: &Snapshot) -> RepositoryPlan {
         (self.decide)(snapshot)
     }
@@ -149,7 +160,7 @@ pub async fn apply(
     if !fresh.problems.is_empty() {
         return untouched(abandon(planned, Problem::join(&fresh.problems)));
     }
-    let again = decider.decide(&fresh);
+    let again = decider.decide_on(&fresh, &client.capabilities());
     if let Status::Incomplete(why) = again.status {
         return untouched(abandon(planned, why));
     }

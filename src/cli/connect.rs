@@ -28,7 +28,8 @@ pub struct ConnectArgs {
     #[arg(long, requires = "username")]
     password: Option<String>,
     /// The registry's API: `acr` adds Azure's metadata API (timestamps, locks, tag and
-    /// repository delete). Default: `acr` for *.azurecr.io, else `oci`.
+    /// repository delete); `ecr` is Amazon ECR's own API, with AWS credentials. Default: `acr`
+    /// for *.azurecr.io, `ecr` for <account>.dkr.ecr.<region>.amazonaws.com, else `oci`.
     #[arg(long, value_enum, default_value_t = KindArg::Auto)]
     kind: KindArg,
     /// ACR: an Azure AD access token, exchanged for registry tokens (`az account
@@ -60,6 +61,7 @@ enum KindArg {
     Auto,
     Oci,
     Acr,
+    Ecr,
 }
 
 /// The registry's backend.
@@ -104,6 +106,7 @@ impl ConnectArgs {
             KindArg::Auto => None,
             KindArg::Oci => Some(Kind::Oci),
             KindArg::Acr => Some(Kind::Acr),
+            KindArg::Ecr => Some(Kind::Ecr),
         };
         let client = ClientOptions {
             credentials,

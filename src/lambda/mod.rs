@@ -420,22 +420,14 @@ impl JobError {
     }
 }
 
-/// The AWS SDK configuration: the default credential and region chain, endpoint overrides
-/// from the environment (`AWS_ENDPOINT_URL`), and our HTTP client.
+/// The AWS SDK configuration (`aws::sdk_config`).
 async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(aws_http_client())
-        .load()
-        .await
+    crate::aws::sdk_config(None).await
 }
 
-/// The AWS SDK's HTTP client on rustls with ring: one TLS stack in the binary, as reqwest's.
-pub fn aws_http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_https()
+/// The AWS SDK's HTTP client (`aws::http_client`), for tests that build SDK clients.
+pub fn aws_http_client() -> aws_sdk_ecr::config::SharedHttpClient {
+    crate::aws::http_client()
 }
 
 /// Function URLs and API Gateway HTTP APIs (payload 2.0) both carry these.

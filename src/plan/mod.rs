@@ -322,6 +322,44 @@ pub(crate) fn settle(
     }
 }
 
+/// The reason added where a registry cannot untag: removing a manifest's last tag deletes it.
+pub const LAST_TAG: &str = "its tags stay too: on this registry removing a manifest's last tag deletes the manifest, and this one must stay";
+
+/// `plan` for a registry where removing a manifest's last tag deletes it (ECR): no untag
+/// that would take the last tags of a manifest that stays is sent; they stay, and the
+/// manifest's reason says why. A manifest that keeps another tag loses only the selected
+/// ones, as anywhere. Pure.
+pub fn hold_last_tags(mut plan: RepositoryPlan, snapshot: &Snapshot) -> RepositoryPlan {
+    let mut untagging: BTreeMap<&Digest, BTreeSet<&str>> = BTreeMap::new();
+    for u in &plan.untag {
+        if snapshot.manifests.contains_key(&u.digest) {
+            untagging
+                .entry(&u.digest)
+                .or_default()
+                .insert(u.tag.as_str());
+        }
+    }
+    let held: BTreeSet<Digest> = untagging
+        .into_iter()
+        .filter(|(d, going)| {
+            snapshot
+                .tags
+                .iter()
+                .filter(|(_, t)| &t.digest == *d)
+                .all(|(name, _)| going.contains(name.as_str()))
+        })
+        .map(|(d, _)| d.clone())
+        .collect();
+    if held.is_empty() {
+        return plan;
+    }
+    plan.untag.retain(|u| !held.contains(&u.digest));
+    for k in plan.keep.iter_mut().filter(|k| held.contains(&k.digest)) {
+        k.reason = format!("{}; {LAST_TAG}", k.reason);
+    }
+    plan
+}
+
 /// A tag on `digest` that is not a user tag (a link or an orphan link) but that a
 /// `protect.tags` pattern matches. User tags are judged with their verdicts.
 fn protected_link_tag<'a>(

@@ -714,3 +714,34 @@ fn a_pattern_that_runs_away_on_a_tag_stops_the_repository_and_names_itself() {
         "{error}"
     );
 }
+
+#[test]
+fn where_the_last_tag_takes_the_manifest_its_untags_are_held_and_said() {
+    // d1: a platform image of a kept index, tagged pr-1 only; d3: pr-2 beside stable.
+    let repo = Repo::new()
+        .image(1, days_ago(100))
+        .image(2, days_ago(100))
+        .index(4, &[1, 2])
+        .tag("latest", 4)
+        .tag("pr-1", 1)
+        .image(3, days_ago(100))
+        .tag("pr-2", 3)
+        .tag("stable", 3);
+    let p = repo.plan(PR_BUILDS);
+    let untags =
+        |p: &RepositoryPlan| -> Vec<String> { p.untag.iter().map(|u| u.tag.clone()).collect() };
+    assert_eq!(untags(&p), vec!["pr-1", "pr-2"], "{p:?}");
+    let held = hold_last_tags(p, &repo.0);
+    assert_eq!(
+        untags(&held),
+        vec!["pr-2"],
+        "pr-2 leaves stable behind: still sent"
+    );
+    assert!(
+        kept(&held, &d(1)).ends_with(LAST_TAG),
+        "{}",
+        kept(&held, &d(1))
+    );
+    assert!(!kept(&held, &d(3)).contains(LAST_TAG));
+    assert!(held.delete.is_empty());
+}

@@ -78,7 +78,7 @@ impl OciClient {
     fn require_acr(&self, what: &str) -> Result<(), RegistryError> {
         match self.kind() {
             Kind::Acr => Ok(()),
-            Kind::Oci => Err(RegistryError::Unsupported {
+            Kind::Oci | Kind::Ecr => Err(RegistryError::Unsupported {
                 operation: what.to_owned(),
                 registry: self.host().to_owned(),
             }),

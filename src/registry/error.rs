@@ -87,6 +87,14 @@ pub enum RegistryError {
     Url { url: String, reason: String },
     #[error("cannot build the HTTP client: {0}")]
     Client(String),
+    /// An AWS API (ECR) refused or failed a call: its error code and message.
+    #[error("{operation} {repository}: {code}: {message}")]
+    Aws {
+        operation: String,
+        repository: String,
+        code: String,
+        message: String,
+    },
     /// Not an answer of the registry: the run's time ran out before this read was sent.
     #[error("{repository}: not read whole: the run's time ran out; the next run reads it")]
     OutOfTime { repository: String },
@@ -143,7 +151,14 @@ impl RegistryError {
                     status: Some(401 | 403),
                     ..
                 }
-        )
+        ) || matches!(self, RegistryError::Aws { code, .. } if matches!(
+            code.as_str(),
+            "UnrecognizedClientException"
+                | "ExpiredTokenException"
+                | "InvalidSignatureException"
+                | "AccessDeniedException"
+                | "MissingAuthenticationTokenException"
+        ))
     }
 
     /// Stopped at the cutoff after the request had gone out: the registry may have done it.
@@ -164,9 +179,11 @@ impl RegistryError {
         )
     }
 
-    /// The thing asked for does not exist (404).
+    /// The thing asked for does not exist (404; ECR's not-found codes).
     pub fn is_not_found(&self) -> bool {
         self.status() == Some(404)
+            || matches!(self, RegistryError::Aws { code, .. }
+                if code == "ImageNotFoundException" || code == "RepositoryNotFoundException" || code == "ImageNotFound")
     }
 
     /// The registry knows no repository of this name: a 404 with the Distribution spec's
@@ -176,7 +193,7 @@ impl RegistryError {
             self,
             RegistryError::Status { status: 404, detail: Some(d), .. }
                 if d == "NAME_UNKNOWN" || d.starts_with("NAME_UNKNOWN: ")
-        )
+        ) || matches!(self, RegistryError::Aws { code, .. } if code == "RepositoryNotFoundException")
     }
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod backend;
 pub mod digest;
 pub mod docker_config;
+pub mod ecr;
 pub mod error;
 mod identity;
 mod link;
@@ -25,6 +26,7 @@ pub use backend::{
     Backend, Capabilities, Deleted, ListedManifest, ListedTag, Support, TagDeleted, TagListing,
 };
 pub use digest::Digest;
+pub use ecr::EcrClient;
 pub use error::RegistryError;
 pub use manifest::{Body, Descriptor, Manifest};
 pub use media_type::MediaType;
@@ -34,13 +36,24 @@ pub use options::{ClientOptions, Kind};
 pub use retry::RetryPolicy;
 pub use transport::READS_PER_WRITE;
 
-/// The backend for `registry`: ACR's where `options.kind` says so (or the host is an ACR
-/// host and no kind is given), else the OCI Distribution API's.
+/// The backend for `registry`: what `options.kind` says, else what its host implies (ACR's
+/// for `*.azurecr.io`, ECR's for `<account>.dkr.ecr.<region>.amazonaws.com`), else the OCI
+/// Distribution API's.
 pub fn connect(registry: &str, options: ClientOptions) -> Result<Box<dyn Backend>, RegistryError> {
+    let host = url::Url::parse(registry)
+        .ok()
+        .and_then(|u| options::registry_host(&u));
+    let kind = options
+        .kind
+        .or_else(|| host.as_deref().map(Kind::of_host))
+        .unwrap_or(Kind::Oci);
+    if kind == Kind::Ecr {
+        return Ok(Box::new(EcrClient::new(registry, &options)?));
+    }
     let client = OciClient::new(registry, options)?;
     Ok(match client.kind() {
         Kind::Acr => Box::new(AcrClient::new(client)?),
-        Kind::Oci => Box::new(client),
+        Kind::Oci | Kind::Ecr => Box::new(client),
     })
 }
 

@@ -177,7 +177,7 @@ impl OciClient {
     pub(super) fn scope(&self, repository: &str, action: &str) -> String {
         match self.kind {
             Kind::Acr => format!("repository:{repository}:pull,delete,metadata_read"),
-            Kind::Oci => format!("repository:{repository}:{action}"),
+            Kind::Oci | Kind::Ecr => format!("repository:{repository}:{action}"),
         }
     }
 
@@ -193,7 +193,7 @@ impl OciClient {
         // ACR's own catalog takes the same paging and answers in the same shape.
         let path = match self.kind {
             Kind::Acr => "/acr/v1/_catalog",
-            Kind::Oci => "/v2/_catalog",
+            Kind::Oci | Kind::Ecr => "/v2/_catalog",
         };
         let first = self.url(&format!("{path}?n={}", self.page_size))?;
         let listing = self

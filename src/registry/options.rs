@@ -17,6 +17,8 @@ pub enum Kind {
     /// Azure Container Registry: also `/acr/v1/` (timestamps, locks, tag and repository
     /// delete) and Azure AD token exchange.
     Acr,
+    /// Amazon ECR, through its own API (`ecr.rs`), with AWS credentials.
+    Ecr,
 }
 
 impl Kind {
@@ -28,9 +30,93 @@ impl Kind {
             .any(|s| name.ends_with(s))
         {
             Kind::Acr
+        } else if EcrHost::parse(host).is_some() {
+            Kind::Ecr
         } else {
             Kind::Oci
         }
+    }
+}
+
+/// An ECR registry's host, `<account>.dkr.ecr.<region>.amazonaws.com` (`.com.cn` in China,
+/// `dkr.ecr-fips` for FIPS endpoints): the registry id and the region it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcrHost {
+    pub registry_id: String,
+    pub region: String,
+}
+
+impl EcrHost {
+    pub fn parse(host: &str) -> Option<EcrHost> {
+        let name = host.split(':').next().unwrap_or(host).to_ascii_lowercase();
+        let rest = name
+            .strip_suffix(".amazonaws.com")
+            .or_else(|| name.strip_suffix(".amazonaws.com.cn"))?;
+        let parts: Vec<&str> = rest.split('.').collect();
+        match parts[..] {
+            [account, "dkr", "ecr" | "ecr-fips", region]
+                if account.len() == 12
+                    && account.bytes().all(|b| b.is_ascii_digit())
+                    && !region.is_empty()
+                    && region
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                Some(EcrHost {
+                    registry_id: account.to_owned(),
+                    region: region.to_owned(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Kind::Oci => "oci",
+            Kind::Acr => "acr",
+            Kind::Ecr => "ecr",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ecr_hosts_name_their_account_and_region() {
+        assert_eq!(
+            EcrHost::parse("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
+            Some(EcrHost {
+                registry_id: "123456789012".into(),
+                region: "eu-west-1".into()
+            })
+        );
+        assert_eq!(
+            EcrHost::parse("123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn")
+                .unwrap()
+                .region,
+            "cn-north-1"
+        );
+        assert!(EcrHost::parse("123456789012.dkr.ecr-fips.us-east-1.amazonaws.com").is_some());
+        for not in [
+            "12345.dkr.ecr.us-east-1.amazonaws.com",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com.evil.example",
+            "public.ecr.aws",
+            "registry.example",
+            "123456789012.ecr.us-east-1.amazonaws.com",
+        ] {
+            assert_eq!(EcrHost::parse(not), None, "{not}");
+        }
+        assert_eq!(
+            Kind::of_host("123456789012.dkr.ecr.us-east-1.amazonaws.com"),
+            Kind::Ecr
+        );
+        assert_eq!(Kind::of_host("myregistry.azurecr.io"), Kind::Acr);
+        assert_eq!(Kind::of_host("ghcr.io"), Kind::Oci);
     }
 }
 

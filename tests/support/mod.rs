@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod acr;
+pub mod ecr;
 pub mod images;
 pub mod janitor;
 pub mod lambda_watch;

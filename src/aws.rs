@@ -1,0 +1,23 @@
+//! The AWS SDK's shared setup: one HTTP client (rustls with ring, the TLS stack reqwest uses
+//! too), and the default configuration chain (credentials, region, `AWS_ENDPOINT_URL`).
+
+/// The AWS SDK's HTTP client on rustls with ring: one TLS stack in the binary, as reqwest's.
+pub fn http_client() -> aws_sdk_ecr::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
+/// The AWS SDK configuration: the default credential and region chain, endpoint overrides
+/// from the environment (`AWS_ENDPOINT_URL`), and our HTTP client. `region`, if given, wins
+/// over the chain's.
+pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http_client());
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region.to_owned()));
+    }
+    loader.load().await
+}
