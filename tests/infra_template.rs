@@ -451,3 +451,59 @@ fn the_dashboard_is_json_and_charts_the_queue_and_dry_run_metrics() {
         assert!(charted.contains(metric), "{metric} is not on the dashboard");
     }
 }
+
+#[test]
+fn ecr_access_is_the_five_calls_on_the_repository_pattern_and_only_with_one() {
+    let t = template();
+    let ecr = resource(&t, "FunctionEcrPolicy");
+    assert_eq!(ecr["Condition"], "UseEcr");
+    let statements = ecr["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    let mut actions = BTreeSet::new();
+    for s in statements {
+        for a in one_or_many(&s["Action"]) {
+            let a = a.as_str().unwrap();
+            assert!(a.starts_with("ecr:") && !a.contains('*'), "{a}");
+            actions.insert(a.to_owned());
+        }
+        let resource = &s["Resource"];
+        if one_or_many(&s["Action"]) == vec![&Value::from("ecr:DescribeRepositories")] {
+            assert!(strings(resource)
+                .iter()
+                .any(|r| r.ends_with(":repository/*")));
+        } else {
+            assert!(is_ref(resource, "EcrRepositoryArnPattern"), "{resource:?}");
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "ecr:BatchDeleteImage",
+        "ecr:BatchGetImage",
+        "ecr:DescribeImages",
+        "ecr:DescribeRepositories",
+        "ecr:ListImages",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(actions, expected);
+    // Our reads are no pulls, and successful pushes invoke the function.
+    let exclusion = resource(&t, "EcrPullTimeExclusion");
+    assert_eq!(exclusion["Type"], "AWS::ECR::PullTimeUpdateExclusion");
+    assert!(is_get_att(
+        &exclusion["Properties"]["PrincipalArn"],
+        "FunctionRole.Arn"
+    ));
+    let rule = resource(&t, "EcrPushRule");
+    let pattern = &rule["Properties"]["EventPattern"];
+    assert_eq!(pattern["detail"]["action-type"][0], "PUSH");
+    assert_eq!(pattern["detail"]["result"][0], "SUCCESS");
+    assert!(is_get_att(
+        &rule["Properties"]["Targets"][0]["Arn"],
+        "JanitorFunction.Arn"
+    ));
+    // No secret needed: the secret's policy goes with it.
+    assert_eq!(
+        resource(&t, "FunctionSecretPolicy")["Condition"],
+        "HasSecret"
+    );
+}

@@ -41,7 +41,7 @@ async fn seed(registry: &TestRegistry, repository: &str) -> Vec<String> {
 struct Setup {
     watch: Watch,
     driver: Driver,
-    _moto: Moto,
+    moto: Moto,
     _dir: tempfile::TempDir,
 }
 
@@ -61,7 +61,7 @@ async fn setup(registry_url: &str, visibility: Duration, extra: &[(&str, &str)])
     Setup {
         watch,
         driver,
-        _moto: moto,
+        moto,
         _dir: dir,
     }
 }
@@ -280,5 +280,53 @@ async fn forty_repositories_converge_over_several_invocations_under_a_short_run_
     eprintln!(
         "40 repositories: {} invocations, {continued} continuations, {returned} records handed back",
         polls.len()
+    );
+}
+
+/// Amazon ECR through the queue, unchanged: a schedule dispatches the catalog
+/// (`DescribeRepositories`), an ECR push event (through EventBridge) is queued like a webhook,
+/// and the drain sweeps with the `ecr` backend, on moto's ECR beside its SQS.
+#[tokio::test]
+async fn on_ecr_a_schedule_and_a_push_event_are_queued_and_the_drain_sweeps() {
+    use support::ecr::{Ecr, REGISTRY};
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let s = setup(REGISTRY, Duration::from_secs(2), &[]).await;
+    let ecr = Ecr::on(&s.moto).await;
+    ecr.create_repository("app").await;
+    ecr.create_repository("other").await;
+    let v1 = ecr.image("app", Some("v1")).await;
+    let pr1 = ecr.image("app", Some("pr-1")).await;
+    let elsewhere = ecr.image("other", Some("pr-1")).await;
+
+    let answer = s.watch.invoke(&scheduled_event("ecr-1")).await;
+    assert_eq!(answer["queued"], 1, "{answer}\n{}", s.watch.log());
+    assert_eq!(answer["repositories"], json!(["app"]));
+    let polls = s.driver.drain(&s.watch, 5).await;
+    assert!(polls.iter().all(|p| p.failures.is_empty()), "{polls:#?}");
+    assert!(!ecr.has("app", &pr1.digest).await, "{}", s.watch.log());
+    assert!(ecr.has("app", &v1.digest).await);
+    assert!(ecr.has("other", &elsewhere.digest).await);
+
+    // A new PR build is pushed; ECR's event names it.
+    let pr2 = ecr.image("app", Some("pr-2")).await;
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/events/ecr-image-action.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    event["detail"]["repository-name"] = "app".into();
+    event["detail"]["image-digest"] = pr2.digest.clone().into();
+    event["detail"]["image-tag"] = "pr-2".into();
+    let answer = s.watch.invoke(&event.to_string()).await;
+    assert_eq!(answer["queued"], 1, "{answer}\n{}", s.watch.log());
+    let polls = s.driver.drain(&s.watch, 5).await;
+    assert!(polls.iter().all(|p| p.failures.is_empty()), "{polls:#?}");
+    assert!(!ecr.has("app", &pr2.digest).await, "{}", s.watch.log());
+    assert_eq!(
+        ecr.picture("app").await,
+        vec![(v1.digest.clone(), vec!["v1".to_owned()])]
     );
 }

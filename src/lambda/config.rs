@@ -91,6 +91,9 @@ pub struct Config {
     /// This worker's share of the registry's write budget a minute
     /// (`JANITOR_MAX_WRITES_PER_MINUTE` / `JANITOR_WRITE_SHARES`), if paced.
     pub writes_per_minute: Option<u32>,
+    /// `JANITOR_WRITE_SHARES`: the workers sharing the write budget (a backend's default
+    /// budget is split as many ways).
+    pub write_shares: u32,
     /// `JANITOR_MAX_RUN_SECONDS`: the most time one invocation works.
     pub max_run: Option<std::time::Duration>,
 }
@@ -215,6 +218,7 @@ impl Config {
             queue_url: get(vars::QUEUE_URL),
             // Never below one write a minute: a share that rounds to nothing would stall.
             writes_per_minute: budget.map(|b| (b / shares).max(1)),
+            write_shares: shares,
             max_run,
         })
     }

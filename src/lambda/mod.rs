@@ -189,6 +189,14 @@ impl App {
                 let result = self.dispatch(config, job).await;
                 Ok(result.map_err(|e| e.to_string())?)
             }
+            // A push that came as an event (ECR's, through EventBridge) is queued like a
+            // webhook's; a queue that refuses it fails the invocation, so EventBridge retries.
+            Ok(Decision::Run(job)) if job.origin == Origin::Webhook && self.queue.is_some() => {
+                match self.enqueue(config, job).await {
+                    (status, body) if status >= 500 => Err(body.to_string().into()),
+                    (_, body) => Ok(body),
+                }
+            }
             Ok(Decision::Run(job)) => {
                 let origin = job.origin;
                 let result = self.run_job(config, job, deadline).await;
@@ -357,6 +365,7 @@ impl App {
                 credentials,
                 in_flight: config.concurrency,
                 max_writes_per_minute: config.writes_per_minute,
+                write_shares: config.write_shares,
                 cutoff: deadline.map(|d| d + CUTOFF_AFTER_DEADLINE),
                 ..ClientOptions::default()
             },

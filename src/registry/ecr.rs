@@ -37,6 +37,12 @@ use super::pace::Pace;
 /// Ids one `BatchGetImage` or `BatchDeleteImage` call takes (the API's limit).
 pub const BATCH: usize = 100;
 
+/// The write calls (`BatchDeleteImage`, `PutImage`, `DeleteRepository`) a minute when no
+/// budget is given: 10 a second, the rate ECR's service quotas publish for `PutImage`
+/// (they publish none for `BatchDeleteImage`). At 100 ids a call that is up to 60,000
+/// deletes a minute.
+pub const WRITES_PER_MINUTE: u32 = 600;
+
 /// The manifest types ECR is asked to serve as they are.
 const ACCEPTED: &[&str] = &[
     "application/vnd.oci.image.manifest.v1+json",
@@ -89,7 +95,12 @@ impl EcrClient {
             requests: AtomicU64::new(0),
             reads: tokio::sync::Semaphore::new(in_flight * super::READS_PER_WRITE),
             writes: tokio::sync::Semaphore::new(in_flight),
-            pace: options.max_writes_per_minute.map(Pace::per_minute),
+            // Paced even when no budget is given: ECR's own (`WRITES_PER_MINUTE`), shared.
+            pace: Some(Pace::per_minute(
+                options
+                    .max_writes_per_minute
+                    .unwrap_or_else(|| (WRITES_PER_MINUTE / options.write_shares.max(1)).max(1)),
+            )),
             cutoff: options.cutoff,
         })
     }

@@ -141,6 +141,9 @@ pub struct ClientOptions {
     pub in_flight: usize,
     /// Write operations (deletes, pushes, lock changes) a minute at most; `None`: not paced.
     pub max_writes_per_minute: Option<u32>,
+    /// How many workers share the registry's write budget (the function's queue workers), for
+    /// a backend's default budget where none is given; 1 for the CLI.
+    pub write_shares: u32,
     /// No request starts after this, and none runs past it (the Lambda's hard deadline).
     pub cutoff: Option<std::time::Instant>,
 }
@@ -157,6 +160,7 @@ impl Default for ClientOptions {
             timeout: Duration::from_secs(30),
             in_flight: 8,
             max_writes_per_minute: None,
+            write_shares: 1,
             cutoff: None,
         }
     }

@@ -1,13 +1,15 @@
 //! Events that are not HTTP requests: EventBridge scheduled rules and EventBridge Scheduler
-//! invocations (optionally naming repositories), and direct invocations such as
+//! invocations (optionally naming repositories), Amazon ECR's `ECR Image Action` events (a
+//! push is a sweep of that repository), and direct invocations such as
 //! `{"repository": "ci/app"}` or `{"repositories": [...]}` from a person or a Step Functions Map.
 
 use serde_json::Value;
 
 use super::{repositories_job, Decision, Job, Origin, Scope, TriggerError};
 
-const EXPECTED: &str = "expected a scheduled event (detail-type \"Scheduled Event\"), an HTTP \
-request (payload 2.0), or {\"repository\": NAME} / {\"repositories\": [NAMES]}";
+const EXPECTED: &str = "expected a scheduled event (detail-type \"Scheduled Event\"), an ECR \
+push (detail-type \"ECR Image Action\"), an HTTP request (payload 2.0), or \
+{\"repository\": NAME} / {\"repositories\": [NAMES]}";
 
 /// Decode a non-HTTP event.
 pub fn decode(value: &Value) -> Result<Decision, TriggerError> {
@@ -53,12 +55,63 @@ pub fn decode(value: &Value) -> Result<Decision, TriggerError> {
             })),
         };
     }
+    if obj.get("detail-type").and_then(Value::as_str) == Some("ECR Image Action")
+        && obj.get("source").and_then(Value::as_str) == Some("aws.ecr")
+    {
+        return ecr_image_action(obj);
+    }
     match named(value)? {
         Some(job) => Ok(Decision::Run(job)),
         None => Err(TriggerError::BadRequest(format!(
             "unrecognised event; {EXPECTED}"
         ))),
     }
+}
+
+/// An `ECR Image Action` event: a successful `PUSH` is a sweep of its repository, with its
+/// digest recorded first; a `DELETE` (ours cause them) or a failed action is ignored.
+fn ecr_image_action(obj: &serde_json::Map<String, Value>) -> Result<Decision, TriggerError> {
+    let detail = obj.get("detail").ok_or_else(|| {
+        TriggerError::BadRequest("ECR Image Action event without `detail`".into())
+    })?;
+    let field = |name: &str| detail.get(name).and_then(Value::as_str);
+    match (field("action-type"), field("result")) {
+        (Some("PUSH"), Some("SUCCESS")) => {}
+        (Some("DELETE"), _) => {
+            return Ok(Decision::Ignore(
+                "an ECR DELETE event: deletes (ours among them) need no sweep".into(),
+            ))
+        }
+        (Some(action), Some(result)) => {
+            return Ok(Decision::Ignore(format!(
+                "an ECR {action} event with result {result}: only a successful PUSH is a sweep"
+            )))
+        }
+        _ => {
+            return Err(TriggerError::BadRequest(
+                "ECR Image Action event without `action-type` and `result`".into(),
+            ))
+        }
+    }
+    let repository = field("repository-name").ok_or_else(|| {
+        TriggerError::BadRequest("ECR push event without `repository-name`".into())
+    })?;
+    let mut job = repositories_job(Origin::Webhook, [repository])?;
+    if let Some(digest) = field("image-digest") {
+        let digest = digest
+            .parse::<crate::registry::Digest>()
+            .map_err(|e| TriggerError::BadRequest(format!("ECR push event: image-digest: {e}")))?;
+        job.pushed.push(super::Pushed {
+            repository: repository.to_owned(),
+            digest,
+        });
+    }
+    job.ids = obj
+        .get("id")
+        .and_then(Value::as_str)
+        .map(|id| vec![id.to_owned()])
+        .unwrap_or_default();
+    Ok(Decision::Run(job))
 }
 
 /// `{"repository": "x"}` or `{"repositories": ["x", "y"]}`, if the value has either key.
@@ -140,6 +193,30 @@ mod tests {
             job.scope,
             Scope::Repositories(["a".to_owned(), "b".to_owned()].into())
         );
+    }
+
+    #[test]
+    fn an_ecr_push_sweeps_its_repository_and_a_delete_is_ignored() {
+        let push = fixture("ecr-image-action.json");
+        let Decision::Run(job) = decode(&push).unwrap() else {
+            panic!()
+        };
+        assert_eq!(job.origin, Origin::Webhook);
+        assert_eq!(
+            job.scope,
+            Scope::Repositories(["my-repository-name".to_owned()].into())
+        );
+        assert_eq!(job.pushed.len(), 1);
+        assert_eq!(job.ids, vec!["13cde686-328b-6117-af20-0e5566167482"]);
+        let mut delete = push.clone();
+        delete["detail"]["action-type"] = "DELETE".into();
+        assert!(matches!(decode(&delete).unwrap(), Decision::Ignore(_)));
+        let mut failed = push.clone();
+        failed["detail"]["result"] = "FAILURE".into();
+        assert!(matches!(decode(&failed).unwrap(), Decision::Ignore(_)));
+        let mut broken = push;
+        broken["detail"]["image-digest"] = "sha256:nope".into();
+        assert_eq!(decode(&broken).unwrap_err().status(), 400);
     }
 
     #[test]
