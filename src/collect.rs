@@ -311,12 +311,30 @@ impl<'a> Reader<'a> {
         self.read_digests(wanted, false).await;
         self.check_tag_targets();
         if let Some(manifests) = manifests {
+            let mut contradictions = Vec::new();
             for m in &manifests {
                 if let Some(f) = self.snapshot.manifests.get_mut(&m.digest) {
                     f.updated = m.updated;
                     f.pulled = m.pulled;
                     f.locked = m.locked;
+                    // Where the listing names a subject (ECR's `subjectManifestDigest`), the
+                    // manifest must name the same one: referrers are kept or deleted with
+                    // their subject, so a registry that says two things is not trusted.
+                    if let Some(listed) = m
+                        .subject
+                        .as_ref()
+                        .filter(|s| f.subject.as_ref() != Some(*s))
+                    {
+                        contradictions.push(format!(
+                            "the listing names {listed} as the subject of {}, its manifest names {}",
+                            m.digest,
+                            f.subject.as_ref().map_or("none".to_owned(), |s| s.to_string())
+                        ));
+                    }
                 }
+            }
+            for c in contradictions {
+                self.problem(c.into());
             }
             self.listed_all = true;
             // The two listings name the same tags, or the picture is not whole (a listing cut

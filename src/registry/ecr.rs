@@ -13,7 +13,7 @@
 //! image (`untag_keeps_manifest` is false), there are no locks, and no `created` is read from
 //! image configs (ECR ages images by their push time).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_ecr::config::http::HttpResponse;
@@ -168,6 +168,7 @@ impl EcrClient {
         check_repository(repository)?;
         let mut images = Vec::new();
         let mut token: Option<String> = None;
+        let mut seen = BTreeSet::new();
         loop {
             let sdk = self.sdk().await;
             let page = self
@@ -184,9 +185,9 @@ impl EcrClient {
                 )
                 .await?;
             images.extend(page.image_details().iter().cloned());
-            match page.next_token() {
-                Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                _ => break,
+            token = next_page("DescribeImages", repository, &mut seen, page.next_token())?;
+            if token.is_none() {
+                break;
             }
         }
         Ok(Listed { images })
@@ -360,7 +361,7 @@ impl EcrClient {
                     .collect()
             }
         };
-        let deleted: std::collections::BTreeSet<&str> = out
+        let deleted: BTreeSet<&str> = out
             .image_ids()
             .iter()
             .filter_map(|i| i.image_digest())
@@ -397,6 +398,25 @@ impl EcrClient {
                 (digest, r)
             })
             .collect()
+    }
+}
+
+/// The token of the page after this one, or `None` after the last. A token seen before
+/// would make the listing go round forever: that answer is not trusted.
+fn next_page(
+    operation: &str,
+    repository: &str,
+    seen: &mut BTreeSet<String>,
+    next: Option<&str>,
+) -> Result<Option<String>, RegistryError> {
+    match next {
+        None | Some("") => Ok(None),
+        Some(token) if !seen.insert(token.to_owned()) => Err(RegistryError::InvalidResponse {
+            method: operation.to_owned(),
+            path: repository.to_owned(),
+            reason: "the next page token repeats, so the listing would never end".into(),
+        }),
+        Some(token) => Ok(Some(token.to_owned())),
     }
 }
 
@@ -549,6 +569,7 @@ impl Backend for EcrClient {
         Box::pin(async move {
             let mut names = Vec::new();
             let mut token: Option<String> = None;
+            let mut seen = BTreeSet::new();
             loop {
                 let sdk = self.sdk().await;
                 let page = self
@@ -568,9 +589,9 @@ impl Backend for EcrClient {
                     check_repository(name)?;
                     names.push(name.to_owned());
                 }
-                match page.next_token() {
-                    Some(next) if !next.is_empty() => token = Some(next.to_owned()),
-                    _ => break,
+                token = next_page("DescribeRepositories", "", &mut seen, page.next_token())?;
+                if token.is_none() {
+                    break;
                 }
             }
             Ok(names)
@@ -725,17 +746,16 @@ impl Backend for EcrClient {
                 answered.extend(self.batch_delete(repository, chunk.to_vec()).await);
             }
             let unsure = answered.iter().any(|(_, r)| r.is_none());
-            let listed: Option<Result<std::collections::BTreeSet<String>, RegistryError>> =
-                if unsure {
-                    Some(self.describe(repository).await.map(|l| {
-                        l.images
-                            .iter()
-                            .filter_map(|i| i.image_digest().map(str::to_owned))
-                            .collect()
-                    }))
-                } else {
-                    None
-                };
+            let listed: Option<Result<BTreeSet<String>, RegistryError>> = if unsure {
+                Some(self.describe(repository).await.map(|l| {
+                    l.images
+                        .iter()
+                        .filter_map(|i| i.image_digest().map(str::to_owned))
+                        .collect()
+                }))
+            } else {
+                None
+            };
             answered
                 .into_iter()
                 .map(|(digest, r)| {

@@ -21,7 +21,12 @@ pub struct Recorded {
 impl Recorded {
     /// `status` with the fixture `name`, its `{{key}}`s filled from `vars`.
     pub fn fixture(status: u16, name: &str, vars: &BTreeMap<&str, String>) -> Recorded {
-        let path = format!("{}/tests/fixtures/acr/{name}", env!("CARGO_MANIFEST_DIR"));
+        Recorded::from_dir("acr", status, name, vars)
+    }
+
+    /// `status` with the fixture `tests/fixtures/<dir>/<name>`, its `{{key}}`s filled.
+    pub fn from_dir(dir: &str, status: u16, name: &str, vars: &BTreeMap<&str, String>) -> Recorded {
+        let path = format!("{}/tests/fixtures/{dir}/{name}", env!("CARGO_MANIFEST_DIR"));
         let mut body = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         for (k, v) in vars {
             body = body.replace(&format!("{{{{{k}}}}}"), v);

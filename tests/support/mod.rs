@@ -13,6 +13,7 @@ pub mod janitor;
 pub mod lambda_watch;
 pub mod moto;
 pub mod proxy;
+pub mod recorded_ecr;
 pub mod registry;
 pub mod server;
 pub mod sqs_driver;
