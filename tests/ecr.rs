@@ -187,3 +187,78 @@ async fn deletes_go_out_in_batches_of_a_hundred() {
     assert_eq!(client.request_count(), 3);
     assert!(ecr.picture("app").await.is_empty());
 }
+
+/// An ECR user's lifecycle policy: keep the newest release, expire untagged images after a day.
+const LIFECYCLE: &str = r#"{"rules":[
+    {"rulePriority":1,"description":"keep the newest release",
+     "selection":{"tagStatus":"tagged","tagPrefixList":["release-"],
+                  "countType":"imageCountMoreThan","countNumber":1},
+     "action":{"type":"expire"}},
+    {"rulePriority":2,"description":"untagged after a day",
+     "selection":{"tagStatus":"untagged","countType":"sinceImagePushed",
+                  "countUnit":"days","countNumber":1},
+     "action":{"type":"expire"}}]}"#;
+
+#[tokio::test]
+async fn a_translated_lifecycle_policy_keeps_what_ecr_would_have_expired_and_says_why() {
+    let moto = Moto::start().await;
+    let ecr = Ecr::on(&moto).await;
+    ecr.create_repository("app").await;
+    let old_release = ecr.image("app", Some("release-1")).await;
+    // moto's push times are whole seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let amd = ecr.image("app", None).await;
+    let arm = ecr.image("app", None).await;
+    let release = ecr.index("app", &[&amd, &arm], Some("release-2")).await;
+    let signature = ecr.untagged_signature("app", &release).await;
+    let leftover = ecr.image("app", None).await;
+    let janitor = janitor(&moto);
+
+    let lifecycle = janitor.dir_file("lifecycle.json", LIFECYCLE);
+    let translated = janitor
+        .run(&["policy", "from-ecr", lifecycle.to_str().unwrap()])
+        .await;
+    assert_eq!(translated.code, 0, "{}", translated.stderr);
+    let policy = translated.json();
+    assert_eq!(
+        policy["rules"][0],
+        serde_json::json!({"name":"ecr-1","select":"tagged","tags":"release\\-.*","keep":1})
+    );
+
+    let plan = janitor
+        .plan(&translated.stdout, &["--no-state", "--now", &days_on(2)])
+        .await;
+    assert_eq!(plan.code, 0, "{}\n{}", plan.stdout, plan.stderr);
+    let mut expected = vec![old_release.digest.clone(), leftover.digest.clone()];
+    expected.sort();
+    assert_eq!(deleted(&plan, "app"), expected, "{}", plan.stdout);
+    // ECR's own rule 2 would expire these three: untagged and a day old (#1466).
+    for child in [&amd, &arm] {
+        let reason = plan.kept_reason("app", &child.digest).unwrap();
+        assert!(reason.starts_with("child of"), "{reason}");
+    }
+    let reason = plan.kept_reason("app", &signature.digest).unwrap();
+    assert!(reason.contains("referrer of"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_lifecycle_rule_with_no_counterpart_is_refused_by_name() {
+    let janitor = Janitor::for_url(REGISTRY);
+    let lifecycle = janitor.dir_file(
+        "lifecycle.json",
+        r#"{"rules":[{"rulePriority":7,"description":"archive cold images",
+            "selection":{"tagStatus":"any","countType":"sinceImagePulled","countUnit":"days","countNumber":90},
+            "action":{"type":"transition","targetStorageClass":"archive"}}]}"#,
+    );
+    let out = janitor
+        .run(&["policy", "from-ecr", lifecycle.to_str().unwrap()])
+        .await;
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(out.stdout.is_empty(), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("rule with rulePriority 7 (\"archive cold images\"): a `transition` action"),
+        "{}",
+        out.stderr
+    );
+}

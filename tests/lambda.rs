@@ -343,3 +343,65 @@ async fn a_webhook_whose_sweep_fails_answers_500_so_the_registry_delivers_it_aga
     assert!(summary.contains(r#""incomplete":1"#), "{summary}");
     assert!(summary.contains(r#""failed":true"#), "{summary}");
 }
+
+/// Amazon ECR straight to the function (no queue): EventBridge hands it an `ECR Image Action`
+/// event, and the function sweeps the pushed repository, and only that one, with the `ecr`
+/// backend on moto's ECR. A `DELETE` event (ours cause them) sweeps nothing.
+#[tokio::test]
+async fn an_ecr_push_event_sweeps_its_repository_through_the_function() {
+    use support::ecr::{Ecr, REGISTRY};
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let moto = Moto::start().await;
+    let ecr = Ecr::on(&moto).await;
+    ecr.create_repository("app").await;
+    ecr.create_repository("other").await;
+    let leftover = ecr.image("app", None).await;
+    let elsewhere = ecr.image("other", None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = function_env(
+        REGISTRY,
+        dir.path(),
+        PURGE_UNTAGGED,
+        &[("JANITOR_DRY_RUN", "false")],
+    );
+    env.extend(moto.env());
+    let watch = Watch::start(&env).await;
+
+    let pushed = ecr.image("app", Some("v1")).await;
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/events/ecr-image-action.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    event["detail"]["action-type"] = "DELETE".into();
+    let ignored = watch.invoke(&event.to_string()).await;
+    assert!(
+        ignored["ignored"]
+            .as_str()
+            .is_some_and(|why| why.contains("DELETE")),
+        "{ignored}"
+    );
+    assert!(
+        ecr.has("app", &leftover.digest).await,
+        "a DELETE event swept"
+    );
+
+    event["detail"]["action-type"] = "PUSH".into();
+    event["detail"]["repository-name"] = "app".into();
+    event["detail"]["image-digest"] = pushed.digest.clone().into();
+    event["detail"]["image-tag"] = "v1".into();
+    let report = watch.invoke(&event.to_string()).await;
+    assert_eq!(report["dry_run"], false, "{report}\n{}", watch.log());
+    assert_eq!(report["summary"]["manifests_deleted"], 1, "{report}");
+    assert_eq!(
+        ecr.picture("app").await,
+        vec![(pushed.digest.clone(), vec!["v1".to_owned()])]
+    );
+    assert!(
+        ecr.has("other", &elsewhere.digest).await,
+        "a push to app swept other"
+    );
+}

@@ -3,6 +3,8 @@
 //!   `acr purge`'s flags stand for (`purge.rs`).
 //! - The manual operations of the ACR guide name what goes instead: `repository.rs`,
 //!   `image.rs`, `tag.rs`, `manifest.rs`, with what they share in `operation.rs`.
+//! - `policy from-ecr` prints an ECR lifecycle policy as ours (`policy.rs`); it reaches no
+//!   registry.
 //! - All reach the registry the same way (`connect.rs`); `terminal.rs` asks and shows
 //!   progress. What a command prints is made in the library's `report` module.
 
@@ -10,6 +12,7 @@ mod connect;
 mod image;
 mod manifest;
 mod operation;
+mod policy;
 mod purge;
 mod repository;
 mod sweep;
@@ -70,6 +73,9 @@ pub enum Command {
     /// Manifests: list them, or delete those older than a date.
     #[command(subcommand)]
     Manifest(manifest::ManifestCommand),
+    /// Policies: translate an ECR lifecycle policy into ours.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
 }
 
 /// An error that is the user's to fix (exit 2), or a failure while running (exit 1).
@@ -117,5 +123,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Image(c) => image::run(c).await,
         Command::Tag(c) => tag::run(c).await,
         Command::Manifest(c) => manifest::run(c).await,
+        Command::Policy(c) => policy::run(c),
     }
 }

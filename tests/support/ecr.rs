@@ -121,6 +121,17 @@ impl Ecr {
 
     /// An OCI 1.1 referrer (a signature) of `subject`, tagged `sha256-<hex>.sig` as cosign does.
     pub async fn signature(&self, repository: &str, subject: &Pushed) -> Pushed {
+        let tag = format!("{}.sig", subject.digest.replacen(':', "-", 1));
+        self.referrer(repository, subject, Some(&tag)).await
+    }
+
+    /// An OCI 1.1 referrer (a signature) of `subject` that only its `subject` field ties to it,
+    /// as `cosign --registry-referrers-mode oci-1-1` and notation push them: untagged.
+    pub async fn untagged_signature(&self, repository: &str, subject: &Pushed) -> Pushed {
+        self.referrer(repository, subject, None).await
+    }
+
+    async fn referrer(&self, repository: &str, subject: &Pushed, tag: Option<&str>) -> Pushed {
         let n = self
             .unique
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -133,8 +144,7 @@ impl Ecr {
             "subject": subject.descriptor(),
         })
         .to_string();
-        let tag = format!("{}.sig", subject.digest.replacen(':', "-", 1));
-        self.put(repository, OCI_MANIFEST, body, Some(&tag)).await
+        self.put(repository, OCI_MANIFEST, body, tag).await
     }
 
     /// Every digest in `repository`, sorted, and the tags on each.

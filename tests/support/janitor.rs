@@ -95,6 +95,13 @@ impl Janitor {
         self.dir.path().join("state.json")
     }
 
+    /// Write `text` as the file `name` in this janitor's directory and return its path.
+    pub fn dir_file(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).expect("write file");
+        path
+    }
+
     /// Write `json` as the policy file and return its path.
     pub fn policy(&self, json: &str) -> PathBuf {
         let path = self.dir.path().join("policy.json");

@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::pattern::{Pattern, PatternError};
+
+pub mod from_ecr;
 use crate::registry::Digest;
 
 /// The longest `older_than` we accept. Anything longer is a typo, not a retention period.
@@ -441,7 +443,7 @@ mod tests {
 
     #[test]
     fn the_infra_example_policy_parses() {
-        let p = Policy::from_json(include_str!("../infra/policy.example.json")).unwrap();
+        let p = Policy::from_json(include_str!("../../infra/policy.example.json")).unwrap();
         assert!(p.untagged_owner("any/repo").is_some());
         assert_eq!(
             p.tag_owner("ci/app", "pr-12").unwrap().name,
