@@ -60,8 +60,10 @@ deploy: build-lambda
 
 ## Benchmarks (not part of make test): the planner on 100k manifests, time and peak memory;
 ## then the registry sweep against a real local registry (BENCHMARKS.md: figures and knobs);
-## then queue mode: webhook time to 202, and converging through the queue vs one sweep.
+## then queue mode: webhook time to 202, and converging through the queue vs one sweep;
+## then ECR (moto): AWS API calls per deleted manifest, the janitor vs a per-digest delete loop.
 bench: deps
 	$(CARGO) bench --locked --bench plan_scale
 	$(CARGO) bench --locked --bench registry_sweep
 	$(CARGO) bench --locked --bench queue_mode
+	$(CARGO) bench --locked --bench ecr_calls

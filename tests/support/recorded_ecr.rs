@@ -194,6 +194,17 @@ impl RecordedEcr {
             .map(|c| c.body.clone())
             .collect()
     }
+
+    /// The operation of every call so far, in order.
+    pub fn operations(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .map(|c| c.operation.clone())
+            .collect()
+    }
 }
 
 /// ECR's timestamp on the wire (`awsJson1_1`): seconds since the epoch, with a fraction.
