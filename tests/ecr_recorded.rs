@@ -309,3 +309,134 @@ async fn a_listing_whose_next_page_token_repeats_is_an_error_not_a_loop() {
     assert_eq!(stand_in.calls("DescribeImages").len(), 2);
     assert!(ecr.has("app", &first.digest).await);
 }
+
+#[tokio::test]
+async fn a_repository_with_archived_images_is_not_swept() {
+    let moto = Moto::start().await;
+    let ecr = Ecr::on(&moto).await;
+    ecr.create_repository("app").await;
+    let child = ecr.image("app", None).await;
+    let index = ecr.index("app", &[&child], Some("v0")).await;
+    let leftover = ecr.image("app", None).await;
+    let stand_in = RecordedEcr::start(&moto.url).await;
+    // ECR lists archived images only when asked for every status; the index is archived, so
+    // its child would look like a leftover if the index were not listed.
+    stand_in.on(
+        "DescribeImages",
+        "",
+        Answer::Recorded(fixture(
+            200,
+            "DescribeImages.archived.json",
+            &vars(&[
+                ("index", index.digest.clone()),
+                ("child", child.digest.clone()),
+                ("leftover", leftover.digest.clone()),
+                ("pushed", days_ago(30)),
+                ("archived", days_ago(10)),
+            ]),
+        )),
+    );
+    let policy = r#"{"rules":[{"name":"dangling","select":"untagged","older_than":"1d"}]}"#;
+    let done = janitor(&moto, &stand_in).apply(policy, &[]).await;
+    assert_eq!(done.code, 1, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(done.json()["summary"]["repositories_incomplete"], 1);
+    let error = done.json()["repositories"][0]["error"].to_string();
+    assert!(
+        error.contains("not ACTIVE") && error.contains("ARCHIVED"),
+        "{error}"
+    );
+    assert!(done.deleted("app").is_empty(), "{}", done.stdout);
+    assert!(stand_in.calls("BatchDeleteImage").is_empty());
+    let asked = stand_in.calls("DescribeImages");
+    assert!(
+        asked
+            .iter()
+            .all(|body| body["filter"]["imageStatus"] == "ANY"),
+        "{asked:?}"
+    );
+    assert!(ecr.has("app", &child.digest).await && ecr.has("app", &leftover.digest).await);
+}
+
+#[tokio::test]
+async fn a_listing_whose_subject_is_no_digest_is_not_trusted() {
+    let moto = Moto::start().await;
+    let ecr = Ecr::on(&moto).await;
+    ecr.create_repository("app").await;
+    let image = ecr.image("app", Some("v1")).await;
+    let other = ecr.image("app", Some("old")).await;
+    let signature = ecr.signature("app", &image).await;
+    let stand_in = RecordedEcr::start(&moto.url).await;
+    stand_in.on(
+        "DescribeImages",
+        "",
+        Answer::Recorded(fixture(
+            200,
+            "DescribeImages.bad-subject.json",
+            &vars(&[
+                ("image", image.digest.clone()),
+                ("other", other.digest.clone()),
+                ("signature", signature.digest.clone()),
+                ("signature_tag", sig_tag(&image)),
+                ("bad_subject", "sha256:not-hex".to_owned()),
+                ("pushed", days_ago(30)),
+            ]),
+        )),
+    );
+    let policy = r#"{"rules":[{"name":"old","select":"tagged","tags":"old","older_than":"1d"}]}"#;
+    let done = janitor(&moto, &stand_in).apply(policy, &[]).await;
+    assert_eq!(done.code, 1, "{}\n{}", done.stdout, done.stderr);
+    let error = done.json()["repositories"][0]["error"].to_string();
+    assert!(error.contains("subjectManifestDigest"), "{error}");
+    assert!(done.deleted("app").is_empty(), "{}", done.stdout);
+    assert!(stand_in.calls("BatchDeleteImage").is_empty());
+}
+
+#[tokio::test]
+async fn a_delete_answered_neither_way_that_the_listing_still_shows_has_failed() {
+    let moto = Moto::start().await;
+    let ecr = Ecr::on(&moto).await;
+    ecr.create_repository("app").await;
+    let child = ecr.image("app", None).await;
+    let index = ecr.index("app", &[&child], None).await;
+    let stand_in = RecordedEcr::start(&moto.url).await;
+    // ECR names each item in `imageIds` or `failures`; this answer names neither, and deletes
+    // nothing: the next listing (moto's) still shows the index.
+    stand_in.on(
+        "BatchDeleteImage",
+        "",
+        Answer::Recorded(fixture(
+            200,
+            "BatchDeleteImage.unanswered.json",
+            &BTreeMap::new(),
+        )),
+    );
+    let policy = r#"{"rules":[{"name":"dangling","select":"untagged","older_than":"1d"}]}"#;
+    let later = (Utc::now() + Duration::days(2)).to_rfc3339();
+    let done = janitor(&moto, &stand_in)
+        .apply(policy, &["--now", &later])
+        .await;
+    assert_eq!(done.code, 1, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(done.json()["summary"]["manifests_deleted"], 0);
+    let error_of = |digest: &str| {
+        done.entries("app", "delete")
+            .iter()
+            .find(|e| e["digest"] == digest)
+            .and_then(|e| e["error"].as_str().map(str::to_owned))
+            .unwrap_or_default()
+    };
+    let index_error = error_of(&index.digest);
+    assert!(
+        index_error.contains("the listing still has it"),
+        "{index_error}"
+    );
+    let child_error = error_of(&child.digest);
+    assert!(
+        child_error.contains("could not be deleted"),
+        "{child_error}"
+    );
+    // The index went first, alone; its child was never asked for.
+    let asked = stand_in.calls("BatchDeleteImage");
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(!asked[0].to_string().contains(&child.digest), "{asked:?}");
+    assert!(ecr.has("app", &index.digest).await && ecr.has("app", &child.digest).await);
+}

@@ -8,7 +8,9 @@
 //!
 //! 1. the registry's own time for the tag (ACR's `lastUpdateTime`);
 //! 2. the image's date (the `org.opencontainers.image.created` annotation, else the config's
-//!    `created`; an index's is its newest child's), if it is a build time;
+//!    `created`; an index's is its newest child's), if it is a build time; where the registry
+//!    also has a time for the manifest (ECR's push), the later of the two, since an image
+//!    copied into the registry today is not as old as its build;
 //! 3. the registry's own time for the manifest;
 //! 4. when this janitor first saw that tag on that digest (the inventory). The tag named
 //!    that digest then, so the age it gives is never more than the time since the tag was
@@ -63,10 +65,14 @@ impl Age {
             return Age::plain(Some(t));
         }
         let created = facts.and_then(|f| f.created);
+        let registry = facts.and_then(|f| f.updated);
+        // A build date and the registry's own time (ECR's push) can both be known: the image
+        // was built, then pushed, so the later of the two is the younger age, and the safe one.
+        // A build copied into the registry today is not as old as its build.
         if let Some(c) = created.filter(|c| is_build_time(*c, now)) {
-            return Age::plain(Some(c));
+            return Age::plain(Some(registry.map_or(c, |r| r.max(c))));
         }
-        if let Some(t) = facts.and_then(|f| f.updated) {
+        if let Some(t) = registry {
             return Age::plain(Some(t));
         }
         // An image that carries no date, where the registry has none either, is of unknown
@@ -173,6 +179,20 @@ mod tests {
         pushed.updated = Some(t("2026-02-02T00:00:00Z"));
         let by_manifest = Age::of_tag(&tag(Some("2026-12-01T00:00:00Z")), Some(&pushed), now);
         assert_eq!(by_manifest, Age::plain(Some(t("2026-02-02T00:00:00Z"))));
+    }
+
+    #[test]
+    fn a_build_pushed_later_is_as_old_as_its_push() {
+        let now = t(NOW);
+        let mut copied = made("2026-10-01T00:00:00Z");
+        copied.updated = Some(t("2026-12-01T00:00:00Z"));
+        let age = Age::of_tag(&tag(None), Some(&copied), now);
+        assert_eq!(age, Age::plain(Some(t("2026-12-01T00:00:00Z"))));
+        // A registry time before the build date (a clock off) does not make it older either.
+        let mut skewed = made("2026-11-20T00:00:00Z");
+        skewed.updated = Some(t("2026-11-01T00:00:00Z"));
+        let age = Age::of_tag(&tag(None), Some(&skewed), now);
+        assert_eq!(age, Age::plain(Some(t("2026-11-20T00:00:00Z"))));
     }
 
     #[test]

@@ -105,23 +105,41 @@ pub fn translate(text: &str) -> Result<Value, FromEcrError> {
     {
         return Err(FromEcrError::DuplicatePriority(w[0].rule_priority));
     }
+    // ECR refuses a policy whose `any` rule is not evaluated last; ours would let its `.*`
+    // take the tags of the rules after it.
+    if let Some(r) = ecr_rules
+        .iter()
+        .rev()
+        .skip(1)
+        .find(|r| r.selection.tag_status == "any")
+    {
+        return Err(FromEcrError::Rule {
+            priority: r.rule_priority,
+            description: described(r),
+            reason: "a tagStatus \"any\" rule must have the highest rulePriority, as ECR \
+                     requires: it is evaluated last"
+                .into(),
+        });
+    }
     let mut rules = Vec::new();
     for r in &ecr_rules {
-        rules.extend(rule(r).map_err(|reason| {
-            FromEcrError::Rule {
-                priority: r.rule_priority,
-                description: r
-                    .description
-                    .as_ref()
-                    .map(|d| format!(" ({d:?})"))
-                    .unwrap_or_default(),
-                reason,
-            }
+        rules.extend(rule(r).map_err(|reason| FromEcrError::Rule {
+            priority: r.rule_priority,
+            description: described(r),
+            reason,
         })?);
     }
     let document = json!({ "rules": rules });
     Policy::from_json(&document.to_string())?;
     Ok(document)
+}
+
+/// ` ("description")`, to follow a rule's priority in an error, or nothing.
+fn described(r: &EcrRule) -> String {
+    r.description
+        .as_ref()
+        .map(|d| format!(" ({d:?})"))
+        .unwrap_or_default()
 }
 
 /// Our rules for one ECR rule (two for `tagStatus: any`), or why there are none.
@@ -396,5 +414,14 @@ mod tests {
             {"rulePriority":1,"selection":{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
         );
         assert!(twice.contains("two rules have rulePriority 1"), "{twice}");
+        let any_first = error_of(
+            r#"{"rules":[
+            {"rulePriority":1,"description":"all","selection":{"tagStatus":"any","countType":"imageCountMoreThan","countNumber":5},"action":{"type":"expire"}},
+            {"rulePriority":2,"selection":{"tagStatus":"tagged","tagPrefixList":["v"],"countType":"imageCountMoreThan","countNumber":1},"action":{"type":"expire"}}]}"#,
+        );
+        assert!(
+            any_first.starts_with("rule with rulePriority 1 (\"all\"): a tagStatus \"any\" rule"),
+            "{any_first}"
+        );
     }
 }

@@ -7,7 +7,9 @@
 //! Manifests are read with `BatchGetImage`, 100 a call, asking for every manifest and index
 //! type so that ECR converts nothing; deletes go out as `BatchDeleteImage`, 100 a call, each
 //! item answered on its own. An item the answer names neither as deleted nor as failed is
-//! looked up again before it counts as gone.
+//! looked up again before it counts as gone. The listing asks for every `imageStatus`, and a
+//! repository holding an image that is not `ACTIVE` (archived) is not swept: what such an
+//! image references cannot be read.
 //!
 //! What ECR cannot do, declared in `capabilities()`: removing an image's last tag deletes the
 //! image (`untag_keeps_manifest` is false), there are no locks, and no `created` is read from
@@ -18,7 +20,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use aws_sdk_ecr::config::http::HttpResponse;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ecr::types::{ImageDetail, ImageFailureCode, ImageIdentifier};
+use aws_sdk_ecr::types::{
+    DescribeImagesFilter, ImageDetail, ImageFailureCode, ImageIdentifier, ImageStatus,
+    ImageStatusFilter,
+};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 
@@ -180,6 +185,13 @@ impl EcrClient {
                         .registry_id(&self.registry_id)
                         .repository_name(repository)
                         .max_results(1000)
+                        // Without it ECR lists only ACTIVE images, and an archived index or
+                        // subject would leave its children and referrers looking orphaned.
+                        .filter(
+                            DescribeImagesFilter::builder()
+                                .image_status(ImageStatusFilter::Any)
+                                .build(),
+                        )
                         .set_next_token(token.take())
                         .send(),
                 )
@@ -190,6 +202,7 @@ impl EcrClient {
                 break;
             }
         }
+        not_archived(repository, &images)?;
         Ok(Listed { images })
     }
 
@@ -385,7 +398,8 @@ impl EcrClient {
                     Some(Ok(Deleted::Removed))
                 } else {
                     // Each failure is this item's alone (ImageReferencedByManifestList: a
-                    // parent still uses it; ImageNotFound: the next listing tells).
+                    // parent still uses it). ImageNotFound is a failure too: apply keeps
+                    // what depends on it, and the next sweep's listing tells.
                     failed.get(key.as_str()).map(|(code, reason)| {
                         Err(RegistryError::Aws {
                             operation: "BatchDeleteImage".into(),
@@ -511,7 +525,15 @@ impl Listed {
                     media_type: image.image_manifest_media_type().map(str::to_owned),
                     subject: image
                         .subject_manifest_digest()
-                        .and_then(|d| d.parse::<Digest>().ok()),
+                        .map(|d| {
+                            d.parse::<Digest>()
+                                .map_err(|e| RegistryError::InvalidResponse {
+                                    method: "DescribeImages".into(),
+                                    path: image.repository_name().unwrap_or_default().to_owned(),
+                                    reason: format!("subjectManifestDigest {d:?}: {e}"),
+                                })
+                        })
+                        .transpose()?,
                     size: image
                         .image_size_in_bytes()
                         .and_then(|s| u64::try_from(s).ok()),
@@ -519,6 +541,36 @@ impl Listed {
                 })
             })
             .collect()
+    }
+}
+
+/// A repository with archived (or restoring) images is not swept: what they reference cannot
+/// be read, so their children and referrers might look orphaned. An image without a status
+/// (older API answers, moto) is active.
+fn not_archived(repository: &str, images: &[ImageDetail]) -> Result<(), RegistryError> {
+    let inactive: Vec<String> = images
+        .iter()
+        .filter_map(|i| match i.image_status() {
+            None | Some(ImageStatus::Active) => None,
+            Some(status) => Some(format!(
+                "{} ({})",
+                i.image_digest().unwrap_or("?"),
+                status.as_str()
+            )),
+        })
+        .collect();
+    match inactive.as_slice() {
+        [] => Ok(()),
+        [first, ..] => Err(RegistryError::InvalidResponse {
+            method: "DescribeImages".into(),
+            path: repository.to_owned(),
+            reason: format!(
+                "{} image(s) are not ACTIVE, such as {first}: registry-janitor does not sweep \
+                 a repository with archived images, since what they reference cannot be read; \
+                 restore or delete them first",
+                inactive.len()
+            ),
+        }),
     }
 }
 
