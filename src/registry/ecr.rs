@@ -574,6 +574,22 @@ fn not_archived(repository: &str, images: &[ImageDetail]) -> Result<(), Registry
     }
 }
 
+/// The answer for the one image a batch call was given, or an error if it gave none.
+fn the_one<K, T>(
+    operation: &str,
+    repository: &str,
+    answer: Option<(K, Result<T, RegistryError>)>,
+) -> Result<T, RegistryError> {
+    match answer {
+        Some((_, r)) => r,
+        None => Err(RegistryError::InvalidResponse {
+            method: operation.into(),
+            path: repository.to_owned(),
+            reason: "no answer for the image".into(),
+        }),
+    }
+}
+
 fn digest_of(image: &ImageDetail) -> Result<Digest, RegistryError> {
     let text = image.image_digest().unwrap_or_default();
     text.parse::<Digest>()
@@ -685,14 +701,7 @@ impl Backend for EcrClient {
             let mut got = self
                 .batch_get(repository, std::slice::from_ref(reference))
                 .await;
-            match got.pop() {
-                Some((_, r)) => r,
-                None => Err(RegistryError::InvalidResponse {
-                    method: "BatchGetImage".into(),
-                    path: repository.to_owned(),
-                    reason: "no answer for the image".into(),
-                }),
-            }
+            the_one("BatchGetImage", repository, got.pop())
         })
     }
 
@@ -764,18 +773,10 @@ impl Backend for EcrClient {
     ) -> Answer<'a, Deleted> {
         Box::pin(async move {
             check_repository(repository)?;
-            match self
+            let mut answered = self
                 .delete_manifests(repository, vec![digest.clone()], 1)
-                .await
-                .pop()
-            {
-                Some((_, r)) => r,
-                None => Err(RegistryError::InvalidResponse {
-                    method: "BatchDeleteImage".into(),
-                    path: repository.to_owned(),
-                    reason: "no answer for the image".into(),
-                }),
-            }
+                .await;
+            the_one("BatchDeleteImage", repository, answered.pop())
         })
     }
 
