@@ -57,9 +57,16 @@ pub async fn collect(
     };
     let mut reader = Reader::new(client, repository, inventory, concurrency, snapshot);
     reader.deadline = deadline;
-    // Pinned manifests keep what they reach, so they must be in the picture even untagged;
-    // so must a manifest the user names by digest.
-    let wanted: BTreeSet<Digest> = policy.protect.digests.union(named).cloned().collect();
+    // Pinned and in-use manifests keep what they reach, so they must be in the picture even
+    // untagged; so must a manifest the user names by digest.
+    let wanted: BTreeSet<Digest> = policy
+        .protect
+        .digests
+        .iter()
+        .chain(named)
+        .chain(policy.protect.running.digests_in(repository))
+        .cloned()
+        .collect();
     match client.listings(repository).await {
         Ok((TagListing::Names(names), _)) => reader.read_tags(&names).await,
         Ok((TagListing::Resolved(tags), manifests)) => reader.read_listed(tags, manifests).await,

@@ -8,6 +8,7 @@ pub mod apply;
 pub mod aws;
 pub mod bounded;
 pub mod collect;
+pub mod in_use;
 pub mod lambda;
 pub mod pattern;
 pub mod plan;

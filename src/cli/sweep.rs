@@ -7,6 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
+use registry_janitor::in_use::{self, Provider};
 use registry_janitor::policy::Policy;
 use registry_janitor::registry::options::redact_userinfo;
 use registry_janitor::registry::Backend;
@@ -33,6 +34,10 @@ pub struct SweepArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
+    /// A list of the images in use (repeatable): one reference per line, or a JSON array.
+    /// They are kept with everything they reach; a list that cannot be read deletes nothing.
+    #[arg(long = "in-use", value_name = "FILE")]
+    in_use: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -49,7 +54,11 @@ pub enum Mode {
 }
 
 pub async fn sweep(args: SweepArgs, mode: Mode, unlock: bool) -> Result<ExitCode, Failure> {
-    let policy = Policy::from_file(&args.policy).map_err(usage)?;
+    let mut policy = Policy::from_file(&args.policy).map_err(usage)?;
+    policy
+        .protect
+        .in_use
+        .extend(args.in_use.iter().cloned().map(Provider::File));
     let how = How {
         connect: &args.connect,
         repositories: &args.repositories,
@@ -79,6 +88,13 @@ pub async fn sweep_with(policy: &Policy, how: How<'_>) -> Result<ExitCode, Failu
     }
     let (conn, mut store) = how.connect.open()?;
     policy.fits(conn.client.as_ref()).map_err(usage)?;
+    // The images in use, read once for the whole sweep; one that cannot be read makes every
+    // repository incomplete (the planner says why).
+    let (policy, warnings) = in_use::resolve(policy, &how.connect.registry);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    let policy = &policy;
     let now = how.now.unwrap_or_else(Utc::now);
     if how.mode != Mode::Plan && how.now.is_some() {
         tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");

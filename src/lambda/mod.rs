@@ -320,11 +320,18 @@ impl App {
         let mut wired = self.settings(config, deadline).await?.wire()?;
         config.policy.fits(wired.backend.as_ref())?;
         let now = Utc::now();
-        let mut sweeper = wired.sweeper(&config.policy, now).deadline(deadline);
+        // The images in use, read once for this job (one invocation); one that cannot be
+        // read makes every repository incomplete.
+        let (policy, warnings) = crate::in_use::resolve(&config.policy, &config.registry);
+        for w in warnings {
+            tracing::warn!("{w}");
+        }
+        let policy = &policy;
+        let mut sweeper = wired.sweeper(policy, now).deadline(deadline);
         sweeper.remember(&job.pushed).await?;
         let repositories: Vec<String> = match &job.scope {
-            Scope::Policy => scope(sweeper.client, &config.policy, &[]).await?,
-            Scope::Repositories(names) => covered(&config.policy, names),
+            Scope::Policy => scope(sweeper.client, policy, &[]).await?,
+            Scope::Repositories(names) => covered(policy, names),
         };
         let outcome = sweeper
             .run(&repositories, !config.dry_run, |_, _, _| {})

@@ -45,6 +45,8 @@ pub enum Status {
 pub enum KeepKind {
     /// `protect.digests` names it.
     Pinned,
+    /// An in-use provider names it, or a tag on it (`protect.in_use`, `--in-use`).
+    InUse,
     /// A `protect.tags` pattern matches one of its tags.
     Protected,
     /// Locked in the registry: its own lock or a tag's.

@@ -47,6 +47,26 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
     plan_keeping(snapshot, policy, now, &BTreeSet::new())
 }
 
+/// Why `digest` is in use, if a provider names it or one of its tags (resolved from the
+/// snapshot, now).
+fn in_use(
+    snapshot: &Snapshot,
+    policy: &Policy,
+    tags: &TagKinds,
+    digest: &Digest,
+) -> Option<String> {
+    let running = &policy.protect.running;
+    let repo = snapshot.repository.as_str();
+    if let Some(source) = running.digest(repo, digest) {
+        return Some(format!("in use: {source} names {}", digest.short()));
+    }
+    tags.user.get(digest)?.iter().find_map(|t| {
+        running
+            .tag(repo, t)
+            .map(|source| format!("in use: {source} names {repo}:{t}"))
+    })
+}
+
 /// The planner, with `needed` kept because a referrer that stays needs them
 /// (`manifest delete --older-than` never orphans a recent SBOM).
 pub(crate) fn plan_keeping(
@@ -65,6 +85,11 @@ pub(crate) fn plan_keeping(
             "nothing there: the registry knows no such repository ({why})"
         ));
         return plan;
+    }
+    // An in-use provider that could not be read might have named anything here.
+    if let Some(why) = &policy.protect.running.failure {
+        let problem = Problem::new(Cause::Read, format!("in use: {why}"));
+        return incomplete(snapshot, &tags, problem);
     }
     // A pattern that cannot tell whether it matches a name (its backtracking ran away)
     // leaves the owner of that name unknown: nothing is decided here.
@@ -86,6 +111,8 @@ pub(crate) fn plan_keeping(
             .and_then(|all| all.iter().find(|t| snapshot.tags[*t].locked));
         let verdict = if policy.protect.digests.contains(digest) {
             Own::Keep(KeepKind::Pinned, "pinned by protect.digests".into())
+        } else if let Some(why) = in_use(snapshot, policy, &tags, digest) {
+            Own::Keep(KeepKind::InUse, why)
         } else if needed.contains(digest) {
             Own::Keep(
                 KeepKind::Referred,
@@ -388,6 +415,11 @@ fn judge_tags(
     let mut owned: Vec<(&Rule, Vec<Item<String>>)> = Vec::new();
     for (digest, names) in &tags.user {
         for tag in names {
+            // A pod that restarts pulls its tag again: the tag stays as well as its digest.
+            if let Some(source) = policy.protect.running.tag(repo, tag) {
+                verdicts.insert(tag.clone(), Verdict::keep(format!("in use: {source}")));
+                continue;
+            }
             if let Some(pattern) = policy.protecting_pattern(tag) {
                 verdicts.insert(
                     tag.clone(),

@@ -53,6 +53,11 @@ pub struct Protect {
     pub tags: Vec<Pattern>,
     pub digests: BTreeSet<Digest>,
     pub include_locked: bool,
+    /// Where the images in use are listed (`protect.in_use`, and the CLI's `--in-use`).
+    pub in_use: Vec<crate::in_use::Provider>,
+    /// What those providers named, read at the edge before planning (`in_use::read`); the
+    /// planner keeps it, and everything it reaches.
+    pub running: crate::in_use::InUse,
 }
 
 #[derive(Debug, Clone)]
@@ -138,6 +143,8 @@ struct ProtectDocument {
     digests: Vec<String>,
     #[serde(default)]
     include_locked: bool,
+    #[serde(default)]
+    in_use: Vec<crate::in_use::Provider>,
 }
 
 impl Policy {
@@ -148,11 +155,18 @@ impl Policy {
             path: shown.clone(),
             reason: e.to_string(),
         })?;
-        match path.extension().and_then(|e| e.to_str()) {
+        let mut policy = match path.extension().and_then(|e| e.to_str()) {
             Some("json") => Policy::from_json(&text),
             Some("toml") => Policy::from_toml(&text),
             _ => Err(PolicyError::Format { path: shown }),
-        }
+        }?;
+        // A relative `file` provider counts from the policy file's folder.
+        let folder = path.parent().unwrap_or(Path::new("."));
+        policy.protect.in_use = std::mem::take(&mut policy.protect.in_use)
+            .into_iter()
+            .map(|p| p.relative_to(folder))
+            .collect();
+        Ok(policy)
     }
 
     /// A policy with no rules: it selects nothing and protects nothing (the manual
@@ -273,6 +287,8 @@ impl Policy {
                 tags,
                 digests,
                 include_locked: doc.protect.include_locked,
+                in_use: doc.protect.in_use,
+                running: Default::default(),
             },
         })
     }
@@ -505,6 +521,32 @@ mod tests {
         .unwrap();
         assert_eq!(p.tag_owner("ci/app", "pr-1").unwrap().name, "narrow");
         assert_eq!(p.tag_owner("ci/other", "pr-1").unwrap().name, "broad");
+    }
+
+    #[test]
+    fn in_use_files_count_from_the_policy_files_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        std::fs::write(
+            &path,
+            r#"{"rules":[{"name":"r","select":"untagged"}],
+                "protect":{"in_use":[{"file":"running.txt"},{"file":"/abs/list.txt"}]}}"#,
+        )
+        .unwrap();
+        let p = Policy::from_file(&path).unwrap();
+        assert_eq!(
+            p.protect.in_use,
+            vec![
+                crate::in_use::Provider::File(dir.path().join("running.txt")),
+                crate::in_use::Provider::File("/abs/list.txt".into()),
+            ]
+        );
+        let unknown = Policy::from_json(
+            r#"{"rules":[{"name":"r","select":"untagged"}],"protect":{"in_use":[{"ftp":"x"}]}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unknown.contains("unknown variant `ftp`"), "{unknown}");
     }
 
     #[test]
