@@ -164,7 +164,7 @@ pub fn comparable_host(host: &str, default_port: u16) -> String {
 }
 
 /// What one provider gave, for the report.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ProviderReport {
     pub name: String,
     /// References it named, of every registry.

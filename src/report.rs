@@ -21,6 +21,16 @@ pub struct Report {
     /// Repositories a run left for the next one (the function's time ran out).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfinished: Vec<String>,
+    /// What the in-use providers gave, where there were any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<InUseReport>,
+}
+
+/// The report's `in_use`: each provider, and how many references named other registries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InUseReport {
+    pub providers: Vec<crate::in_use::ProviderReport>,
+    pub other_registries: usize,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -58,7 +68,19 @@ impl Report {
             repositories,
             summary,
             unfinished: Vec::new(),
+            in_use: None,
         }
+    }
+
+    /// This report with what the in-use providers gave (nothing when there were none).
+    pub fn with_in_use(mut self, in_use: &crate::in_use::InUse) -> Report {
+        if !in_use.providers.is_empty() {
+            self.in_use = Some(InUseReport {
+                providers: in_use.providers.clone(),
+                other_registries: in_use.other_registries,
+            });
+        }
+        self
     }
 
     /// The repositories a run left for the next one (not reached, or cut short by the
@@ -92,7 +114,10 @@ impl Report {
             .filter(|n| !retried.contains(n.as_str()))
             .collect();
         unfinished.extend(again.unfinished.iter().cloned());
-        Report::new(self.now, self.dry_run, repositories).left_for_next_run(unfinished)
+        let mut report =
+            Report::new(self.now, self.dry_run, repositories).left_for_next_run(unfinished);
+        report.in_use = again.in_use.or(self.in_use);
+        report
     }
 
     /// Whether anything failed: an incomplete repository or a failed action.
@@ -191,6 +216,21 @@ impl Report {
                 "NOT STARTED  {} (the next run does them)\n",
                 not_started.join(", ")
             );
+        }
+        if let Some(u) = &self.in_use {
+            for p in &u.providers {
+                let _ = match &p.error {
+                    Some(e) => writeln!(out, "IN USE  {}: FAILED: {e}", p.name),
+                    None => writeln!(out, "IN USE  {}: {} references", p.name, p.references),
+                };
+            }
+            if u.other_registries > 0 {
+                let _ = writeln!(
+                    out,
+                    "IN USE  {} references name other registries and were ignored",
+                    u.other_registries
+                );
+            }
         }
         let s = &self.summary;
         let verb = if self.dry_run { "would be" } else { "were" };

@@ -96,6 +96,13 @@ async fn a_list_that_cannot_be_read_deletes_nothing_and_fails_the_run() {
         error.contains("not-exported-yet.txt: cannot be read"),
         "{error}"
     );
+    let provider = &done.json()["in_use"]["providers"][0];
+    assert!(
+        provider["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("cannot be read")),
+        "{provider}"
+    );
     assert!(registry.has_manifest("app", &build.digest).await);
     // A list with an entry that is no image reference fails the same way.
     let broken = janitor.dir_file("broken.txt", "app:pr-1\nNot A Reference\n");
@@ -130,4 +137,74 @@ async fn a_reference_to_another_registry_changes_nothing_here() {
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
     assert_eq!(done.deleted("app"), vec![build.digest.clone()]);
     assert!(!registry.has_manifest("app", &build.digest).await);
+    let in_use = &done.json()["in_use"];
+    assert_eq!(in_use["other_registries"], 2, "{in_use}");
+    assert_eq!(in_use["providers"][0]["references"], 2, "{in_use}");
+    assert!(in_use["providers"][0]["error"].is_null(), "{in_use}");
+}
+
+#[tokio::test]
+async fn image_delete_refuses_an_image_in_use_unless_forced() {
+    let registry = TestRegistry::start().await;
+    let image = Image::oci("app").tag("v1").push(&registry).await;
+    let janitor = Janitor::new(&registry);
+    let list = janitor.dir_file("in-use.txt", &format!("app@{}\n", image.digest));
+    let list = list.to_str().unwrap();
+    let refused = janitor
+        .op(&["image", "delete"], &["app:v1", "--yes", "--in-use", list])
+        .await;
+    assert_eq!(refused.code, 1, "{}\n{}", refused.stdout, refused.stderr);
+    assert!(
+        refused.stderr.contains("Refusing to delete")
+            && refused.stderr.contains(&format!("in use: file {list}")),
+        "{}",
+        refused.stderr
+    );
+    assert!(registry.has_manifest("app", &image.digest).await);
+    let forced = janitor
+        .op(
+            &["image", "delete"],
+            &["app:v1", "--yes", "--force", "--in-use", list],
+        )
+        .await;
+    assert_eq!(forced.code, 0, "{}\n{}", forced.stdout, forced.stderr);
+    assert!(!registry.has_manifest("app", &image.digest).await);
+}
+
+#[tokio::test]
+async fn manifest_delete_older_than_keeps_what_is_in_use() {
+    let registry = TestRegistry::start().await;
+    let old = Image::oci("app")
+        .created("2020-01-01T00:00:00Z")
+        .tag("a")
+        .push(&registry)
+        .await;
+    let running = Image::oci("app")
+        .created("2020-01-02T00:00:00Z")
+        .tag("b")
+        .push(&registry)
+        .await;
+    let janitor = Janitor::new(&registry);
+    let list = janitor.dir_file("in-use.txt", "app:b\n");
+    let done = janitor
+        .op(
+            &["manifest", "delete"],
+            &[
+                "--repository",
+                "app",
+                "--older-than",
+                "2025-06-01",
+                "--yes",
+                "--in-use",
+                list.to_str().unwrap(),
+            ],
+        )
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert!(!registry.has_manifest("app", &old.digest).await);
+    assert!(registry.has_manifest("app", &running.digest).await);
+    assert_eq!(
+        registry.head_digest("app", "b").await.as_deref(),
+        Some(running.digest.as_str())
+    );
 }

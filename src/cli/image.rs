@@ -2,6 +2,7 @@
 //! images of an index, its signatures and SBOMs (`az acr repository delete --image`).
 
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
@@ -9,7 +10,8 @@ use chrono::Utc;
 use clap::Subcommand;
 
 use registry_janitor::apply::Decider;
-use registry_janitor::plan::manual::delete_chosen;
+use registry_janitor::in_use::{self, InUse, Provider};
+use registry_janitor::plan::manual::delete_chosen_unless_in_use;
 use registry_janitor::policy::Policy;
 use registry_janitor::registry::{Digest, Reference};
 use registry_janitor::report::operations;
@@ -34,10 +36,14 @@ pub enum ImageCommand {
         /// Do not ask for confirmation (needed when not on a terminal).
         #[arg(long)]
         yes: bool,
-        /// Delete it even if a tagged index still uses it or referrers that stay point at it.
-        /// That breaks them.
+        /// Delete it even if a tagged index still uses it, referrers that stay point at it,
+        /// or an --in-use list names it. That breaks them.
         #[arg(long)]
         force: bool,
+        /// A list of the images in use (repeatable; one reference per line, or a JSON
+        /// array): an image it names is refused unless --force.
+        #[arg(long = "in-use", value_name = "FILE")]
+        in_use: Vec<PathBuf>,
     },
 }
 
@@ -47,8 +53,17 @@ pub async fn run(command: ImageCommand) -> Result<ExitCode, Failure> {
         image,
         yes,
         force,
+        in_use,
     } = command;
     let (repository, reference) = parse_image(&image, true)?;
+    let providers: Vec<Provider> = in_use.into_iter().map(Provider::File).collect();
+    let (running, warnings) = in_use::read_for(&providers, &connect.registry);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    if let Some(why) = &running.failure {
+        return Err(runtime(anyhow!("{why}; nothing was changed")));
+    }
     let (conn, mut store) = open(&connect, yes)?;
     let result = async {
         let digest = match reference {
@@ -60,10 +75,23 @@ pub async fn run(command: ImageCommand) -> Result<ExitCode, Failure> {
                 .map_err(runtime)?
                 .ok_or_else(|| runtime(anyhow!("{repository}:{tag}: no such tag")))?,
         };
-        delete_image(&conn, &mut store, &connect, &repository, digest, yes, force).await
+        let how = How {
+            yes,
+            force,
+            running: &running,
+        };
+        delete_image(&conn, &mut store, &connect, &repository, digest, how).await
     }
     .await;
     finish(store, result).await
+}
+
+/// What the user said about the delete besides the image.
+struct How<'a> {
+    yes: bool,
+    force: bool,
+    /// The images in use (`--in-use`).
+    running: &'a InUse,
 }
 
 async fn delete_image(
@@ -72,11 +100,20 @@ async fn delete_image(
     connect: &ConnectArgs,
     repo: &str,
     digest: Digest,
-    yes: bool,
-    force: bool,
+    how: How<'_>,
 ) -> Result<ExitCode, Failure> {
+    let How {
+        yes,
+        force,
+        running,
+    } = how;
+    let delete_chosen = |s: &_, chosen: &_, reason: &str, force: bool, now| {
+        delete_chosen_unless_in_use(s, chosen, reason, force, now, running)
+    };
     let now = Utc::now();
-    let policy = Policy::nothing();
+    let mut policy = Policy::nothing();
+    // Collect reads what the lists name even untagged, as it does what the user names.
+    policy.protect.running = running.clone();
     let chosen: BTreeSet<Digest> = [digest.clone()].into();
     let reason = "named by image delete".to_owned();
     // Named, so that collect reads it even when nothing links to it (untagged, by digest).

@@ -38,6 +38,10 @@ pub enum ManifestCommand {
         /// Delete; without it, only show what would go and why.
         #[arg(long)]
         yes: bool,
+        /// A list of the images in use (repeatable; one reference per line, or a JSON
+        /// array): what it names is kept, with everything it reaches.
+        #[arg(long = "in-use", value_name = "FILE")]
+        in_use: Vec<std::path::PathBuf>,
     },
 }
 
@@ -94,6 +98,7 @@ pub async fn run(command: ManifestCommand) -> Result<ExitCode, Failure> {
             repository,
             older_than,
             yes,
+            in_use,
         } => {
             check_repository(&repository).map_err(usage)?;
             let now = Utc::now();
@@ -104,8 +109,19 @@ pub async fn run(command: ManifestCommand) -> Result<ExitCode, Failure> {
                     "--older-than {older_than}: that is now or in the future; nothing is older"
                 )));
             }
+            let mut policy = Policy::whole_repository(&repository, age);
+            policy.protect.in_use = in_use
+                .into_iter()
+                .map(registry_janitor::in_use::Provider::File)
+                .collect();
+            let (policy, warnings) = registry_janitor::in_use::resolve(&policy, &connect.registry);
+            for w in warnings {
+                tracing::warn!("{w}");
+            }
+            if let Some(why) = &policy.protect.running.failure {
+                return Err(runtime(anyhow!("{why}; nothing was changed")));
+            }
             let (conn, mut store) = connect.open()?;
-            let policy = Policy::whole_repository(&repository, age);
             let result = async {
                 let decider = Decider::new(|s| manual::older_than(s, &policy, now));
                 let mut sweeper = sweeper(&conn, &policy, &mut store, &connect, now);

@@ -169,7 +169,9 @@ async fn run_sweep<S: StateStore>(
         unfinished = outcome.unfinished;
         outcome.repositories
     };
-    let report = Report::new(now, mode == Mode::Plan, results).left_for_next_run(unfinished);
+    let report = Report::new(now, mode == Mode::Plan, results)
+        .left_for_next_run(unfinished)
+        .with_in_use(&policy.protect.running);
     match how.format {
         Format::Json => println!("{}", report.to_json()),
         Format::Table => print!("{}", report.to_table()),

@@ -337,7 +337,8 @@ impl App {
             .run(&repositories, !config.dry_run, |_, _, _| {})
             .await?;
         Ok(Report::new(now, config.dry_run, outcome.repositories)
-            .left_for_next_run(outcome.unfinished))
+            .left_for_next_run(outcome.unfinished)
+            .with_in_use(&policy.protect.running))
     }
 
     /// The configuration and the current secrets as one settings value, for a run that

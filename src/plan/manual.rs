@@ -14,6 +14,7 @@ use super::{
 };
 use chrono::{DateTime, Utc};
 
+use crate::in_use::InUse;
 use crate::policy::Policy;
 use crate::registry::Digest;
 
@@ -30,6 +31,19 @@ pub fn delete_chosen(
     force: bool,
     now: DateTime<Utc>,
 ) -> Chosen {
+    delete_chosen_unless_in_use(snapshot, chosen, reason, force, now, &InUse::default())
+}
+
+/// [`delete_chosen`], where what `running` names (or a tag on it) is in use: kept with
+/// everything it reaches, and a chosen one refused unless forced (`image delete --in-use`).
+pub fn delete_chosen_unless_in_use(
+    snapshot: &Snapshot,
+    chosen: &BTreeSet<Digest>,
+    reason: &str,
+    force: bool,
+    now: DateTime<Utc>,
+    running: &InUse,
+) -> Chosen {
     let tags = TagKinds::of(snapshot);
     if !snapshot.problems.is_empty() {
         return Chosen {
@@ -39,7 +53,7 @@ pub fn delete_chosen(
         };
     }
     let graph = Graph::build(snapshot, &tags);
-    let own = verdicts(snapshot, &tags, &graph, chosen, reason);
+    let own = verdicts(snapshot, &tags, &graph, chosen, reason, running);
     let mut plan = settle(snapshot, &tags, &graph, own, |_| None, now);
     // Chosen manifests whose referrers would outlive them.
     let going: BTreeSet<Digest> = plan.delete.iter().map(|d| d.digest.clone()).collect();
@@ -251,6 +265,7 @@ fn verdicts<'s>(
     graph: &Graph,
     chosen: &BTreeSet<Digest>,
     reason: &str,
+    running: &InUse,
 ) -> BTreeMap<&'s Digest, Own> {
     snapshot
         .manifests
@@ -263,6 +278,8 @@ fn verdicts<'s>(
                 .is_some_and(|all| all.iter().any(|t| snapshot.tags[t].locked));
             let verdict = if facts.locked || any_tag_locked {
                 Own::Keep(KeepKind::Locked, "locked in the registry".into())
+            } else if let Some(why) = super::in_use(snapshot, running, tags, digest) {
+                Own::Keep(KeepKind::InUse, why)
             } else if chosen.contains(digest) {
                 Own::Candidate(reason.to_owned())
             } else if let Some(t) = user.and_then(|u| u.first()) {

@@ -49,13 +49,12 @@ pub fn plan(snapshot: &Snapshot, policy: &Policy, now: DateTime<Utc>) -> Reposit
 
 /// Why `digest` is in use, if a provider names it or one of its tags (resolved from the
 /// snapshot, now).
-fn in_use(
+pub(crate) fn in_use(
     snapshot: &Snapshot,
-    policy: &Policy,
+    running: &crate::in_use::InUse,
     tags: &TagKinds,
     digest: &Digest,
 ) -> Option<String> {
-    let running = &policy.protect.running;
     let repo = snapshot.repository.as_str();
     if let Some(source) = running.digest(repo, digest) {
         return Some(format!("in use: {source} names {}", digest.short()));
@@ -111,7 +110,7 @@ pub(crate) fn plan_keeping(
             .and_then(|all| all.iter().find(|t| snapshot.tags[*t].locked));
         let verdict = if policy.protect.digests.contains(digest) {
             Own::Keep(KeepKind::Pinned, "pinned by protect.digests".into())
-        } else if let Some(why) = in_use(snapshot, policy, &tags, digest) {
+        } else if let Some(why) = in_use(snapshot, &policy.protect.running, &tags, digest) {
             Own::Keep(KeepKind::InUse, why)
         } else if needed.contains(digest) {
             Own::Keep(
