@@ -31,6 +31,9 @@ use crate::registry::Digest;
 pub enum Provider {
     /// A file: one reference per line, or a JSON array.
     File(PathBuf),
+    /// An S3 object in the same format, `s3://bucket/key` (a cluster's CronJob or another
+    /// account's pipeline writes it). Credentials and region come from the AWS chain.
+    S3(String),
 }
 
 impl Provider {
@@ -38,6 +41,16 @@ impl Provider {
     pub fn name(&self) -> String {
         match self {
             Provider::File(path) => format!("file {}", path.display()),
+            Provider::S3(url) => url.clone(),
+        }
+    }
+
+    /// `--in-use`'s argument: an `s3://` URL, else a file.
+    pub fn from_arg(arg: &str) -> Provider {
+        if arg.starts_with("s3://") {
+            Provider::S3(arg.to_owned())
+        } else {
+            Provider::File(arg.into())
         }
     }
 
@@ -254,19 +267,44 @@ impl InUse {
     }
 }
 
+/// The most a list may hold: a broken export that writes gigabytes is a failure, not a hang.
+const MAX_LIST_BYTES: usize = 16 << 20;
+
 /// Read every provider once, keeping what names the registry at `registry` (its
 /// [`comparable_host`]). A provider that fails is recorded in the set (fail closed); an empty
 /// list is returned as a warning, since it is probably a broken export.
-pub fn read(providers: &[Provider], registry: &str, default_port: u16) -> (InUse, Vec<String>) {
+pub async fn read(
+    providers: &[Provider],
+    registry: &str,
+    default_port: u16,
+) -> (InUse, Vec<String>) {
     let mut in_use = InUse::default();
     let mut warnings = Vec::new();
+    let mut s3: Option<aws_sdk_s3::Client> = None;
     for p in providers {
         let name = p.name();
+        let failed = |reason: String| InUseError::Read {
+            provider: name.clone(),
+            reason,
+        };
         let read = match p {
-            Provider::File(path) => std::fs::read_to_string(path).map_err(|e| InUseError::Read {
-                provider: name.clone(),
-                reason: e.to_string(),
-            }),
+            Provider::File(path) => match std::fs::metadata(path) {
+                Ok(m) if m.len() > MAX_LIST_BYTES as u64 => {
+                    Err(failed(format!("the file is over {MAX_LIST_BYTES} bytes")))
+                }
+                _ => std::fs::read_to_string(path).map_err(|e| failed(e.to_string())),
+            },
+            Provider::S3(url) => {
+                let client = match &s3 {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = s3_client().await;
+                        s3 = Some(c.clone());
+                        c
+                    }
+                };
+                s3_object(&client, url).await.map_err(failed)
+            }
         };
         match read.and_then(|text| parse_list(&name, &text)) {
             Ok(refs) => {
@@ -283,9 +321,58 @@ pub fn read(providers: &[Provider], registry: &str, default_port: u16) -> (InUse
     (in_use, warnings)
 }
 
+/// The S3 client for the providers: the AWS chain's credentials and region, path-style
+/// requests where `AWS_ENDPOINT_URL` points elsewhere than AWS (moto, MinIO).
+async fn s3_client() -> aws_sdk_s3::Client {
+    let config = crate::aws::sdk_config(None).await;
+    let path_style = std::env::var_os("AWS_ENDPOINT_URL").is_some();
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(path_style)
+            .build(),
+    )
+}
+
+/// The text of the object `url` names (`s3://bucket/key`), or why not.
+async fn s3_object(client: &aws_sdk_s3::Client, url: &str) -> Result<String, String> {
+    use aws_sdk_s3::error::ProvideErrorMetadata;
+    let (bucket, key) = url
+        .strip_prefix("s3://")
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|(b, k)| !b.is_empty() && !k.is_empty())
+        .ok_or_else(|| "an S3 provider is s3://bucket/key".to_owned())?;
+    let object = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .map_err(|e| match e.code() {
+            Some(code) => format!("GetObject: {code}: {}", e.message().unwrap_or_default()),
+            None => format!("GetObject: {}", aws_sdk_s3::error::DisplayErrorContext(&e)),
+        })?;
+    let too_big = |n: usize| n > MAX_LIST_BYTES;
+    if object
+        .content_length()
+        .is_some_and(|n| usize::try_from(n).map_or(true, too_big))
+    {
+        return Err(format!("the object is over {MAX_LIST_BYTES} bytes"));
+    }
+    let bytes = object
+        .body
+        .collect()
+        .await
+        .map_err(|e| format!("GetObject: the body could not be read: {e}"))?
+        .into_bytes();
+    if too_big(bytes.len()) {
+        return Err(format!("the object is over {MAX_LIST_BYTES} bytes"));
+    }
+    String::from_utf8(bytes.to_vec()).map_err(|_| "the object is not UTF-8 text".to_owned())
+}
+
 /// [`read`] for the registry at the URL `registry` (`https://host[:port]`): the host and the
 /// default port come from it. A URL without a host names nothing, and no reference matches.
-pub fn read_for(providers: &[Provider], registry: &str) -> (InUse, Vec<String>) {
+pub async fn read_for(providers: &[Provider], registry: &str) -> (InUse, Vec<String>) {
     let url = url::Url::parse(registry).ok();
     let port = url
         .as_ref()
@@ -296,12 +383,12 @@ pub fn read_for(providers: &[Provider], registry: &str) -> (InUse, Vec<String>) 
         .and_then(crate::registry::options::registry_host)
         .map(|h| comparable_host(&h, port))
         .unwrap_or_default();
-    read(providers, &host, port)
+    read(providers, &host, port).await
 }
 
 /// `policy` with what its providers name read for the registry at the URL `registry`
 /// (`Protect::running`), and the warnings to log. Both faces call it once per sweep.
-pub fn resolve(
+pub async fn resolve(
     policy: &crate::policy::Policy,
     registry: &str,
 ) -> (crate::policy::Policy, Vec<String>) {
@@ -309,7 +396,7 @@ pub fn resolve(
     if policy.protect.in_use.is_empty() {
         return (policy, Vec::new());
     }
-    let (running, warnings) = read_for(&policy.protect.in_use, registry);
+    let (running, warnings) = read_for(&policy.protect.in_use, registry).await;
     policy.protect.running = running;
     (policy, warnings)
 }
@@ -411,20 +498,21 @@ mod tests {
         assert_eq!(in_use.providers[0].references, 4);
     }
 
-    #[test]
-    fn a_provider_that_cannot_be_read_fails_the_sweep_and_an_empty_one_warns() {
+    #[tokio::test]
+    async fn a_provider_that_cannot_be_read_fails_the_sweep_and_an_empty_one_warns() {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.txt");
         std::fs::write(&empty, "# nothing yet\n").unwrap();
         let missing = dir.path().join("missing.txt");
-        let (in_use, warnings) = read(&[Provider::File(empty.clone())], "r.example", 443);
+        let (in_use, warnings) = read(&[Provider::File(empty.clone())], "r.example", 443).await;
         assert!(in_use.failure.is_none());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         let (in_use, _) = read(
             &[Provider::File(empty), Provider::File(missing)],
             "r.example",
             443,
-        );
+        )
+        .await;
         let why = in_use.failure.unwrap();
         assert!(why.contains("missing.txt: cannot be read"), "{why}");
         assert!(in_use.providers[1].error.is_some());

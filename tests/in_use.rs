@@ -208,3 +208,43 @@ async fn manifest_delete_older_than_keeps_what_is_in_use() {
         Some(running.digest.as_str())
     );
 }
+
+#[tokio::test]
+async fn an_s3_list_protects_what_it_names_and_a_missing_object_deletes_nothing() {
+    let registry = TestRegistry::start().await;
+    let running = Image::oci("app").tag("pr-1").push(&registry).await;
+    let done_with = Image::oci("app")
+        .layers(&[b"another build"])
+        .tag("pr-2")
+        .push(&registry)
+        .await;
+    let moto = support::moto::Moto::start().await;
+    moto.put_object("exports", "in-use/pods.txt", "docker-pullable://app:pr-1\n")
+        .await;
+    let mut janitor = Janitor::new(&registry);
+    for (k, v) in moto.env() {
+        janitor = janitor.with_env(&k, &v);
+    }
+    let policy = |key: &str| {
+        format!(
+            r#"{{"rules":[{{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"0s"}}],
+                "protect":{{"in_use":[{{"s3":"s3://exports/{key}"}}]}}}}"#
+        )
+    };
+    let missing = janitor
+        .apply(&policy("in-use/nodes.txt"), &["--no-state"])
+        .await;
+    assert_eq!(missing.code, 1, "{}\n{}", missing.stdout, missing.stderr);
+    let error = missing.json()["repositories"][0]["error"].to_string();
+    assert!(error.contains("s3://exports/in-use/nodes.txt"), "{error}");
+    assert!(registry.has_manifest("app", &done_with.digest).await);
+
+    let done = janitor
+        .apply(&policy("in-use/pods.txt"), &["--no-state"])
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(done.deleted("app"), vec![done_with.digest.clone()]);
+    let why = done.kept_reason("app", &running.digest).unwrap();
+    assert_eq!(why, "in use: s3://exports/in-use/pods.txt names app:pr-1");
+    assert!(registry.has_manifest("app", &running.digest).await);
+}

@@ -507,3 +507,25 @@ fn ecr_access_is_the_five_calls_on_the_repository_pattern_and_only_with_one() {
         "HasSecret"
     );
 }
+
+#[test]
+fn the_in_use_lists_in_s3_are_the_only_objects_the_function_may_read() {
+    let t = template();
+    let policy = resource(&t, "FunctionInUsePolicy");
+    assert_eq!(policy["Condition"], "ReadInUseObjects");
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(statements.len(), 1);
+    assert_eq!(strings(&statements[0]["Action"]), vec!["s3:GetObject"]);
+    assert!(is_ref(&statements[0]["Resource"], "InUseObjectArns"));
+    assert_eq!(t["Parameters"]["InUseObjectArns"]["Default"], "");
+    // No other statement anywhere grants S3.
+    for (name, p) in resources_of_type(&t, "AWS::IAM::RolePolicy") {
+        if name == "FunctionInUsePolicy" {
+            continue;
+        }
+        let doc = serde_norway::to_string(&p["Properties"]["PolicyDocument"]).unwrap();
+        assert!(!doc.contains("s3:"), "{name} grants S3: {doc}");
+    }
+}

@@ -2,7 +2,6 @@
 //! images of an index, its signatures and SBOMs (`az acr repository delete --image`).
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::anyhow;
@@ -40,10 +39,10 @@ pub enum ImageCommand {
         /// or an --in-use list names it. That breaks them.
         #[arg(long)]
         force: bool,
-        /// A list of the images in use (repeatable; one reference per line, or a JSON
-        /// array): an image it names is refused unless --force.
-        #[arg(long = "in-use", value_name = "FILE")]
-        in_use: Vec<PathBuf>,
+        /// A list of the images in use, a file or an S3 object (repeatable; one reference per
+        /// line, or a JSON array): an image it names is refused unless --force.
+        #[arg(long = "in-use", value_name = "FILE|s3://BUCKET/KEY")]
+        in_use: Vec<String>,
     },
 }
 
@@ -56,8 +55,8 @@ pub async fn run(command: ImageCommand) -> Result<ExitCode, Failure> {
         in_use,
     } = command;
     let (repository, reference) = parse_image(&image, true)?;
-    let providers: Vec<Provider> = in_use.into_iter().map(Provider::File).collect();
-    let (running, warnings) = in_use::read_for(&providers, &connect.registry);
+    let providers: Vec<Provider> = in_use.iter().map(|a| Provider::from_arg(a)).collect();
+    let (running, warnings) = in_use::read_for(&providers, &connect.registry).await;
     for w in warnings {
         tracing::warn!("{w}");
     }

@@ -38,10 +38,10 @@ pub enum ManifestCommand {
         /// Delete; without it, only show what would go and why.
         #[arg(long)]
         yes: bool,
-        /// A list of the images in use (repeatable; one reference per line, or a JSON
-        /// array): what it names is kept, with everything it reaches.
-        #[arg(long = "in-use", value_name = "FILE")]
-        in_use: Vec<std::path::PathBuf>,
+        /// A list of the images in use, a file or an S3 object (repeatable; one reference per
+        /// line, or a JSON array): what it names is kept, with everything it reaches.
+        #[arg(long = "in-use", value_name = "FILE|s3://BUCKET/KEY")]
+        in_use: Vec<String>,
     },
 }
 
@@ -111,10 +111,11 @@ pub async fn run(command: ManifestCommand) -> Result<ExitCode, Failure> {
             }
             let mut policy = Policy::whole_repository(&repository, age);
             policy.protect.in_use = in_use
-                .into_iter()
-                .map(registry_janitor::in_use::Provider::File)
+                .iter()
+                .map(|a| registry_janitor::in_use::Provider::from_arg(a))
                 .collect();
-            let (policy, warnings) = registry_janitor::in_use::resolve(&policy, &connect.registry);
+            let (policy, warnings) =
+                registry_janitor::in_use::resolve(&policy, &connect.registry).await;
             for w in warnings {
                 tracing::warn!("{w}");
             }

@@ -34,10 +34,11 @@ pub struct SweepArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// A list of the images in use (repeatable): one reference per line, or a JSON array.
+    /// A list of the images in use, a file or an S3 object (repeatable): one reference per
+    /// line, or a JSON array.
     /// They are kept with everything they reach; a list that cannot be read deletes nothing.
-    #[arg(long = "in-use", value_name = "FILE")]
-    in_use: Vec<PathBuf>,
+    #[arg(long = "in-use", value_name = "FILE|s3://BUCKET/KEY")]
+    in_use: Vec<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -58,7 +59,7 @@ pub async fn sweep(args: SweepArgs, mode: Mode, unlock: bool) -> Result<ExitCode
     policy
         .protect
         .in_use
-        .extend(args.in_use.iter().cloned().map(Provider::File));
+        .extend(args.in_use.iter().map(|a| Provider::from_arg(a)));
     let how = How {
         connect: &args.connect,
         repositories: &args.repositories,
@@ -90,7 +91,7 @@ pub async fn sweep_with(policy: &Policy, how: How<'_>) -> Result<ExitCode, Failu
     policy.fits(conn.client.as_ref()).map_err(usage)?;
     // The images in use, read once for the whole sweep; one that cannot be read makes every
     // repository incomplete (the planner says why).
-    let (policy, warnings) = in_use::resolve(policy, &how.connect.registry);
+    let (policy, warnings) = in_use::resolve(policy, &how.connect.registry).await;
     for w in warnings {
         tracing::warn!("{w}");
     }

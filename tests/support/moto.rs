@@ -110,6 +110,24 @@ impl Moto {
     }
 
     /// Store a JSON secret.
+    /// An S3 object, in a bucket made for it if need be (path-style, as the janitor asks
+    /// when `AWS_ENDPOINT_URL` is set).
+    pub async fn put_object(&self, bucket: &str, key: &str, body: &str) {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk().await)
+                .force_path_style(true)
+                .build(),
+        );
+        let _ = s3.create_bucket().bucket(bucket).send().await;
+        s3.put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(body.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put the object");
+    }
+
     pub async fn create_secret(&self, name: &str, json: &str) {
         let client = aws_sdk_secretsmanager::Client::new(&self.sdk().await);
         client
