@@ -369,13 +369,7 @@ impl Transport {
             reason,
             status: None,
         };
-        let realm_host = super::options::registry_host(&realm);
-        if realm_host.is_none() || realm_host != self.registry_host {
-            return Err(fail(format!(
-                "the token service is not on the registry's host {}; refusing to send it the identity token from docker's config",
-                self.registry_host.as_deref().unwrap_or("?")
-            )));
-        }
+        self.on_own_host(&realm, "the identity token from docker's config")?;
         let service = service.unwrap_or_else(|| realm.host_str().unwrap_or_default());
         let form = [
             ("grant_type", "refresh_token"),
@@ -404,15 +398,24 @@ impl Transport {
                 status,
             ));
         }
-        let answer = answer
-            .filter(|_| status == 200)
-            .ok_or_else(|| with_status(fail(format!("HTTP {status}")), status))?;
-        let token = answer
-            .access_token
-            .or(answer.token)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| fail("answer has no access_token".into()))?;
-        Ok((token, answer.expires_in))
+        granted(&realm, status, answer)
+    }
+
+    /// Refuse to send `what` (a token worth more than an access token) to a token service
+    /// that is not on the registry's own host.
+    fn on_own_host(&self, realm: &Url, what: &str) -> Result<(), RegistryError> {
+        let realm_host = super::options::registry_host(realm);
+        if realm_host.is_none() || realm_host != self.registry_host {
+            return Err(RegistryError::Token {
+                realm: strip_query(realm.as_str()),
+                reason: format!(
+                    "the token service is not on the registry's host {}; refusing to send it {what}",
+                    self.registry_host.as_deref().unwrap_or("?")
+                ),
+                status: None,
+            });
+        }
+        Ok(())
     }
 
     /// ACR with an Azure AD token: exchange it at `/oauth2/exchange` for a refresh token
@@ -431,13 +434,7 @@ impl Transport {
             reason,
             status: None,
         };
-        let realm_host = super::options::registry_host(&realm);
-        if realm_host.is_none() || realm_host != self.registry_host {
-            return Err(fail(format!(
-                "the token service is not on the registry's host {}; refusing to send it the Azure AD token",
-                self.registry_host.as_deref().unwrap_or("?")
-            )));
-        }
+        self.on_own_host(&realm, "the Azure AD token")?;
         let service = service.unwrap_or_else(|| realm.host_str().unwrap_or_default());
         for attempt in 0..2 {
             let refresh = {
@@ -472,15 +469,7 @@ impl Transport {
                     "HTTP 401 for a freshly exchanged refresh token: the Azure AD token has no access to this registry".into(),
                 ), 401));
             }
-            let answer = answer
-                .filter(|_| status == 200)
-                .ok_or_else(|| with_status(fail(format!("HTTP {status}")), status))?;
-            let token = answer
-                .access_token
-                .or(answer.token)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| fail("answer has no access_token".into()))?;
-            return Ok((token, answer.expires_in));
+            return granted(&realm, status, answer);
         }
         Err(fail("no access token after two attempts".into()))
     }
@@ -773,6 +762,29 @@ fn wants_a_password(method: &Method, path: String) -> RegistryError {
 }
 
 /// A token service's refusal, with the status it answered (401 and 403 mean the credentials).
+/// The access token (and its lifetime) of a token service's answer with `status`, or why
+/// there is none.
+fn granted(
+    realm: &Url,
+    status: u16,
+    answer: Option<TokenResponse>,
+) -> Result<(String, Option<u64>), RegistryError> {
+    let fail = |reason: String| RegistryError::Token {
+        realm: strip_query(realm.as_str()),
+        reason,
+        status: None,
+    };
+    let answer = answer
+        .filter(|_| status == 200)
+        .ok_or_else(|| with_status(fail(format!("HTTP {status}")), status))?;
+    let token = answer
+        .access_token
+        .or(answer.token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| fail("answer has no access_token".into()))?;
+    Ok((token, answer.expires_in))
+}
+
 fn with_status(error: RegistryError, answered: u16) -> RegistryError {
     match error {
         RegistryError::Token { realm, reason, .. } => RegistryError::Token {
