@@ -188,8 +188,11 @@ pub struct ProviderReport {
 /// The in-use references that name the swept registry, each with the provider that named it.
 #[derive(Debug, Clone, Default)]
 pub struct InUse {
-    digests: BTreeMap<(String, Digest), String>,
-    tags: BTreeMap<(String, String), String>,
+    /// Repository, then digest, to the provider that named it (looked up without allocating:
+    /// the planner asks for every manifest).
+    digests: BTreeMap<String, BTreeMap<Digest, String>>,
+    /// Repository, then tag, to the provider that named it.
+    tags: BTreeMap<String, BTreeMap<String, String>>,
     /// Why a provider could not be read: nothing is deleted anywhere this sweep.
     pub failure: Option<String>,
     /// References to other registries, ignored.
@@ -216,12 +219,16 @@ impl InUse {
             }
             if let Some(d) = r.digest {
                 self.digests
-                    .entry((r.repository.clone(), d))
+                    .entry(r.repository.clone())
+                    .or_default()
+                    .entry(d)
                     .or_insert_with(|| source.to_owned());
             }
             if let Some(t) = r.tag {
                 self.tags
-                    .entry((r.repository, t))
+                    .entry(r.repository)
+                    .or_default()
+                    .entry(t)
                     .or_insert_with(|| source.to_owned());
             }
         }
@@ -242,7 +249,8 @@ impl InUse {
     /// The provider that names `digest` in `repository`, if one does.
     pub fn digest(&self, repository: &str, digest: &Digest) -> Option<&str> {
         self.digests
-            .get(&(repository.to_owned(), digest.clone()))
+            .get(repository)?
+            .get(digest)
             .map(String::as_str)
     }
 
@@ -250,20 +258,14 @@ impl InUse {
     /// them, so that what they reach is in the picture too.
     pub fn digests_in<'a>(&'a self, repository: &'a str) -> impl Iterator<Item = &'a Digest> + 'a {
         self.digests
-            .keys()
-            .filter(move |(r, _)| r == repository)
-            .map(|(_, d)| d)
+            .get(repository)
+            .into_iter()
+            .flat_map(BTreeMap::keys)
     }
 
     /// The provider that names `repository:tag`, if one does.
     pub fn tag(&self, repository: &str, tag: &str) -> Option<&str> {
-        self.tags
-            .get(&(repository.to_owned(), tag.to_owned()))
-            .map(String::as_str)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.digests.is_empty() && self.tags.is_empty() && self.failure.is_none()
+        self.tags.get(repository)?.get(tag).map(String::as_str)
     }
 }
 
@@ -371,8 +373,9 @@ async fn s3_object(client: &aws_sdk_s3::Client, url: &str) -> Result<String, Str
 }
 
 /// [`read`] for the registry at the URL `registry` (`https://host[:port]`): the host and the
-/// default port come from it. A URL without a host names nothing, and no reference matches.
-pub async fn read_for(providers: &[Provider], registry: &str) -> (InUse, Vec<String>) {
+/// default port come from it, and the warnings are logged. A URL without a host names
+/// nothing, and no reference matches.
+pub async fn read_for(providers: &[Provider], registry: &str) -> InUse {
     let url = url::Url::parse(registry).ok();
     let port = url
         .as_ref()
@@ -383,22 +386,21 @@ pub async fn read_for(providers: &[Provider], registry: &str) -> (InUse, Vec<Str
         .and_then(crate::registry::options::registry_host)
         .map(|h| comparable_host(&h, port))
         .unwrap_or_default();
-    read(providers, &host, port).await
+    let (in_use, warnings) = read(providers, &host, port).await;
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    in_use
 }
 
 /// `policy` with what its providers name read for the registry at the URL `registry`
-/// (`Protect::running`), and the warnings to log. Both faces call it once per sweep.
-pub async fn resolve(
-    policy: &crate::policy::Policy,
-    registry: &str,
-) -> (crate::policy::Policy, Vec<String>) {
+/// (`Protect::running`). Both faces call it once per sweep.
+pub async fn resolve(policy: &crate::policy::Policy, registry: &str) -> crate::policy::Policy {
     let mut policy = policy.clone();
-    if policy.protect.in_use.is_empty() {
-        return (policy, Vec::new());
+    if !policy.protect.in_use.is_empty() {
+        policy.protect.running = read_for(&policy.protect.in_use, registry).await;
     }
-    let (running, warnings) = read_for(&policy.protect.in_use, registry).await;
-    policy.protect.running = running;
-    (policy, warnings)
+    policy
 }
 
 #[cfg(test)]

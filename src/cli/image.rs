@@ -56,10 +56,7 @@ pub async fn run(command: ImageCommand) -> Result<ExitCode, Failure> {
     } = command;
     let (repository, reference) = parse_image(&image, true)?;
     let providers: Vec<Provider> = in_use.iter().map(|a| Provider::from_arg(a)).collect();
-    let (running, warnings) = in_use::read_for(&providers, &connect.registry).await;
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
+    let running = in_use::read_for(&providers, &connect.registry).await;
     if let Some(why) = &running.failure {
         return Err(runtime(anyhow!("{why}; nothing was changed")));
     }

@@ -114,11 +114,7 @@ pub async fn run(command: ManifestCommand) -> Result<ExitCode, Failure> {
                 .iter()
                 .map(|a| registry_janitor::in_use::Provider::from_arg(a))
                 .collect();
-            let (policy, warnings) =
-                registry_janitor::in_use::resolve(&policy, &connect.registry).await;
-            for w in warnings {
-                tracing::warn!("{w}");
-            }
+            let policy = registry_janitor::in_use::resolve(&policy, &connect.registry).await;
             if let Some(why) = &policy.protect.running.failure {
                 return Err(runtime(anyhow!("{why}; nothing was changed")));
             }

@@ -91,11 +91,7 @@ pub async fn sweep_with(policy: &Policy, how: How<'_>) -> Result<ExitCode, Failu
     policy.fits(conn.client.as_ref()).map_err(usage)?;
     // The images in use, read once for the whole sweep; one that cannot be read makes every
     // repository incomplete (the planner says why).
-    let (policy, warnings) = in_use::resolve(policy, &how.connect.registry).await;
-    for w in warnings {
-        tracing::warn!("{w}");
-    }
-    let policy = &policy;
+    let policy = &in_use::resolve(policy, &how.connect.registry).await;
     let now = how.now.unwrap_or_else(Utc::now);
     if how.mode != Mode::Plan && how.now.is_some() {
         tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");

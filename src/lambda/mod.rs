@@ -322,11 +322,7 @@ impl App {
         let now = Utc::now();
         // The images in use, read once for this job (one invocation); one that cannot be
         // read makes every repository incomplete.
-        let (policy, warnings) = crate::in_use::resolve(&config.policy, &config.registry).await;
-        for w in warnings {
-            tracing::warn!("{w}");
-        }
-        let policy = &policy;
+        let policy = &crate::in_use::resolve(&config.policy, &config.registry).await;
         let mut sweeper = wired.sweeper(policy, now).deadline(deadline);
         sweeper.remember(&job.pushed).await?;
         let repositories: Vec<String> = match &job.scope {
