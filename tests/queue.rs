@@ -309,17 +309,7 @@ async fn on_ecr_a_schedule_and_a_push_event_are_queued_and_the_drain_sweeps() {
 
     // A new PR build is pushed; ECR's event names it.
     let pr2 = ecr.image("app", Some("pr-2")).await;
-    let mut event: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/fixtures/events/ecr-image-action.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    event["detail"]["repository-name"] = "app".into();
-    event["detail"]["image-digest"] = pr2.digest.clone().into();
-    event["detail"]["image-tag"] = "pr-2".into();
+    let event = support::ecr::push_event("app", &pr2.digest, "pr-2");
     let answer = s.watch.invoke(&event.to_string()).await;
     assert_eq!(answer["queued"], 1, "{answer}\n{}", s.watch.log());
     let polls = s.driver.drain(&s.watch, 5).await;

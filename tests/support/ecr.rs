@@ -13,7 +13,7 @@
 //! - digests are made up unless `PutImage` is given `imageDigest`, so every push gives one;
 //! - push times are whole seconds: images meant to differ in age are pushed a second apart.
 
-use serde_json::json;
+use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 
 use super::moto::Moto;
@@ -34,7 +34,7 @@ pub struct Pushed {
 }
 
 impl Pushed {
-    fn descriptor(&self) -> serde_json::Value {
+    fn descriptor(&self) -> Value {
         json!({"mediaType": self.media_type, "digest": self.digest, "size": self.body.len()})
     }
 }
@@ -175,4 +175,21 @@ impl Ecr {
             .iter()
             .any(|(d, _)| d == digest)
     }
+}
+
+/// EventBridge's `ECR Image Action` event for a push of `tag` at `digest` in `repository`:
+/// `tests/fixtures/events/ecr-image-action.json` with these values.
+pub fn push_event(repository: &str, digest: &str, tag: &str) -> Value {
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/events/ecr-image-action.json"
+        ))
+        .expect("the ECR event fixture"),
+    )
+    .expect("the ECR event fixture is JSON");
+    event["detail"]["repository-name"] = repository.into();
+    event["detail"]["image-digest"] = digest.into();
+    event["detail"]["image-tag"] = tag.into();
+    event
 }
