@@ -21,3 +21,18 @@ pub async fn sdk_config(region: Option<&str>) -> aws_config::SdkConfig {
     }
     loader.load().await
 }
+
+/// A failed SDK call as one line: the service's code and message where it sent them
+/// (throttling past the SDK's retries is one), else the SDK's own account of what went
+/// wrong. Every AWS SDK crate's `SdkError` is this one type.
+pub fn call_error<E, R>(call: &str, e: &aws_sdk_ecr::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_ecr::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_ecr::error::ProvideErrorMetadata;
+    match e.code() {
+        Some(code) => format!("{call}: {code}: {}", e.message().unwrap_or_default()),
+        None => format!("{call}: {}", aws_sdk_ecr::error::DisplayErrorContext(e)),
+    }
+}

@@ -281,6 +281,11 @@ impl Policy {
                     .map_err(|e| PolicyError::Digest(e.to_string()))
             })
             .collect::<Result<_, _>>()?;
+        for p in &doc.protect.in_use {
+            if let Some((field, pattern)) = p.pattern() {
+                anchored("protect.in_use", field, Some(pattern))?;
+            }
+        }
         Ok(Policy {
             rules,
             protect: Protect {
@@ -547,6 +552,44 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(unknown.contains("unknown variant `ftp`"), "{unknown}");
+    }
+
+    #[test]
+    fn ecs_and_lambda_providers_take_a_cluster_regex_and_a_region_and_nothing_else() {
+        use crate::in_use::{Ecs, Lambda, Provider};
+        let doc = |in_use: &str| {
+            Policy::from_json(&format!(
+                r#"{{"rules":[{{"name":"r","select":"untagged"}}],"protect":{{"in_use":[{in_use}]}}}}"#
+            ))
+        };
+        let p =
+            doc(r#"{"ecs":{"clusters":"prod-.*","region":"eu-west-1"}},{"ecs":{}},{"lambda":{}}"#)
+                .unwrap();
+        assert_eq!(
+            p.protect.in_use,
+            vec![
+                Provider::Ecs(Ecs {
+                    clusters: "prod-.*".into(),
+                    region: Some("eu-west-1".into())
+                }),
+                Provider::Ecs(Ecs {
+                    clusters: ".*".into(),
+                    region: None
+                }),
+                Provider::Lambda(Lambda { region: None }),
+            ]
+        );
+        let bad = doc(r#"{"ecs":{"clusters":"prod-("}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            bad.contains("ecs.clusters \"prod-(\" is not a valid regex"),
+            "{bad}"
+        );
+        let unknown = doc(r#"{"lambda":{"functions":"api"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(unknown.contains("unknown field `functions`"), "{unknown}");
     }
 
     #[test]

@@ -18,6 +18,12 @@ impl Drop for Moto {
 
 impl Moto {
     pub async fn start() -> Moto {
+        Moto::start_with(&[]).await
+    }
+
+    /// A server with these settings in its environment (`MOTO_LAMBDA_STUB_ECR=false`: Lambda
+    /// resolves an image function's tag in moto's ECR, as Lambda does in ECR).
+    pub async fn start_with(env: &[(&str, &str)]) -> Moto {
         super::init();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -25,6 +31,7 @@ impl Moto {
             .expect("free port");
         let child = Command::new("moto_server")
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -4,6 +4,9 @@
 //! examples) and forwards everything else to a moto server, where the test pushed the real
 //! images. It logs every call (its `X-Amz-Target` operation and JSON body).
 //!
+//! ECS speaks the same protocol, so the ECS provider's tests use it too, with
+//! `tests/fixtures/ecs/` ([`recorded`]) for what moto's ECS lacks.
+//!
 //! The janitor reaches it through `AWS_ENDPOINT_URL`, as it reaches moto.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -36,6 +39,10 @@ pub enum Answer {
     /// reach moto, the call's other digests do, and moto's answer is given with the recorded
     /// failures added (ECR answers each item on its own).
     Refusing(Recorded),
+    /// moto's own answer, with this change to its JSON body: for a field moto sends in
+    /// another type than the service does (moto's `DescribeTasks` sends a container's `cpu`
+    /// and `memory` as numbers, where ECS sends strings and the SDK refuses numbers).
+    Amended(fn(&mut Value)),
 }
 
 struct Route {
@@ -58,7 +65,12 @@ pub struct RecordedEcr {
 
 /// A recorded ECR answer: `status` with `tests/fixtures/ecr/<name>`, its `{{key}}`s filled.
 pub fn fixture(status: u16, name: &str, vars: &BTreeMap<&str, String>) -> Recorded {
-    let mut r = Recorded::from_dir("ecr", status, name, vars);
+    recorded("ecr", status, name, vars)
+}
+
+/// A recorded `awsJson1_1` answer: `status` with `tests/fixtures/<dir>/<name>`, filled.
+pub fn recorded(dir: &str, status: u16, name: &str, vars: &BTreeMap<&str, String>) -> Recorded {
+    let mut r = Recorded::from_dir(dir, status, name, vars);
     r.headers = vec![("content-type".into(), CONTENT_TYPE.into())];
     r
 }
@@ -147,6 +159,18 @@ impl RecordedEcr {
                                     .is_some_and(|d| asked.contains(d))
                             }));
                         }
+                        Ok(response(
+                            answer.status,
+                            &[("content-type", CONTENT_TYPE)],
+                            out.to_string(),
+                        ))
+                    }
+                    Some(Answer::Amended(change)) => {
+                        let answer =
+                            forward(&client, &upstream, &method, &path, &headers, body).await?;
+                        let mut out: Value =
+                            serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
+                        change(&mut out);
                         Ok(response(
                             answer.status,
                             &[("content-type", CONTENT_TYPE)],

@@ -1,0 +1,445 @@
+//! In-use protection from ECS and Lambda, end to end through the CLI: moto serves the ECS
+//! and Lambda APIs, and what moto's ECS lacks (service revisions, the digest a task pulled)
+//! comes from recorded responses (`tests/fixtures/ecs/`), through the same stand-in as ECR's.
+//! The images live in a real `docker-registry`, or, for Lambda, in moto's ECR, since Lambda
+//! resolves an image function's tag there.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use aws_sdk_ecs::types::{ContainerDefinition, LaunchType};
+use support::ecr::{Ecr, REGISTRY};
+use support::janitor::{Janitor, Outcome};
+use support::moto::Moto;
+use support::recorded_ecr::{recorded, Answer, RecordedEcr};
+use support::{Image, TestRegistry};
+
+/// Untagged manifests, and `pr-` tags, go at once: what stays, stays for a reason.
+fn policy(in_use: &str) -> String {
+    format!(
+        r#"{{"rules":[
+        {{"name":"dangling","select":"untagged","older_than":"0s"}},
+        {{"name":"pr","select":"tagged","tags":"pr-.*","older_than":"0s"}}],
+        "protect":{{"in_use":[{in_use}]}}}}"#
+    )
+}
+
+/// The janitor with the AWS chain pointed at `endpoint` (moto, or the stand-in before it).
+fn aws(mut janitor: Janitor, moto: &Moto, endpoint: &str) -> Janitor {
+    for (k, v) in moto.env() {
+        janitor = janitor.with_env(&k, &v);
+    }
+    janitor.with_env("AWS_ENDPOINT_URL", endpoint)
+}
+
+fn reason(out: &Outcome, repository: &str, digest: &str) -> String {
+    out.kept_reason(repository, digest)
+        .unwrap_or_else(|| panic!("{digest} is not kept:\n{}", out.stdout))
+}
+
+struct Ecs {
+    client: aws_sdk_ecs::Client,
+}
+
+impl Ecs {
+    async fn on(moto: &Moto) -> Ecs {
+        Ecs {
+            client: aws_sdk_ecs::Client::new(&moto.sdk().await),
+        }
+    }
+
+    async fn cluster(&self, name: &str) -> String {
+        let out = self.client.create_cluster().cluster_name(name).send().await;
+        let out = out.expect("create cluster");
+        out.cluster()
+            .and_then(|c| c.cluster_arn())
+            .unwrap()
+            .to_owned()
+    }
+
+    /// A task definition whose one container runs `image`; its ARN.
+    async fn definition(&self, family: &str, image: &str) -> String {
+        let container = ContainerDefinition::builder()
+            .name("web")
+            .image(image)
+            .memory(128)
+            .build();
+        let out = self
+            .client
+            .register_task_definition()
+            .family(family)
+            .container_definitions(container)
+            .send()
+            .await
+            .expect("register task definition");
+        let def = out.task_definition().unwrap();
+        def.task_definition_arn().unwrap().to_owned()
+    }
+
+    /// A service of `definition` in `cluster`; its ARN.
+    async fn service(&self, cluster: &str, name: &str, definition: &str) -> String {
+        let out = self
+            .client
+            .create_service()
+            .cluster(cluster)
+            .service_name(name)
+            .task_definition(definition)
+            .desired_count(1)
+            .send()
+            .await
+            .expect("create service");
+        out.service()
+            .and_then(|s| s.service_arn())
+            .unwrap()
+            .to_owned()
+    }
+
+    /// `count` Fargate tasks of `definition` in `cluster`; the ARNs of all its tasks. (The
+    /// SDK cannot read moto's `RunTask` answer: see [`moto_container_numbers`].)
+    async fn run(&self, cluster: &str, definition: &str, count: i32) -> Vec<String> {
+        let _ = self
+            .client
+            .run_task()
+            .cluster(cluster)
+            .task_definition(definition)
+            .count(count)
+            .launch_type(LaunchType::Fargate)
+            .send()
+            .await;
+        let out = self.client.list_tasks().cluster(cluster).send().await;
+        out.expect("list tasks").task_arns().to_vec()
+    }
+}
+
+/// moto sends a task's containers' `cpu` and `memory` as numbers; ECS sends strings, and the
+/// SDK refuses numbers. The stand-in turns them into strings in moto's `DescribeTasks`.
+fn moto_container_numbers(answer: &mut serde_json::Value) {
+    for task in answer["tasks"].as_array_mut().into_iter().flatten() {
+        for c in task["containers"].as_array_mut().into_iter().flatten() {
+            for field in ["cpu", "memory"] {
+                if let Some(n) = c[field].as_i64() {
+                    c[field] = n.to_string().into();
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn ecs_services_and_live_tasks_keep_their_images_and_unmatched_clusters_do_not() {
+    let registry = TestRegistry::start().await;
+    let host = registry.host();
+    let deployed = Image::oci("app").tag("pr-1").push(&registry).await;
+    let running = Image::oci("app")
+        .layers(&[b"a one-off job"])
+        .tag("pr-2")
+        .push(&registry)
+        .await;
+    let staging = Image::oci("app")
+        .layers(&[b"staging"])
+        .tag("pr-3")
+        .push(&registry)
+        .await;
+    let unused = Image::oci("app")
+        .layers(&[b"nobody runs this"])
+        .tag("pr-4")
+        .push(&registry)
+        .await;
+    let moto = Moto::start().await;
+    let ecs = Ecs::on(&moto).await;
+    ecs.cluster("prod").await;
+    ecs.cluster("staging").await;
+    // The service names its image by tag; the job's tasks run one by digest.
+    let checkout = ecs
+        .definition("checkout", &format!("{host}/app:pr-1"))
+        .await;
+    ecs.service("prod", "checkout", &checkout).await;
+    let job = ecs
+        .definition("job", &format!("{host}/app@{}", running.digest))
+        .await;
+    let tasks = ecs.run("prod", &job, 3).await;
+    assert_eq!(tasks.len(), 3);
+    let stage = ecs
+        .definition("stage", &format!("{host}/app@{}", staging.digest))
+        .await;
+    ecs.service("staging", "checkout", &stage).await;
+
+    let stand_in = RecordedEcr::start(&moto.url).await;
+    stand_in.on("DescribeTasks", "", Answer::Amended(moto_container_numbers));
+    let janitor = aws(Janitor::new(&registry), &moto, &stand_in.url);
+    let done = janitor
+        .apply(&policy(r#"{"ecs":{"clusters":"prod"}}"#), &["--no-state"])
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let why = reason(&done, "app", &deployed.digest);
+    assert!(
+        why.starts_with("in use: ECS service prod/checkout, task definition checkout:1"),
+        "{why}"
+    );
+    let why = reason(&done, "app", &running.digest);
+    assert!(why.starts_with("in use: ECS task prod/"), "{why}");
+    assert!(why.contains("(family:job)"), "{why}");
+    let mut deleted = done.deleted("app");
+    deleted.sort();
+    let mut expected = vec![staging.digest.clone(), unused.digest.clone()];
+    expected.sort();
+    assert_eq!(deleted, expected, "the staging cluster is not read");
+    assert!(registry.has_manifest("app", &deployed.digest).await);
+    assert_eq!(
+        registry.head_digest("app", "pr-1").await.as_deref(),
+        Some(deployed.digest.as_str()),
+        "a tag the service names stays"
+    );
+    let provider = &done.json()["in_use"]["providers"][0];
+    assert_eq!(provider["name"], r#"ECS clusters "prod""#, "{provider}");
+    assert_eq!(provider["references"], 4, "one service and three tasks");
+    assert!(provider["error"].is_null(), "{provider}");
+}
+
+#[tokio::test]
+async fn the_digest_an_ecs_revision_resolved_stays_after_its_tag_moved() {
+    let registry = TestRegistry::start().await;
+    let host = registry.host();
+    let first = Image::oci("app").tag("prod").push(&registry).await;
+    let janitor = Janitor::new(&registry);
+    // The inventory sees `prod` on each digest before `prod` moves on.
+    assert_eq!(janitor.plan(&policy(""), &[]).await.code, 0);
+    let deployed = Image::oci("app")
+        .layers(&[b"release 12"])
+        .tag("prod")
+        .push(&registry)
+        .await;
+    assert_eq!(janitor.plan(&policy(""), &[]).await.code, 0);
+    let newest = Image::oci("app")
+        .layers(&[b"release 13"])
+        .tag("prod")
+        .push(&registry)
+        .await;
+    let moto = Moto::start().await;
+    let ecs = Ecs::on(&moto).await;
+    let cluster = ecs.cluster("prod").await;
+    let definition = ecs
+        .definition("checkout", &format!("{host}/app:prod"))
+        .await;
+    let service = ecs.service("prod", "checkout", &definition).await;
+    let task = ecs.run("prod", &definition, 1).await.remove(0);
+    let task_id = task.rsplit('/').next().unwrap().to_owned();
+
+    // moto's ECS has no service revisions and no pulled digests: those calls are recorded.
+    let stand_in = RecordedEcr::start(&moto.url).await;
+    let revision = format!(
+        "{}/4980306466373577095",
+        service.replacen(":service/", ":service-revision/", 1)
+    );
+    let vars = BTreeMap::from([
+        ("cluster_arn", cluster.clone()),
+        ("service_arn", service.clone()),
+        ("task_definition", definition.clone()),
+        ("revision_arn", revision.clone()),
+        ("deployment_arn", format!("{service}/ecs-svc")),
+        ("image", format!("{host}/app:prod")),
+        ("digest", deployed.digest.clone()),
+        ("task_arn", task.clone()),
+        ("task_id", task_id.clone()),
+    ]);
+    let answer = |name: &str, vars: &BTreeMap<&str, String>| {
+        Answer::Recorded(recorded("ecs", 200, name, vars))
+    };
+    stand_in.on(
+        "DescribeServices",
+        "",
+        answer("DescribeServices.revisions.json", &vars),
+    );
+    stand_in.on(
+        "DescribeServiceRevisions",
+        "",
+        answer("DescribeServiceRevisions.json", &vars),
+    );
+    // A task started before the deploy still runs the first release.
+    let mut older = vars.clone();
+    older.insert("digest", first.digest.clone());
+    stand_in.on(
+        "DescribeTasks",
+        "",
+        answer("DescribeTasks.digests.json", &older),
+    );
+
+    let without = janitor.plan(&policy(""), &[]).await;
+    let mut would = without.deleted("app");
+    would.sort();
+    let mut both = vec![first.digest.clone(), deployed.digest.clone()];
+    both.sort();
+    assert_eq!(would, both, "without the provider, both go");
+
+    let janitor = aws(janitor, &moto, &stand_in.url);
+    let done = janitor
+        .apply(&policy(r#"{"ecs":{"clusters":"prod"}}"#), &[])
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert!(done.deleted("app").is_empty(), "{}", done.stdout);
+    assert_eq!(
+        reason(&done, "app", &deployed.digest),
+        format!(
+            "in use: ECS service prod/checkout, revision 4980306466373577095 names {}",
+            &deployed.digest[7..19]
+        )
+    );
+    let why = reason(&done, "app", &first.digest);
+    assert!(
+        why.starts_with(&format!(
+            "in use: ECS task prod/{task_id} (family:checkout)"
+        )),
+        "{why}"
+    );
+    for kept in [&first, &deployed, &newest] {
+        assert!(registry.has_manifest("app", &kept.digest).await);
+    }
+    let asked = stand_in.calls("DescribeServiceRevisions");
+    assert_eq!(asked.len(), 1, "one call for the one current revision");
+    assert_eq!(asked[0]["serviceRevisionArns"][0], revision.as_str());
+}
+
+#[tokio::test]
+async fn ecs_throttled_past_its_retries_deletes_nothing_and_fails_the_run() {
+    let registry = TestRegistry::start().await;
+    let build = Image::oci("app").tag("pr-1").push(&registry).await;
+    let moto = Moto::start().await;
+    let stand_in = RecordedEcr::start(&moto.url).await;
+    let throttled = recorded(
+        "ecs",
+        400,
+        "Error.ThrottlingException.json",
+        &BTreeMap::new(),
+    );
+    stand_in.on("ListClusters", "", Answer::Recorded(throttled));
+    let janitor = aws(Janitor::new(&registry), &moto, &stand_in.url);
+    let done = janitor
+        .apply(&policy(r#"{"ecs":{}}"#), &["--no-state"])
+        .await;
+    assert_eq!(done.code, 1, "{}\n{}", done.stdout, done.stderr);
+    assert!(done.deleted("app").is_empty(), "{}", done.stdout);
+    let error = done.json()["in_use"]["providers"][0]["error"].to_string();
+    assert!(
+        error.contains("ListClusters: ThrottlingException"),
+        "{error}"
+    );
+    assert!(
+        stand_in.calls("ListClusters").len() > 1,
+        "the SDK retries throttling before it gives up"
+    );
+    assert!(registry.has_manifest("app", &build.digest).await);
+}
+
+/// A role Lambda can assume: moto checks that a function's role exists in its IAM.
+async fn lambda_role(moto: &Moto) -> String {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let response = reqwest::Client::new()
+        .post(&moto.url)
+        .header(
+            "Authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("Action", "CreateRole"),
+                    ("Version", "2010-05-08"),
+                    ("RoleName", "function"),
+                    ("AssumeRolePolicyDocument", trust),
+                ])
+                .finish(),
+        )
+        .send()
+        .await
+        .expect("create role");
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+    "arn:aws:iam::123456789012:role/function".to_owned()
+}
+
+#[tokio::test]
+async fn lambda_versions_keep_the_digests_they_resolved_after_their_tag_moved() {
+    // With the stub off, moto's Lambda resolves an image tag in moto's ECR, as Lambda does.
+    let moto = Moto::start_with(&[("MOTO_LAMBDA_STUB_ECR", "false")]).await;
+    let ecr = Ecr::on(&moto).await;
+    ecr.create_repository("api").await;
+    let v1 = ecr.image("api", Some("v1")).await;
+    // A second tag, that the `pr` rule selects: moto's ECR drops an image when its last tag
+    // moves (real ECR leaves it untagged), and this one must outlive `v1` moving.
+    ecr.put("api", &v1.media_type, v1.body.clone(), Some("pr-1"))
+        .await;
+    let role = lambda_role(&moto).await;
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    let image = |tag: &str| {
+        aws_sdk_lambda::types::FunctionCode::builder()
+            .image_uri(format!(
+                "{}/api:{tag}",
+                REGISTRY.trim_start_matches("https://")
+            ))
+            .build()
+    };
+    lambda
+        .create_function()
+        .function_name("api")
+        .role(&role)
+        .package_type(aws_sdk_lambda::types::PackageType::Image)
+        .code(image("v1"))
+        .publish(true)
+        .send()
+        .await
+        .expect("create function");
+    lambda
+        .create_alias()
+        .function_name("api")
+        .name("live")
+        .function_version("1")
+        .send()
+        .await
+        .expect("create alias");
+    // `$LATEST` moves to `v2`; then `v1` moves on, and what version 1 runs has only `pr-1`.
+    let v2 = ecr.image("api", Some("v2")).await;
+    lambda
+        .update_function_code()
+        .function_name("api")
+        .image_uri(format!(
+            "{}/api:v2",
+            REGISTRY.trim_start_matches("https://")
+        ))
+        .send()
+        .await
+        .expect("update function code");
+    let rebuilt = ecr.image("api", Some("v1")).await;
+    let stray = ecr.image("api", None).await;
+
+    let janitor = aws(Janitor::for_url(REGISTRY), &moto, &moto.url);
+    let done = janitor
+        .apply(&policy(r#"{"lambda":{}}"#), &["--no-state"])
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(
+        done.deleted("api"),
+        vec![stray.digest.clone()],
+        "{}",
+        done.stdout
+    );
+    let why = reason(&done, "api", &v1.digest);
+    let expected = format!(
+        "in use: Lambda function api, version 1 (alias live) names {}",
+        &v1.digest[7..19]
+    );
+    assert!(why.starts_with(&expected), "{why}");
+    for kept in [&v1, &v2, &rebuilt] {
+        assert!(ecr.has("api", &kept.digest).await);
+    }
+    let provider = &done.json()["in_use"]["providers"][0];
+    assert_eq!(provider["name"], "Lambda functions", "{provider}");
+    assert_eq!(
+        provider["references"], 2,
+        "$LATEST and version 1: {provider}"
+    );
+}
