@@ -529,3 +529,81 @@ fn the_in_use_lists_in_s3_are_the_only_objects_the_function_may_read() {
         assert!(!doc.contains("s3:"), "{name} grants S3: {doc}");
     }
 }
+
+/// Every action a policy's statements grant, with the resources of each statement.
+fn grants(policy: &Value) -> Vec<(Vec<String>, &Value)> {
+    policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|s| (strings(&s["Action"]), &s["Resource"]))
+        .collect()
+}
+
+#[test]
+fn ecs_and_lambda_are_read_only_and_granted_only_when_their_parameters_ask() {
+    let t = template();
+    let ecs = resource(&t, "FunctionInUseEcsPolicy");
+    assert_eq!(ecs["Condition"], "ReadInUseEcs");
+    assert_eq!(t["Parameters"]["InUseEcsClusters"]["Default"], "");
+    let mut actions = BTreeSet::new();
+    for (granted, resource) in grants(ecs) {
+        for a in &granted {
+            let call = a.strip_prefix("ecs:").unwrap();
+            assert!(
+                call.starts_with("List") || call.starts_with("Describe"),
+                "{a} is no read"
+            );
+            actions.insert(a.clone());
+        }
+        if granted.iter().any(|a| a.starts_with("ecs:DescribeTasks")) {
+            // The Describe calls are held to the clusters the parameter names.
+            let arns = serde_norway::to_string(resource).unwrap();
+            for kind in ["service", "service-revision", "task"] {
+                assert!(
+                    arns.contains(&format!(":{kind}/${{InUseEcsClusters}}/*")),
+                    "{arns}"
+                );
+            }
+        }
+    }
+    let expected: BTreeSet<String> = [
+        "ecs:DescribeServiceRevisions",
+        "ecs:DescribeServices",
+        "ecs:DescribeTaskDefinition",
+        "ecs:DescribeTasks",
+        "ecs:ListClusters",
+        "ecs:ListServices",
+        "ecs:ListTasks",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(actions, expected);
+
+    let lambda = resource(&t, "FunctionInUseLambdaPolicy");
+    assert_eq!(lambda["Condition"], "ReadInUseLambda");
+    assert_eq!(t["Parameters"]["InUseLambda"]["Default"], "false");
+    let actions: BTreeSet<String> = grants(lambda).into_iter().flat_map(|(a, _)| a).collect();
+    let expected: BTreeSet<String> = [
+        "lambda:GetFunction",
+        "lambda:ListAliases",
+        "lambda:ListFunctions",
+    ]
+    .map(String::from)
+    .into();
+    assert_eq!(actions, expected);
+    // No other policy grants ECS or Lambda.
+    for (name, p) in resources_of_type(&t, "AWS::IAM::RolePolicy") {
+        if name == "FunctionInUseEcsPolicy" || name == "FunctionInUseLambdaPolicy" {
+            continue;
+        }
+        let doc = serde_norway::to_string(&p["Properties"]["PolicyDocument"]).unwrap();
+        assert!(!doc.contains("ecs:"), "{name} grants ECS: {doc}");
+        assert!(
+            !doc.contains("lambda:List") && !doc.contains("lambda:GetFunction"),
+            "{name}: {doc}"
+        );
+    }
+    let conditions = serde_norway::to_string(&t["Conditions"]).unwrap();
+    assert!(conditions.contains("InUseEcsClusters") && conditions.contains("InUseLambda"));
+}

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 use support::lambda_watch::{function_env, push_notification, scheduled_event, Watch};
 use support::moto::Moto;
 use support::proxy::{Fault, FlakyProxy};
+use support::recorded_ecr::RecordedEcr;
 use support::sqs_driver::Driver;
 use support::{Image, TestRegistry};
 
@@ -319,4 +320,71 @@ async fn on_ecr_a_schedule_and_a_push_event_are_queued_and_the_drain_sweeps() {
         ecr.picture("app").await,
         vec![(v1.digest.clone(), vec!["v1".to_owned()])]
     );
+}
+
+#[tokio::test]
+async fn a_worker_reads_the_in_use_lists_once_per_invocation_and_the_dispatcher_none() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let registry = TestRegistry::start().await;
+    let mut prs = Vec::new();
+    for repo in ["app", "lib", "r1"] {
+        prs.push(seed(&registry, repo).await);
+    }
+    let moto = Moto::start().await;
+    moto.put_object("lists", "in-use.txt", "app:pr-1\n").await;
+    // The function reaches AWS through a stand-in that logs every call and forwards it.
+    let aws = RecordedEcr::start(&moto.url).await;
+    let driver = Driver::fifo_queue(&moto, "janitor-work", Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = PR_BUILDS.replacen(
+        "]}",
+        r#"],"protect":{"in_use":[{"s3":"s3://lists/in-use.txt"}]}}"#,
+        1,
+    );
+    let mut env = function_env(
+        &registry.url,
+        dir.path(),
+        &policy,
+        &[
+            ("JANITOR_QUEUE_URL", driver.url.as_str()),
+            ("JANITOR_DRY_RUN", "false"),
+        ],
+    );
+    env.extend(moto.env());
+    env.push(("AWS_ENDPOINT_URL".into(), aws.url.clone()));
+    let watch = Watch::start(&env).await;
+    let reads = || {
+        aws.requests()
+            .into_iter()
+            .filter(|r| r.starts_with("GET /lists/in-use.txt"))
+            .count()
+    };
+
+    let answer = watch.invoke(&scheduled_event("e-1")).await;
+    assert_eq!(answer["queued"], 3, "{answer}\n{}", watch.log());
+    assert_eq!(reads(), 0, "the dispatcher reads no list");
+
+    let polls = driver.drain(&watch, 5).await;
+    assert!(polls.iter().all(|p| p.failures.is_empty()), "{polls:#?}");
+    let invocations = polls.iter().filter(|p| !p.records.is_empty()).count();
+    let repositories: usize = polls.iter().map(|p| p.repositories().len()).sum();
+    assert_eq!(repositories, 3, "{polls:#?}");
+    assert!(
+        invocations < repositories,
+        "one batch holds several: {polls:#?}"
+    );
+    assert_eq!(
+        reads(),
+        invocations,
+        "one read per invocation: {:?}",
+        aws.requests()
+    );
+    // What the list names stays; the other PR builds go.
+    assert!(registry.has_manifest("app", &prs[0][0]).await);
+    for (repo, digests) in ["app", "lib", "r1"].iter().zip(&prs) {
+        for (n, d) in digests.iter().enumerate() {
+            let kept = *repo == "app" && n == 0;
+            assert_eq!(registry.has_manifest(repo, d).await, kept, "{repo}@{d}");
+        }
+    }
 }

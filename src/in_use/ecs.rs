@@ -330,7 +330,10 @@ mod tests {
             .arn("arn:aws:ecs:us-east-1:1:task/prod/1")
             .reason("MISSING")
             .build();
-        assert_eq!(failures("DescribeTasks", std::slice::from_ref(&missing), true), Ok(1));
+        assert_eq!(
+            failures("DescribeTasks", std::slice::from_ref(&missing), true),
+            Ok(1)
+        );
         assert!(failures("DescribeServiceRevisions", &[missing], false).is_err());
         let denied = aws_sdk_ecs::types::Failure::builder()
             .reason("ACCESS_DENIED")

@@ -279,10 +279,14 @@ impl App {
         job: Job,
         deadline: Option<Instant>,
     ) -> Result<Report, JobError> {
-        let report = match self.sweep(config, &job, deadline).await {
+        // The images in use, read once for this job (one invocation, whatever the number of
+        // repositories in it, and not again for a second try); one that cannot be read
+        // makes every repository incomplete.
+        let policy = &crate::in_use::resolve(&config.policy, &config.registry).await;
+        let report = match self.sweep(config, policy, &job, deadline).await {
             Err(e) if e.is_credentials() => {
                 self.reload_secrets().await;
-                return self.sweep(config, &job, deadline).await;
+                return self.sweep(config, policy, &job, deadline).await;
             }
             other => other?,
         };
@@ -302,7 +306,7 @@ impl App {
             pushed: Vec::new(),
             ..job
         };
-        match self.sweep(config, &again, deadline).await {
+        match self.sweep(config, policy, &again, deadline).await {
             Ok(second) => Ok(report.replacing(second)),
             Err(e) => {
                 tracing::error!(error = %e, "sweeping the refused repositories again failed; they stay incomplete");
@@ -311,18 +315,17 @@ impl App {
         }
     }
 
+    /// One sweep of `job` under `policy`, whose images in use are read already.
     async fn sweep(
         &self,
         config: &Config,
+        policy: &crate::policy::Policy,
         job: &Job,
         deadline: Option<Instant>,
     ) -> Result<Report, JobError> {
         let mut wired = self.settings(config, deadline).await?.wire()?;
-        config.policy.fits(wired.backend.as_ref())?;
+        policy.fits(wired.backend.as_ref())?;
         let now = Utc::now();
-        // The images in use, read once for this job (one invocation); one that cannot be
-        // read makes every repository incomplete.
-        let policy = &crate::in_use::resolve(&config.policy, &config.registry).await;
         let mut sweeper = wired.sweeper(policy, now).deadline(deadline);
         sweeper.remember(&job.pushed).await?;
         let repositories: Vec<String> = match &job.scope {

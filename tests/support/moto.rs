@@ -116,7 +116,6 @@ impl Moto {
             .expect("create table");
     }
 
-    /// Store a JSON secret.
     /// An S3 object, in a bucket made for it if need be (path-style, as the janitor asks
     /// when `AWS_ENDPOINT_URL` is set).
     pub async fn put_object(&self, bucket: &str, key: &str, body: &str) {
@@ -135,6 +134,7 @@ impl Moto {
             .expect("put the object");
     }
 
+    /// Store a JSON secret.
     pub async fn create_secret(&self, name: &str, json: &str) {
         let client = aws_sdk_secretsmanager::Client::new(&self.sdk().await);
         client

@@ -25,8 +25,10 @@ const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// One call the stand-in saw.
 #[derive(Debug, Clone)]
 pub struct Call {
-    /// The operation, from `X-Amz-Target` (`DescribeImages`).
+    /// The operation, from `X-Amz-Target` (`DescribeImages`); empty for a REST call (S3).
     pub operation: String,
+    /// The method and the path with its query (`GET /lists/in-use.txt`).
+    pub request: String,
     pub body: Value,
 }
 
@@ -111,6 +113,7 @@ impl RecordedEcr {
                     let mut s = state.lock().unwrap();
                     s.log.push(Call {
                         operation: operation.clone(),
+                        request: format!("{method} {path}"),
                         body: serde_json::from_str(&text).unwrap_or(Value::Null),
                     });
                     s.routes
@@ -216,6 +219,19 @@ impl RecordedEcr {
             .iter()
             .filter(|c| c.operation == operation)
             .map(|c| c.body.clone())
+            .collect()
+    }
+
+    /// The requests (`GET /bucket/key`) of every call so far that `X-Amz-Target` does not
+    /// name (S3's REST calls), in order.
+    pub fn requests(&self) -> Vec<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .log
+            .iter()
+            .filter(|c| c.operation.is_empty())
+            .map(|c| c.request.clone())
             .collect()
     }
 
