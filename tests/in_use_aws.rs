@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{ContainerDefinition, LaunchType};
 use support::ecr::{Ecr, REGISTRY};
 use support::janitor::{Janitor, Outcome};
 use support::moto::Moto;
-use support::recorded_ecr::{recorded, Answer, RecordedEcr};
+use support::recorded_ecr::{moto_container_numbers, recorded, Answer, RecordedEcr};
 use support::{Image, TestRegistry};
 
 /// Untagged manifests, and `pr-` tags, go at once: what stays, stays for a reason.
@@ -109,20 +109,6 @@ impl Ecs {
             .await;
         let out = self.client.list_tasks().cluster(cluster).send().await;
         out.expect("list tasks").task_arns().to_vec()
-    }
-}
-
-/// moto sends a task's containers' `cpu` and `memory` as numbers; ECS sends strings, and the
-/// SDK refuses numbers. The stand-in turns them into strings in moto's `DescribeTasks`.
-fn moto_container_numbers(answer: &mut serde_json::Value) {
-    for task in answer["tasks"].as_array_mut().into_iter().flatten() {
-        for c in task["containers"].as_array_mut().into_iter().flatten() {
-            for field in ["cpu", "memory"] {
-                if let Some(n) = c[field].as_i64() {
-                    c[field] = n.to_string().into();
-                }
-            }
-        }
     }
 }
 

@@ -251,3 +251,17 @@ impl RecordedEcr {
 pub fn epoch(t: chrono::DateTime<chrono::Utc>) -> String {
     format!("{:.3}", t.timestamp_millis() as f64 / 1000.0)
 }
+
+/// moto sends a task's containers' `cpu` and `memory` as numbers; ECS sends strings, and the
+/// SDK refuses numbers. The stand-in turns them into strings in moto's `DescribeTasks`.
+pub fn moto_container_numbers(answer: &mut Value) {
+    for task in answer["tasks"].as_array_mut().into_iter().flatten() {
+        for c in task["containers"].as_array_mut().into_iter().flatten() {
+            for field in ["cpu", "memory"] {
+                if let Some(n) = c[field].as_i64() {
+                    c[field] = n.to_string().into();
+                }
+            }
+        }
+    }
+}
