@@ -429,3 +429,60 @@ async fn lambda_versions_keep_the_digests_they_resolved_after_their_tag_moved() 
         "$LATEST and version 1: {provider}"
     );
 }
+
+#[tokio::test]
+async fn a_lambda_version_whose_resolved_image_is_unknown_deletes_nothing_and_fails_the_run() {
+    let moto = Moto::start_with(&[("MOTO_LAMBDA_STUB_ECR", "false")]).await;
+    let ecr = Ecr::on(&moto).await;
+    ecr.create_repository("api").await;
+    let v1 = ecr.image("api", Some("v1")).await;
+    let stray = ecr.image("api", None).await;
+    let role = lambda_role(&moto).await;
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    let image_uri = format!("{}/api:v1", REGISTRY.trim_start_matches("https://"));
+    lambda
+        .create_function()
+        .function_name("api")
+        .role(&role)
+        .package_type(aws_sdk_lambda::types::PackageType::Image)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .image_uri(&image_uri)
+                .build(),
+        )
+        .publish(true)
+        .send()
+        .await
+        .expect("create function");
+    // Version 1's answer has no `ResolvedImageUri`: what it runs cannot be known.
+    let stand_in = RecordedEcr::start(&moto.url).await;
+    let vars = BTreeMap::from([
+        ("image_uri", image_uri.clone()),
+        ("code_sha256", v1.digest[7..].to_owned()),
+    ]);
+    let unresolved = recorded("lambda", 200, "GetFunction.unresolved.json", &vars);
+    stand_in.on_request(
+        "GET /2015-03-31/functions/api?Qualifier=1",
+        Answer::Recorded(unresolved),
+    );
+    let janitor = aws(Janitor::for_url(REGISTRY), &moto, &stand_in.url);
+    let done = janitor
+        .apply(&policy(r#"{"lambda":{}}"#), &["--no-state"])
+        .await;
+    assert_eq!(done.code, 1, "{}\n{}", done.stdout, done.stderr);
+    assert!(done.deleted("api").is_empty(), "{}", done.stdout);
+    let error = done.json()["in_use"]["providers"][0]["error"].to_string();
+    assert!(
+        error.contains("GetFunction api:1: an image function without Code.ResolvedImageUri"),
+        "{error}"
+    );
+    assert!(ecr.has("api", &stray.digest).await, "nothing is deleted");
+    assert!(
+        stand_in
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("GET /2015-03-31/functions/api?Qualifier=1")),
+        "{:?}",
+        stand_in.requests()
+    );
+}

@@ -48,10 +48,22 @@ pub enum Answer {
 }
 
 struct Route {
+    /// The `X-Amz-Target` operation; empty for a REST call (Lambda, S3).
     operation: String,
-    /// The call's JSON body must contain this text (`""`: any call).
+    /// The call's JSON body must contain this text (`""`: any call); for a REST call, its
+    /// request (`GET /2015-03-31/functions/api?Qualifier=1`) must start with it.
     when: String,
     answer: Answer,
+}
+
+impl Route {
+    fn matches(&self, operation: &str, request: &str, body: &str) -> bool {
+        if self.operation.is_empty() {
+            operation.is_empty() && request.starts_with(&self.when)
+        } else {
+            self.operation == operation && body.contains(&self.when)
+        }
+    }
 }
 
 #[derive(Default)]
@@ -118,7 +130,7 @@ impl RecordedEcr {
                     });
                     s.routes
                         .iter()
-                        .find(|r| r.operation == operation && text.contains(&r.when))
+                        .find(|r| r.matches(&operation, &format!("{method} {path}"), &text))
                         .map(|r| r.answer.clone())
                 };
                 // reqwest sets the length of the body it sends.
@@ -208,6 +220,13 @@ impl RecordedEcr {
             when: when.to_owned(),
             answer,
         });
+    }
+
+    /// Answer every REST call (one `X-Amz-Target` does not name: Lambda's, S3's) whose
+    /// request starts with `request` (`GET /2015-03-31/functions/api?Qualifier=1`) with
+    /// `answer`.
+    pub fn on_request(&self, request: &str, answer: Answer) {
+        self.on("", request, answer);
     }
 
     /// The calls of `operation` so far, in order.
