@@ -6,9 +6,9 @@
 //!   revision's `containerImages` hold the digest each container resolved at deploy time,
 //!   and with version consistency (ECS's default) every future task of that revision starts
 //!   from it, even after its tag has moved. A service that reports no current revision (one
-//!   last deployed before service revisions existed, in October 2024) is read from its
-//!   deployments' task definitions instead (`DescribeTaskDefinition`, once per definition):
-//!   their images, by tag or by digest;
+//!   last deployed before service revisions existed, in October 2024) is read from the task
+//!   definitions of its deployments and task sets instead (`DescribeTaskDefinition`, once per
+//!   definition): their images, by tag or by digest;
 //! - **tasks**: `ListTasks` with the desired status `RUNNING` (the running ones and those
 //!   about to run), then `DescribeTasks` (100 at a time, its most): each container's image
 //!   and the digest it pulled.
@@ -112,8 +112,11 @@ async fn services(
                 .filter_map(|r| r.arn())
                 .collect();
             if current.is_empty() {
+                // Rolling deployments name theirs in `deployments`; CodeDeploy and external
+                // controllers in task sets.
                 let deployed = s.deployments().iter().filter_map(|d| d.task_definition());
-                for td in deployed.chain(s.task_definition()) {
+                let sets = s.task_sets().iter().filter_map(|t| t.task_definition());
+                for td in deployed.chain(sets).chain(s.task_definition()) {
                     let services = definitions.entry(td.to_owned()).or_default();
                     if !services.contains(&name) {
                         services.push(name.clone());

@@ -40,8 +40,7 @@ pub(super) async fn references(provider: &Lambda) -> Result<Vec<(ImageRef, Strin
     })
     .await?;
     let mut aliases: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let mut functions: Vec<&String> = versions.iter().map(|(f, _)| f).collect();
-    functions.dedup();
+    let functions: std::collections::BTreeSet<&String> = versions.iter().map(|(f, _)| f).collect();
     for function in functions {
         let call = format!("ListAliases {function}");
         let listed = pages::all(&call, |marker| {
