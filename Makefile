@@ -67,3 +67,4 @@ bench: deps
 	$(CARGO) bench --locked --bench registry_sweep
 	$(CARGO) bench --locked --bench queue_mode
 	$(CARGO) bench --locked --bench ecr_calls
+	$(CARGO) bench --locked --bench in_use_calls

@@ -317,35 +317,29 @@ async fn ecs_throttled_past_its_retries_deletes_nothing_and_fails_the_run() {
     assert!(registry.has_manifest("app", &build.digest).await);
 }
 
-/// A role Lambda can assume: moto checks that a function's role exists in its IAM.
-async fn lambda_role(moto: &Moto) -> String {
-    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let response = reqwest::Client::new()
-        .post(&moto.url)
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs([
-                    ("Action", "CreateRole"),
-                    ("Version", "2010-05-08"),
-                    ("RoleName", "function"),
-                    ("AssumeRolePolicyDocument", trust),
-                ])
-                .finish(),
-        )
+/// moto's ECR image `api:{tag}` as an image function's code.
+fn api_image(tag: &str) -> aws_sdk_lambda::types::FunctionCode {
+    let uri = format!("{}/api:{tag}", REGISTRY.trim_start_matches("https://"));
+    aws_sdk_lambda::types::FunctionCode::builder()
+        .image_uri(uri)
+        .build()
+}
+
+/// The image function `api` from `api:v1`, with its version 1 published; its client.
+async fn api_function(moto: &Moto) -> aws_sdk_lambda::Client {
+    let role = moto.lambda_role().await;
+    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    lambda
+        .create_function()
+        .function_name("api")
+        .role(&role)
+        .package_type(aws_sdk_lambda::types::PackageType::Image)
+        .code(api_image("v1"))
+        .publish(true)
         .send()
         .await
-        .expect("create role");
-    assert!(
-        response.status().is_success(),
-        "{:?}",
-        response.text().await
-    );
-    "arn:aws:iam::123456789012:role/function".to_owned()
+        .expect("create function");
+    lambda
 }
 
 #[tokio::test]
@@ -359,26 +353,7 @@ async fn lambda_versions_keep_the_digests_they_resolved_after_their_tag_moved() 
     // moves (real ECR leaves it untagged), and this one must outlive `v1` moving.
     ecr.put("api", &v1.media_type, v1.body.clone(), Some("pr-1"))
         .await;
-    let role = lambda_role(&moto).await;
-    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
-    let image = |tag: &str| {
-        aws_sdk_lambda::types::FunctionCode::builder()
-            .image_uri(format!(
-                "{}/api:{tag}",
-                REGISTRY.trim_start_matches("https://")
-            ))
-            .build()
-    };
-    lambda
-        .create_function()
-        .function_name("api")
-        .role(&role)
-        .package_type(aws_sdk_lambda::types::PackageType::Image)
-        .code(image("v1"))
-        .publish(true)
-        .send()
-        .await
-        .expect("create function");
+    let lambda = api_function(&moto).await;
     lambda
         .create_alias()
         .function_name("api")
@@ -437,23 +412,8 @@ async fn a_lambda_version_whose_resolved_image_is_unknown_deletes_nothing_and_fa
     ecr.create_repository("api").await;
     let v1 = ecr.image("api", Some("v1")).await;
     let stray = ecr.image("api", None).await;
-    let role = lambda_role(&moto).await;
-    let lambda = aws_sdk_lambda::Client::new(&moto.sdk().await);
+    api_function(&moto).await;
     let image_uri = format!("{}/api:v1", REGISTRY.trim_start_matches("https://"));
-    lambda
-        .create_function()
-        .function_name("api")
-        .role(&role)
-        .package_type(aws_sdk_lambda::types::PackageType::Image)
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .image_uri(&image_uri)
-                .build(),
-        )
-        .publish(true)
-        .send()
-        .await
-        .expect("create function");
     // Version 1's answer has no `ResolvedImageUri`: what it runs cannot be known.
     let stand_in = RecordedEcr::start(&moto.url).await;
     let vars = BTreeMap::from([

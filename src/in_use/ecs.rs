@@ -304,9 +304,8 @@ fn after<'a>(arn: &'a str, marker: &str) -> &'a str {
 
 #[cfg(test)]
 mod tests {
+    use super::super::reference::tests::D;
     use super::*;
-
-    const D: &str = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
     const E: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 
     #[test]

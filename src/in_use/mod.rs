@@ -311,13 +311,8 @@ pub async fn resolve(policy: &crate::policy::Policy, registry: &str) -> crate::p
 
 #[cfg(test)]
 mod tests {
+    use super::reference::tests::{d, D};
     use super::*;
-
-    const D: &str = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
-
-    fn d() -> Digest {
-        D.parse().unwrap()
-    }
 
     #[test]
     fn only_references_to_the_swept_registry_count_and_the_default_port_is_left_out() {

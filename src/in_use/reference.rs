@@ -117,12 +117,14 @@ pub fn comparable_host(host: &str, default_port: u16) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const D: &str = "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
+    /// A digest for the in-use tests.
+    pub(in crate::in_use) const D: &str =
+        "sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b";
 
-    fn d() -> Digest {
+    pub(in crate::in_use) fn d() -> Digest {
         D.parse().unwrap()
     }
 

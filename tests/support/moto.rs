@@ -134,6 +134,37 @@ impl Moto {
             .expect("put the object");
     }
 
+    /// A role Lambda can assume: moto checks that a function's role exists in its IAM.
+    pub async fn lambda_role(&self) -> String {
+        let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+        let response = reqwest::Client::new()
+            .post(&self.url)
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=testing/20261203/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs([
+                        ("Action", "CreateRole"),
+                        ("Version", "2010-05-08"),
+                        ("RoleName", "function"),
+                        ("AssumeRolePolicyDocument", trust),
+                    ])
+                    .finish(),
+            )
+            .send()
+            .await
+            .expect("create role");
+        assert!(
+            response.status().is_success(),
+            "{:?}",
+            response.text().await
+        );
+        "arn:aws:iam::123456789012:role/function".to_owned()
+    }
+
     /// Store a JSON secret.
     pub async fn create_secret(&self, name: &str, json: &str) {
         let client = aws_sdk_secretsmanager::Client::new(&self.sdk().await);
