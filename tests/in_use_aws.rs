@@ -9,6 +9,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{ContainerDefinition, LaunchType};
+use support::acr::Recorded;
 use support::ecr::{Ecr, REGISTRY};
 use support::janitor::{Janitor, Outcome};
 use support::moto::Moto;
@@ -420,7 +421,8 @@ async fn a_lambda_version_whose_resolved_image_is_unknown_deletes_nothing_and_fa
         ("image_uri", image_uri.clone()),
         ("code_sha256", v1.digest[7..].to_owned()),
     ]);
-    let unresolved = recorded("lambda", 200, "GetFunction.unresolved.json", &vars);
+    // Lambda's REST answers are plain JSON.
+    let unresolved = Recorded::from_dir("lambda", 200, "GetFunction.unresolved.json", &vars);
     stand_in.on_request(
         "GET /2015-03-31/functions/api?Qualifier=1",
         Answer::Recorded(unresolved),
