@@ -45,6 +45,9 @@ pub struct Summary {
     /// Repositories the registry knows no such name for (`RepositoryPlan::absent`): nothing
     /// there, and not a failure.
     pub repositories_absent: u64,
+    /// Repositories whose plan deleted more than the policy's `limits` allow: nothing was
+    /// deleted or untagged there. Not a failure, but the run exits 1.
+    pub repositories_held: u64,
 }
 
 impl Report {
@@ -61,6 +64,7 @@ impl Report {
             summary.repositories_incomplete += u64::from(r.unreadable());
             summary.repositories_unfinished += u64::from(r.unfinished());
             summary.repositories_absent += u64::from(r.absent().is_some());
+            summary.repositories_held += u64::from(r.held().is_some());
         }
         Report {
             now,
@@ -125,6 +129,12 @@ impl Report {
         self.repositories.iter().any(RepositoryPlan::has_failures)
     }
 
+    /// Whether the run should exit 1: something failed, or a repository was held by the
+    /// policy's `limits` (someone should look before it goes ahead).
+    pub fn needs_attention(&self) -> bool {
+        self.has_failures() || self.summary.repositories_held > 0
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
@@ -145,13 +155,22 @@ impl Report {
                 r.delete.len(),
                 r.untag.len(),
                 r.keep.len(),
-                if r.complete() { "" } else { ", INCOMPLETE" }
+                if !r.complete() {
+                    ", INCOMPLETE"
+                } else if r.held().is_some() {
+                    ", HELD"
+                } else {
+                    ""
+                }
             );
             if let Some(e) = r.error() {
                 let _ = writeln!(out, "  ! {e}");
             }
             if let Some(why) = r.absent() {
                 let _ = writeln!(out, "  - {why}");
+            }
+            if let Some(why) = r.held() {
+                let _ = writeln!(out, "  ! {why}");
             }
             let mut rows: Vec<[String; 6]> = Vec::new();
             for d in &r.delete {
@@ -237,6 +256,10 @@ impl Report {
         let absent = match s.repositories_absent {
             0 => String::new(),
             n => format!(", {n} with nothing there"),
+        };
+        let absent = match s.repositories_held {
+            0 => absent,
+            n => format!("{absent}, {n} held by limits"),
         };
         let _ = writeln!(
             out,

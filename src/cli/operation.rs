@@ -91,8 +91,9 @@ pub fn require_complete(planned: &Planned) -> Result<(), Failure> {
     }
 }
 
+/// Exit 1 when anything failed or a repository was held by the policy's limits.
 pub fn exit_code(report: &Report) -> ExitCode {
-    failed_if(report.has_failures())
+    failed_if(report.needs_attention())
 }
 
 /// Exit 1 when anything failed.

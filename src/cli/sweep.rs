@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use registry_janitor::in_use::{self, Provider};
-use registry_janitor::policy::Policy;
+use registry_janitor::policy::{Limits, MaxDelete, Policy};
 use registry_janitor::registry::options::redact_userinfo;
 use registry_janitor::registry::Backend;
 use registry_janitor::report::Report;
@@ -39,6 +39,14 @@ pub struct SweepArgs {
     /// They are kept with everything they reach; a list that cannot be read deletes nothing.
     #[arg(long = "in-use", value_name = "FILE|s3://BUCKET/KEY")]
     in_use: Vec<String>,
+    /// The most one run may delete in a repository: a count (100) or a share of its
+    /// manifests (25%), in place of the policy's limits.max_delete or max_delete_fraction.
+    /// A repository past it deletes and untags nothing, and the run exits 1.
+    #[arg(long = "max-delete", value_name = "N|P%")]
+    max_delete: Option<MaxDelete>,
+    /// Go past the policy's limits (and --max-delete) for this one run.
+    #[arg(long = "allow-over-limit")]
+    allow_over_limit: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -60,6 +68,17 @@ pub async fn sweep(args: SweepArgs, mode: Mode, unlock: bool) -> Result<ExitCode
         .protect
         .in_use
         .extend(args.in_use.iter().map(|a| Provider::from_arg(a)));
+    if let Some(max) = args.max_delete {
+        policy.limits = policy.limits.with(max);
+    }
+    if args.allow_over_limit {
+        tracing::warn!("--allow-over-limit: this run may delete past the policy's limits");
+        policy.limits = Limits {
+            max_delete: None,
+            max_delete_fraction: None,
+            ..policy.limits
+        };
+    }
     let how = How {
         connect: &args.connect,
         repositories: &args.repositories,
@@ -176,9 +195,10 @@ async fn run_sweep<S: StateStore>(
     Ok(exit_code(&report))
 }
 
-/// 1 when anything failed, or a repository was not started (the credentials were refused).
+/// 1 when anything failed, a repository was held by the policy's limits, or one was not
+/// started (the credentials were refused).
 fn exit_code(report: &Report) -> ExitCode {
-    if report.has_failures() || !report.unfinished.is_empty() {
+    if report.needs_attention() || !report.unfinished.is_empty() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

@@ -224,7 +224,9 @@ impl Outcome {
             progressed(p)
                 || matches!(
                     p.status,
-                    crate::plan::Status::Complete | crate::plan::Status::Absent(_)
+                    crate::plan::Status::Complete
+                        | crate::plan::Status::Absent(_)
+                        | crate::plan::Status::Held(_)
                 )
         });
         for name in &report.unfinished {

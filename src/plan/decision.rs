@@ -36,6 +36,9 @@ pub enum Status {
     /// Nothing there: the registry knows no repository of this name, and nothing remembered
     /// is left in it (`Snapshot::absent`). Nothing to do, and not a failure.
     Absent(String),
+    /// The plan deleted more than the policy's `limits` allow (`plan::limits`): nothing is
+    /// deleted or untagged here this run. Not a failure, but the run says so (exit code 1).
+    Held(String),
 }
 
 /// Why a manifest stays, for code to branch on. For a manifest kept because something that
@@ -73,6 +76,9 @@ pub enum KeepKind {
     Stopped,
     /// Apply asked, and the registry refused: locked.
     Refused,
+    /// The plan would delete it, but it deletes more of the repository than `limits` allow:
+    /// the repository is held this run.
+    OverLimit,
 }
 
 impl KeepKind {
@@ -125,7 +131,7 @@ impl RepositoryPlan {
         match &self.status {
             Status::Unfinished => true,
             Status::Incomplete(p) => p.cause == Cause::Deadline,
-            Status::Complete | Status::Absent(_) => false,
+            Status::Complete | Status::Absent(_) | Status::Held(_) => false,
         }
     }
 
@@ -133,6 +139,14 @@ impl RepositoryPlan {
     pub fn absent(&self) -> Option<&str> {
         match &self.status {
             Status::Absent(why) => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Why the plan is held, when it deletes more than the policy's `limits` allow.
+    pub fn held(&self) -> Option<&str> {
+        match &self.status {
+            Status::Held(why) => Some(why),
             _ => None,
         }
     }
@@ -157,7 +171,11 @@ impl Serialize for RepositoryPlan {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let unfinished = self.unfinished();
         let absent = self.absent();
-        let fields = 6 + usize::from(unfinished) + usize::from(absent.is_some());
+        let held = self.held();
+        let fields = 6
+            + usize::from(unfinished)
+            + usize::from(absent.is_some())
+            + usize::from(held.is_some());
         let mut s = serializer.serialize_struct("RepositoryPlan", fields)?;
         s.serialize_field("name", &self.name)?;
         s.serialize_field("complete", &self.complete())?;
@@ -170,6 +188,9 @@ impl Serialize for RepositoryPlan {
         }
         if let Some(why) = absent {
             s.serialize_field("absent", why)?;
+        }
+        if let Some(why) = held {
+            s.serialize_field("held", why)?;
         }
         s.end()
     }

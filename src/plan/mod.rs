@@ -12,10 +12,13 @@
 //!    index, referrers of a deleted subject.
 //! 4. Selected tags on kept manifests become untag decisions.
 //! 5. A repository whose picture is incomplete deletes nothing.
+//! 6. A repository whose plan deletes more than the policy's `limits` allow deletes nothing
+//!    (`limits`): it is held.
 
 pub mod age;
 pub mod decision;
 pub mod graph;
+pub mod limits;
 pub mod manual;
 pub mod select;
 pub mod snapshot;
@@ -201,7 +204,7 @@ pub(crate) fn plan_keeping(
         });
     }
     plan.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
-    plan
+    limits::hold(plan, &policy.limits)
 }
 
 /// From each manifest's own verdict to the plan: what a kept manifest reaches stays, what a

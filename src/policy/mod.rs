@@ -60,10 +60,77 @@ pub struct Protect {
     pub running: crate::in_use::InUse,
 }
 
+/// The cap on one run (`limits`): how much of a repository one run may delete. A
+/// repository whose plan passes it deletes nothing (`plan::limits`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// The most manifests one run may delete in a repository.
+    pub max_delete: Option<usize>,
+    /// The largest share of a repository's manifests one run may delete, in (0, 1].
+    pub max_delete_fraction: Option<f64>,
+    /// The fraction holds a repository only when its plan deletes more than this many.
+    pub min_held: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_delete: None,
+            max_delete_fraction: None,
+            min_held: 10,
+        }
+    }
+}
+
+/// `--max-delete`'s value: a count (`100`) or a percentage of the repository (`25%`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxDelete {
+    Count(usize),
+    Fraction(f64),
+}
+
+impl std::str::FromStr for MaxDelete {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<MaxDelete, String> {
+        let text = text.trim();
+        if let Some(p) = text.strip_suffix('%') {
+            let p: f64 = p
+                .trim()
+                .parse()
+                .map_err(|_| format!("{text:?} is no percentage: write 25%"))?;
+            if !(p > 0.0 && p <= 100.0) {
+                return Err(format!(
+                    "{text:?}: a percentage is more than 0% and at most 100%"
+                ));
+            }
+            return Ok(MaxDelete::Fraction(p / 100.0));
+        }
+        match text.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(MaxDelete::Count(n)),
+            _ => Err(format!(
+                "{text:?} is no count of at least 1 or percentage (100, 25%)"
+            )),
+        }
+    }
+}
+
+impl Limits {
+    /// These limits with `--max-delete`'s value in place of the policy's.
+    pub fn with(mut self, max: MaxDelete) -> Limits {
+        match max {
+            MaxDelete::Count(n) => self.max_delete = Some(n),
+            MaxDelete::Fraction(f) => self.max_delete_fraction = Some(f),
+        }
+        self
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub rules: Vec<Rule>,
     pub protect: Protect,
+    pub limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +174,12 @@ pub enum PolicyError {
     DuplicateName(String),
     #[error("rule names must not be empty")]
     EmptyName,
+    #[error("limits.{field}: {value}: {reason}")]
+    Limit {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     #[error("protect.digests: {0}")]
     Digest(String),
 }
@@ -117,6 +190,8 @@ struct Document {
     rules: Vec<RuleDocument>,
     #[serde(default)]
     protect: ProtectDocument,
+    #[serde(default)]
+    limits: LimitsDocument,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +207,14 @@ struct RuleDocument {
     keep: usize,
     #[serde(default)]
     untag_only: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitsDocument {
+    max_delete: Option<usize>,
+    max_delete_fraction: Option<f64>,
+    min_held: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -175,6 +258,7 @@ impl Policy {
         Policy {
             rules: Vec::new(),
             protect: Protect::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -200,6 +284,7 @@ impl Policy {
                 rule("older than (untagged)", Select::Untagged),
             ],
             protect: Protect::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -286,8 +371,10 @@ impl Policy {
                 anchored("protect.in_use", field, Some(pattern))?;
             }
         }
+        let limits = limits(&doc.limits)?;
         Ok(Policy {
             rules,
+            limits,
             protect: Protect {
                 tags,
                 digests,
@@ -378,6 +465,31 @@ impl Policy {
 }
 
 /// Compile `pattern` (default `.*`) to match whole names only.
+/// The policy's `limits`, checked: a count of at least 1, a fraction in (0, 1].
+fn limits(doc: &LimitsDocument) -> Result<Limits, PolicyError> {
+    if let Some(0) = doc.max_delete {
+        return Err(PolicyError::Limit {
+            field: "max_delete",
+            value: "0".into(),
+            reason: "a count of at least 1 (leave it out for no count)",
+        });
+    }
+    if let Some(f) = doc.max_delete_fraction {
+        if !(f > 0.0 && f <= 1.0) {
+            return Err(PolicyError::Limit {
+                field: "max_delete_fraction",
+                value: f.to_string(),
+                reason: "a fraction more than 0 and at most 1 (0.5 is half)",
+            });
+        }
+    }
+    Ok(Limits {
+        max_delete: doc.max_delete,
+        max_delete_fraction: doc.max_delete_fraction,
+        min_held: doc.min_held.unwrap_or(Limits::default().min_held),
+    })
+}
+
 fn anchored(
     rule: &str,
     field: &'static str,
@@ -590,6 +702,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(unknown.contains("unknown field `functions`"), "{unknown}");
+    }
+
+    #[test]
+    fn limits_take_a_count_a_fraction_and_min_held_and_refuse_what_is_out_of_range() {
+        let doc = |limits: &str| {
+            Policy::from_json(&format!(
+                r#"{{"rules":[{{"name":"r","select":"untagged"}}],"limits":{limits}}}"#
+            ))
+        };
+        let l = doc(r#"{"max_delete":100,"max_delete_fraction":0.25,"min_held":3}"#)
+            .unwrap()
+            .limits;
+        assert_eq!(
+            l,
+            Limits {
+                max_delete: Some(100),
+                max_delete_fraction: Some(0.25),
+                min_held: 3
+            }
+        );
+        assert_eq!(doc("{}").unwrap().limits, Limits::default());
+        assert_eq!(Limits::default().min_held, 10);
+        for (bad, says) in [
+            (r#"{"max_delete":0}"#, "limits.max_delete: 0"),
+            (
+                r#"{"max_delete_fraction":0}"#,
+                "limits.max_delete_fraction: 0",
+            ),
+            (
+                r#"{"max_delete_fraction":1.01}"#,
+                "limits.max_delete_fraction: 1.01",
+            ),
+            (r#"{"max_delete":-1}"#, "invalid value"),
+            (r#"{"max_deletes":5}"#, "unknown field `max_deletes`"),
+        ] {
+            let e = doc(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert_eq!("25%".parse::<MaxDelete>(), Ok(MaxDelete::Fraction(0.25)));
+        assert_eq!("100".parse::<MaxDelete>(), Ok(MaxDelete::Count(100)));
+        for bad in ["0", "0%", "101%", "x%", "1.5", ""] {
+            assert!(bad.parse::<MaxDelete>().is_err(), "{bad:?}");
+        }
+        let with = Limits::default().with(MaxDelete::Count(7));
+        assert_eq!(with.max_delete, Some(7));
     }
 
     #[test]
