@@ -607,3 +607,32 @@ fn ecs_and_lambda_are_read_only_and_granted_only_when_their_parameters_ask() {
     let conditions = serde_norway::to_string(&t["Conditions"]).unwrap();
     assert!(conditions.contains("InUseEcsClusters") && conditions.contains("InUseLambda"));
 }
+
+#[test]
+fn a_held_repository_raises_its_own_alarm_over_every_trigger() {
+    let t = template();
+    let alarm = resource(&t, "RepositoriesHeldAlarm");
+    let metrics = alarm["Properties"]["Metrics"].as_sequence().unwrap();
+    let mut triggers = BTreeSet::new();
+    for m in metrics {
+        if let Some(stat) = m.get("MetricStat") {
+            assert_eq!(stat["Metric"]["MetricName"], "RepositoriesHeld");
+            assert_eq!(stat["Metric"]["Namespace"], "RegistryJanitor");
+            triggers.insert(
+                stat["Metric"]["Dimensions"][0]["Value"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+    }
+    let all: BTreeSet<String> = ["direct", "queue", "schedule", "webhook"]
+        .map(String::from)
+        .into();
+    assert_eq!(triggers, all);
+    assert_eq!(alarm["Properties"]["Threshold"], 0);
+    assert_eq!(
+        alarm["Properties"]["ComparisonOperator"],
+        "GreaterThanThreshold"
+    );
+}

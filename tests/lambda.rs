@@ -395,3 +395,59 @@ async fn an_ecr_push_event_sweeps_its_repository_through_the_function() {
         "a push to app swept other"
     );
 }
+
+#[tokio::test]
+async fn a_schedule_holds_a_repository_past_half_and_a_direct_invocation_may_go_ahead_once() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let registry = TestRegistry::start().await;
+    Image::oci("ci/app").tag("main").push(&registry).await;
+    let mut builds = Vec::new();
+    for n in 1..=12 {
+        let build = Image::oci("ci/app")
+            .layers(&[format!("build {n}").as_bytes()])
+            .tag(&format!("pr-{n}"))
+            .push(&registry)
+            .await;
+        builds.push(build.digest);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The policy sets no limits: the function holds past half a repository all the same.
+    let policy =
+        r#"{"rules":[{"name":"pr","repositories":"ci/.*","select":"tagged","tags":"pr-.*"}]}"#;
+    let watch = Watch::start(&function_env(
+        &registry.url,
+        dir.path(),
+        policy,
+        &[("JANITOR_DRY_RUN", "false")],
+    ))
+    .await;
+    let event = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/events/schedule-eventbridge-scheduler.json"
+    ))
+    .unwrap();
+    let report = watch.invoke(&event).await;
+    assert_eq!(report["summary"]["manifests_deleted"], 0, "{report}");
+    assert_eq!(report["summary"]["repositories_held"], 1, "{report}");
+    let held = report["repositories"][0]["held"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        held.starts_with("held: plan deletes 92% of ci/app (12 of 13 manifests); limit 50%"),
+        "{report}"
+    );
+    let log = watch.log();
+    assert!(log.contains(r#""RepositoriesHeld":1"#), "the metric: {log}");
+    for d in &builds {
+        assert!(registry.has_manifest("ci/app", d).await);
+    }
+    // A direct invocation says this once is meant.
+    let report = watch
+        .invoke(r#"{"repository":"ci/app","allow_over_limit":true}"#)
+        .await;
+    assert_eq!(report["summary"]["manifests_deleted"], 12, "{report}");
+    for d in &builds {
+        assert!(!registry.has_manifest("ci/app", d).await);
+    }
+    registry.assert_every_tag_pulls("ci/app").await;
+}

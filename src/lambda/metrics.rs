@@ -35,6 +35,7 @@ pub fn emf(origin: Origin, report: Option<&Report>, errors: u64, timestamp_ms: i
         ("RepositoriesSwept", "Count"),
         ("RepositoriesIncomplete", "Count"),
         ("RepositoriesUnfinished", "Count"),
+        ("RepositoriesHeld", "Count"),
         ("RepositoriesFailed", "Count"),
         ("Errors", "Count"),
     ];
@@ -61,6 +62,7 @@ pub fn emf(origin: Origin, report: Option<&Report>, errors: u64, timestamp_ms: i
         "RepositoriesSwept": repositories.len(),
         "RepositoriesIncomplete": summary.repositories_incomplete,
         "RepositoriesUnfinished": summary.repositories_unfinished,
+        "RepositoriesHeld": summary.repositories_held,
         "RepositoriesFailed": failed_repositories,
         "Errors": errors + failed_actions,
     })

@@ -282,7 +282,14 @@ impl App {
         // The images in use, read once for this job (one invocation, whatever the number of
         // repositories in it, and not again for a second try); one that cannot be read
         // makes every repository incomplete.
-        let policy = &crate::in_use::resolve(&config.policy, &config.registry).await;
+        let mut policy = crate::in_use::resolve(&config.policy, &config.registry).await;
+        // An unattended run deletes at most half a repository unless the policy says
+        // otherwise, or a direct invocation says this once is meant.
+        policy.limits = policy.limits.unattended(job.allow_over_limit);
+        if job.allow_over_limit {
+            tracing::warn!("allow_over_limit: this run may delete past the policy's limits");
+        }
+        let policy = &policy;
         let report = match self.sweep(config, policy, &job, deadline).await {
             Err(e) if e.is_credentials() => {
                 self.reload_secrets().await;
@@ -500,6 +507,7 @@ fn emit_metrics(origin: Origin, report: Option<&Report>, errors: u64) {
                 bytes_reclaimable = s.bytes_reclaimable,
                 incomplete = s.repositories_incomplete,
                 unfinished = s.repositories_unfinished,
+                held = s.repositories_held,
                 unfinished_repositories = ?r.unfinished,
                 failed = r.has_failures(),
                 "run summary"

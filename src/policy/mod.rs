@@ -116,6 +116,30 @@ impl std::str::FromStr for MaxDelete {
 }
 
 impl Limits {
+    /// The share of a repository an unattended run (the function: a schedule, the queue, a
+    /// webhook, an invocation) may delete when the policy sets no limit of its own.
+    pub const UNATTENDED_FRACTION: f64 = 0.5;
+
+    /// These limits for an unattended run: the policy's, or half a repository when it sets
+    /// neither `max_delete` nor `max_delete_fraction`; none at all for a run that may go
+    /// past them (`allow_over_limit`, a direct invocation's own word).
+    pub fn unattended(self, allow_over_limit: bool) -> Limits {
+        if allow_over_limit {
+            return Limits {
+                max_delete: None,
+                max_delete_fraction: None,
+                ..self
+            };
+        }
+        if self.max_delete.is_none() && self.max_delete_fraction.is_none() {
+            return Limits {
+                max_delete_fraction: Some(Limits::UNATTENDED_FRACTION),
+                ..self
+            };
+        }
+        self
+    }
+
     /// These limits with `--max-delete`'s value in place of the policy's.
     pub fn with(mut self, max: MaxDelete) -> Limits {
         match max {
@@ -747,6 +771,19 @@ mod tests {
         }
         let with = Limits::default().with(MaxDelete::Count(7));
         assert_eq!(with.max_delete, Some(7));
+        // Unattended: half a repository unless the policy says otherwise, or the run may go
+        // past the limits.
+        assert_eq!(
+            Limits::default().unattended(false).max_delete_fraction,
+            Some(0.5)
+        );
+        let own = Limits {
+            max_delete: Some(50),
+            ..Limits::default()
+        };
+        assert_eq!(own.unattended(false), own, "the policy's own limit stands");
+        let free = own.unattended(true);
+        assert_eq!((free.max_delete, free.max_delete_fraction), (None, None));
     }
 
     #[test]

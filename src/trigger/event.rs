@@ -41,6 +41,11 @@ pub fn decode(value: &Value) -> Result<Decision, TriggerError> {
             })
             .map(|v| vec![v.to_owned()])
             .unwrap_or_default();
+        if detail.get("allow_over_limit").is_some() {
+            return Err(TriggerError::BadRequest(
+                "`allow_over_limit` is for a one-off direct invocation, never a schedule".into(),
+            ));
+        }
         return match named(&detail)? {
             Some(job) => Ok(Decision::Run(Job {
                 origin: Origin::Schedule,
@@ -52,6 +57,7 @@ pub fn decode(value: &Value) -> Result<Decision, TriggerError> {
                 scope: Scope::Policy,
                 pushed: Vec::new(),
                 ids,
+                allow_over_limit: false,
             })),
         };
     }
@@ -61,7 +67,10 @@ pub fn decode(value: &Value) -> Result<Decision, TriggerError> {
         return ecr_image_action(obj);
     }
     match named(value)? {
-        Some(job) => Ok(Decision::Run(job)),
+        Some(job) => Ok(Decision::Run(Job {
+            allow_over_limit: over_limit(value)?,
+            ..job
+        })),
         None => Err(TriggerError::BadRequest(format!(
             "unrecognised event; {EXPECTED}"
         ))),
@@ -112,6 +121,17 @@ fn ecr_image_action(obj: &serde_json::Map<String, Value>) -> Result<Decision, Tr
         .map(|id| vec![id.to_owned()])
         .unwrap_or_default();
     Ok(Decision::Run(job))
+}
+
+/// A direct invocation's `"allow_over_limit": true` (absent: false).
+fn over_limit(value: &Value) -> Result<bool, TriggerError> {
+    match value.get("allow_over_limit") {
+        None => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(TriggerError::BadRequest(
+            "`allow_over_limit` must be true or false".into(),
+        )),
+    }
 }
 
 /// `{"repository": "x"}` or `{"repositories": ["x", "y"]}`, if the value has either key.
@@ -193,6 +213,35 @@ mod tests {
             job.scope,
             Scope::Repositories(["a".to_owned(), "b".to_owned()].into())
         );
+    }
+
+    #[test]
+    fn only_a_direct_invocation_may_go_past_the_limits_and_only_when_it_says_so() {
+        let direct = |v: Value| match decode(&v) {
+            Ok(Decision::Run(job)) => Ok(job.allow_over_limit),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(
+            direct(serde_json::json!({"repository": "ci/app"})),
+            Ok(false)
+        );
+        assert_eq!(
+            direct(serde_json::json!({"repository": "ci/app", "allow_over_limit": true})),
+            Ok(true)
+        );
+        let e = direct(serde_json::json!({"repository": "ci/app", "allow_over_limit": "yes"}))
+            .unwrap_err();
+        assert!(
+            e.contains("`allow_over_limit` must be true or false"),
+            "{e}"
+        );
+        // Never on a schedule, whatever its detail says.
+        let mut e = fixture("schedule-eventbridge-scheduler.json");
+        e["detail"] =
+            Value::String(r#"{"repositories":["ci/app"],"allow_over_limit":true}"#.into());
+        let refused = decode(&e).unwrap_err().to_string();
+        assert!(refused.contains("never a schedule"), "{refused}");
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct Job {
     /// What identifies this schedule or delivery (the event's id, a webhook's event ids),
     /// for the work queue's deduplication. Empty when nothing does.
     pub ids: Vec<String>,
+    /// This one run may go past the policy's limits: only a direct invocation says so
+    /// (`{"allow_over_limit": true}`), never a schedule, a webhook or the queue.
+    pub allow_over_limit: bool,
 }
 
 /// The outcome of decoding a trigger.
@@ -116,5 +119,6 @@ fn repositories_job<'a>(
         scope: Scope::Repositories(set),
         pushed: Vec::new(),
         ids: Vec::new(),
+        allow_over_limit: false,
     })
 }

@@ -35,6 +35,7 @@ impl Work {
             scope: Scope::Repositories(self.repositories.keys().cloned().collect()),
             pushed: self.pushed.clone(),
             ids: Vec::new(),
+            allow_over_limit: false,
         })
     }
 

@@ -108,6 +108,7 @@ fn to_decision(seen: Vec<Seen>) -> Decision {
         scope: Scope::Repositories(repositories),
         pushed: pushed.into_iter().collect(),
         ids: Vec::new(),
+        allow_over_limit: false,
     })
 }
 
