@@ -635,4 +635,14 @@ fn a_held_repository_raises_its_own_alarm_over_every_trigger() {
         alarm["Properties"]["ComparisonOperator"],
         "GreaterThanThreshold"
     );
+    // And the dashboard charts it.
+    let body = strings(&resource(&t, "Dashboard")["Properties"]["DashboardBody"]).concat();
+    let body = body.replace("${AWS::Region}", "eu-west-1");
+    let dashboard: serde_json::Value = serde_json::from_str(&body).expect("dashboard JSON");
+    let held = dashboard["widgets"].as_array().unwrap().iter().any(|w| {
+        w["properties"]["metrics"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|row| row[1] == "RepositoriesHeld"))
+    });
+    assert!(held, "RepositoriesHeld is not on the dashboard");
 }
