@@ -9,7 +9,7 @@ mod support;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use support::lambda_watch::{function_env, push_notification, Watch};
+use support::lambda_watch::{function_env, push_notification, scheduled_event, Watch};
 use support::moto::Moto;
 use support::{Image, RegistryAuth, TestRegistry};
 
@@ -414,19 +414,14 @@ async fn a_schedule_holds_a_repository_past_half_and_a_direct_invocation_may_go_
     // The policy sets no limits: the function holds past half a repository all the same.
     let policy =
         r#"{"rules":[{"name":"pr","repositories":"ci/.*","select":"tagged","tags":"pr-.*"}]}"#;
-    let watch = Watch::start(&function_env(
+    let env = function_env(
         &registry.url,
         dir.path(),
         policy,
         &[("JANITOR_DRY_RUN", "false")],
-    ))
-    .await;
-    let event = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/events/schedule-eventbridge-scheduler.json"
-    ))
-    .unwrap();
-    let report = watch.invoke(&event).await;
+    );
+    let watch = Watch::start(&env).await;
+    let report = watch.invoke(&scheduled_event("e-held")).await;
     assert_eq!(report["summary"]["manifests_deleted"], 0, "{report}");
     assert_eq!(report["summary"]["repositories_held"], 1, "{report}");
     let held = report["repositories"][0]["held"]

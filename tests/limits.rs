@@ -26,6 +26,16 @@ async fn seed(registry: &TestRegistry, first: usize, n: usize) -> Vec<String> {
     builds
 }
 
+/// `command` (`plan`, `apply --yes`) with `policy` and no state, then `extra`, whatever its
+/// exit code (the table, and bad input, which the JSON helpers do not take).
+async fn raw(janitor: &Janitor, command: &[&str], policy: &str, extra: &[&str]) -> Outcome {
+    let policy = janitor.policy(policy);
+    let mut args = command.to_vec();
+    args.extend(["--policy", policy.to_str().unwrap(), "--no-state"]);
+    args.extend_from_slice(extra);
+    janitor.op(&args[..1], &args[1..]).await
+}
+
 fn held(out: &Outcome) -> String {
     out.json()["repositories"][0]["held"]
         .as_str()
@@ -59,16 +69,7 @@ async fn an_over_limit_plan_deletes_and_untags_nothing_and_says_why() {
         );
     }
     // The table says it too, on the repository's line and in the total.
-    let table = janitor
-        .run(&[
-            "plan",
-            "--registry",
-            &registry.url,
-            "--policy",
-            janitor.policy(HALF).to_str().unwrap(),
-            "--no-state",
-        ])
-        .await;
+    let table = raw(&janitor, &["plan"], HALF, &[]).await;
     assert_eq!(table.code, 1, "{}", table.stderr);
     assert!(
         table
@@ -135,18 +136,7 @@ async fn max_delete_takes_a_count_or_a_share_and_refuses_anything_else() {
     assert_eq!(share.deleted("app").len(), 6);
     for bad in ["0", "-3", "150%", "0%", "half", "5.5"] {
         let flag = format!("--max-delete={bad}");
-        let out = janitor
-            .run(&[
-                "apply",
-                "--yes",
-                "--registry",
-                &registry.url,
-                "--policy",
-                janitor.policy(PR).to_str().unwrap(),
-                "--no-state",
-                &flag,
-            ])
-            .await;
+        let out = raw(&janitor, &["apply", "--yes"], PR, &[&flag]).await;
         assert_eq!(out.code, 2, "--max-delete {bad}: {}", out.stderr);
         assert!(out.stderr.contains("--max-delete"), "{}", out.stderr);
     }
@@ -158,16 +148,7 @@ async fn max_delete_takes_a_count_or_a_share_and_refuses_anything_else() {
     }
     // A policy's limit out of range is refused the same way.
     let bad = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}],"limits":{"max_delete_fraction":1.5}}"#;
-    let out = janitor
-        .run(&[
-            "plan",
-            "--registry",
-            &registry.url,
-            "--policy",
-            janitor.policy(bad).to_str().unwrap(),
-            "--no-state",
-        ])
-        .await;
+    let out = raw(&janitor, &["plan"], bad, &[]).await;
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(
         out.stderr.contains("limits.max_delete_fraction: 1.5"),
