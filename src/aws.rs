@@ -1,5 +1,8 @@
 //! The AWS SDK's shared setup: one HTTP client (rustls with ring, the TLS stack reqwest uses
-//! too), and the default configuration chain (credentials, region, `AWS_ENDPOINT_URL`).
+//! too), and the default configuration chain (credentials, region, `AWS_ENDPOINT_URL`); and
+//! what every AWS listing and error needs: following page tokens, and one line per error.
+
+use std::collections::BTreeSet;
 
 /// The AWS SDK's HTTP client on rustls with ring: one TLS stack in the binary, as reqwest's.
 pub fn http_client() -> aws_sdk_ecr::config::SharedHttpClient {
@@ -34,5 +37,24 @@ where
     match e.code() {
         Some(code) => format!("{call}: {code}: {}", e.message().unwrap_or_default()),
         None => format!("{call}: {}", aws_sdk_ecr::error::DisplayErrorContext(e)),
+    }
+}
+
+/// A page token that came back a second time: following it would go round forever, so the
+/// listing cannot be trusted to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the next page token repeats, so the listing would never end")]
+pub struct TokenRepeats;
+
+/// The token of the page after this one, or `None` after the last (a missing or empty
+/// token). `seen` holds the tokens followed so far in this listing.
+pub fn next_token(
+    seen: &mut BTreeSet<String>,
+    next: Option<&str>,
+) -> Result<Option<String>, TokenRepeats> {
+    match next {
+        None | Some("") => Ok(None),
+        Some(token) if !seen.insert(token.to_owned()) => Err(TokenRepeats),
+        Some(token) => Ok(Some(token.to_owned())),
     }
 }

@@ -6,8 +6,8 @@ use std::future::Future;
 
 /// The items of every page. `page` asks for one page (`None`: the first) and answers its
 /// items and the next page's token; an empty token ends the listing as a missing one does.
-/// A token that comes back a second time would never end, so it is an error that names
-/// `what`.
+/// A token that comes back a second time would never end (`aws::next_token`), so it is an
+/// error that names `what`.
 pub(super) async fn all<T, F, Fut>(what: &str, mut page: F) -> Result<Vec<T>, String>
 where
     F: FnMut(Option<String>) -> Fut,
@@ -19,14 +19,10 @@ where
     loop {
         let (page_items, next) = page(token.take()).await?;
         items.extend(page_items);
-        match next.filter(|t| !t.is_empty()) {
-            None => return Ok(items),
-            Some(t) if !seen.insert(t.clone()) => {
-                return Err(format!(
-                    "{what}: the next page token repeats, so the listing would never end"
-                ))
-            }
-            Some(t) => token = Some(t),
+        match crate::aws::next_token(&mut seen, next.as_deref()) {
+            Ok(None) => return Ok(items),
+            Ok(next) => token = next,
+            Err(e) => return Err(format!("{what}: {e}")),
         }
     }
 }

@@ -415,23 +415,19 @@ impl EcrClient {
     }
 }
 
-/// The token of the page after this one, or `None` after the last. A token seen before
-/// would make the listing go round forever: that answer is not trusted.
+/// The token of the page after this one, or `None` after the last (`aws::next_token`). A
+/// token seen before would make the listing go round forever: that answer is not trusted.
 fn next_page(
     operation: &str,
     repository: &str,
     seen: &mut BTreeSet<String>,
     next: Option<&str>,
 ) -> Result<Option<String>, RegistryError> {
-    match next {
-        None | Some("") => Ok(None),
-        Some(token) if !seen.insert(token.to_owned()) => Err(RegistryError::InvalidResponse {
-            method: operation.to_owned(),
-            path: repository.to_owned(),
-            reason: "the next page token repeats, so the listing would never end".into(),
-        }),
-        Some(token) => Ok(Some(token.to_owned())),
-    }
+    crate::aws::next_token(seen, next).map_err(|e| RegistryError::InvalidResponse {
+        method: operation.to_owned(),
+        path: repository.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 /// `reference` as ECR's image id.
