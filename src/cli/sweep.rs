@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 
 use registry_janitor::in_use::{self, Provider};
-use registry_janitor::policy::{Limits, MaxDelete, Policy};
+use registry_janitor::policy::{MaxDelete, Policy};
 use registry_janitor::registry::options::redact_userinfo;
 use registry_janitor::registry::Backend;
 use registry_janitor::report::Report;
@@ -73,11 +73,7 @@ pub async fn sweep(args: SweepArgs, mode: Mode, unlock: bool) -> Result<ExitCode
     }
     if args.allow_over_limit {
         tracing::warn!("--allow-over-limit: this run may delete past the policy's limits");
-        policy.limits = Limits {
-            max_delete: None,
-            max_delete_fraction: None,
-            ..policy.limits
-        };
+        policy.limits = policy.limits.lifted();
     }
     let how = How {
         connect: &args.connect,

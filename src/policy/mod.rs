@@ -125,11 +125,7 @@ impl Limits {
     /// past them (`allow_over_limit`, a direct invocation's own word).
     pub fn unattended(self, allow_over_limit: bool) -> Limits {
         if allow_over_limit {
-            return Limits {
-                max_delete: None,
-                max_delete_fraction: None,
-                ..self
-            };
+            return self.lifted();
         }
         if self.max_delete.is_none() && self.max_delete_fraction.is_none() {
             return Limits {
@@ -138,6 +134,16 @@ impl Limits {
             };
         }
         self
+    }
+
+    /// No limit at all, for one run that may go past them (`--allow-over-limit`, a direct
+    /// invocation's `allow_over_limit`).
+    pub fn lifted(self) -> Limits {
+        Limits {
+            max_delete: None,
+            max_delete_fraction: None,
+            ..self
+        }
     }
 
     /// These limits with `--max-delete`'s value in place of the policy's.
