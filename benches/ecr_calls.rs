@@ -99,17 +99,7 @@ impl Run {
 
     /// "Op: n, ..." for the operations without a column ("0" when none).
     fn other(&self) -> String {
-        let parts: Vec<String> = self
-            .calls
-            .iter()
-            .filter(|(op, _)| !COLUMNS.contains(&op.as_str()))
-            .map(|(op, n)| format!("{op}: {n}"))
-            .collect();
-        if parts.is_empty() {
-            "0".into()
-        } else {
-            parts.join(", ")
-        }
+        support::recorded_ecr::others(&self.calls, COLUMNS)
     }
 }
 

@@ -53,11 +53,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::{ContainerDefinition, LaunchType};
 use aws_sdk_lambda::types::{FunctionCode, FunctionVersion, PackageType};
 use futures_util::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
+use support::ecs::Ecs;
 use support::janitor::{Janitor, Outcome};
 use support::moto::Moto;
 use support::proxy::FlakyProxy;
@@ -122,17 +122,7 @@ impl Run {
 
     /// "Op: n, ..." for the operations without a column ("0" when none).
     fn other(&self) -> String {
-        let parts: Vec<String> = self
-            .calls
-            .iter()
-            .filter(|(op, _)| !COLUMNS.contains(&op.as_str()))
-            .map(|(op, n)| format!("{op}: {n}"))
-            .collect();
-        if parts.is_empty() {
-            "0".into()
-        } else {
-            parts.join(", ")
-        }
+        support::recorded_ecr::others(&self.calls, COLUMNS)
     }
 }
 
@@ -236,59 +226,25 @@ async fn seed_ecs(
     images: usize,
     digests: &BTreeMap<(usize, usize), String>,
 ) -> BTreeSet<(String, String)> {
-    let ecs = aws_sdk_ecs::Client::new(&moto.sdk().await);
+    let ecs = Ecs::on(moto).await;
     let services = CLUSTERS * SERVICES_PER_CLUSTER;
     let per_definition = TASKS / services;
     assert_eq!(per_definition * services, TASKS, "tasks spread evenly");
     let mut named = BTreeSet::new();
     for c in 0..CLUSTERS {
         let cluster = format!("bench-{c}");
-        ecs.create_cluster()
-            .cluster_name(&cluster)
-            .send()
-            .await
-            .expect("create cluster");
+        ecs.cluster(&cluster).await;
         for s in 0..SERVICES_PER_CLUSTER {
             let i = c * SERVICES_PER_CLUSTER + s;
             // Repositories first, then images: 50 distinct digests at 10 x 10.
             let (r, n) = (i % repos, (i / repos) % images + 1);
             let digest = &digests[&(r, n)];
             named.insert((format!("app-{r}"), digest.clone()));
-            let container = ContainerDefinition::builder()
-                .name("web")
-                .image(format!("{host}/app-{r}@{digest}"))
-                .memory(128)
-                .build();
-            let out = ecs
-                .register_task_definition()
-                .family(format!("svc-{i}"))
-                .container_definitions(container)
-                .send()
-                .await
-                .expect("register task definition");
-            let definition = out
-                .task_definition()
-                .and_then(|d| d.task_definition_arn())
-                .expect("a task definition ARN")
-                .to_owned();
-            ecs.create_service()
-                .cluster(&cluster)
-                .service_name(format!("svc-{i}"))
-                .task_definition(&definition)
-                .desired_count(1)
-                .send()
-                .await
-                .expect("create service");
-            // The SDK cannot read moto's answer (container cpu/memory as numbers); the tasks
-            // are made anyway, and counted below.
-            let _ = ecs
-                .run_task()
-                .cluster(&cluster)
-                .task_definition(&definition)
-                .count(per_definition as i32)
-                .launch_type(LaunchType::Fargate)
-                .send()
+            let image = format!("{host}/app-{r}@{digest}");
+            let definition = ecs.definition(&format!("svc-{i}"), &image).await;
+            ecs.service(&cluster, &format!("svc-{i}"), &definition)
                 .await;
+            ecs.run(&cluster, &definition, per_definition as i32).await;
         }
     }
     named

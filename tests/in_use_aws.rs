@@ -8,9 +8,9 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use aws_sdk_ecs::types::{ContainerDefinition, LaunchType};
 use support::acr::Recorded;
 use support::ecr::{Ecr, REGISTRY};
+use support::ecs::Ecs;
 use support::janitor::{Janitor, Outcome};
 use support::moto::Moto;
 use support::recorded_ecr::{moto_container_numbers, recorded, Answer, RecordedEcr};
@@ -37,80 +37,6 @@ fn aws(mut janitor: Janitor, moto: &Moto, endpoint: &str) -> Janitor {
 fn reason(out: &Outcome, repository: &str, digest: &str) -> String {
     out.kept_reason(repository, digest)
         .unwrap_or_else(|| panic!("{digest} is not kept:\n{}", out.stdout))
-}
-
-struct Ecs {
-    client: aws_sdk_ecs::Client,
-}
-
-impl Ecs {
-    async fn on(moto: &Moto) -> Ecs {
-        Ecs {
-            client: aws_sdk_ecs::Client::new(&moto.sdk().await),
-        }
-    }
-
-    async fn cluster(&self, name: &str) -> String {
-        let out = self.client.create_cluster().cluster_name(name).send().await;
-        let out = out.expect("create cluster");
-        out.cluster()
-            .and_then(|c| c.cluster_arn())
-            .unwrap()
-            .to_owned()
-    }
-
-    /// A task definition whose one container runs `image`; its ARN.
-    async fn definition(&self, family: &str, image: &str) -> String {
-        let container = ContainerDefinition::builder()
-            .name("web")
-            .image(image)
-            .memory(128)
-            .build();
-        let out = self
-            .client
-            .register_task_definition()
-            .family(family)
-            .container_definitions(container)
-            .send()
-            .await
-            .expect("register task definition");
-        let def = out.task_definition().unwrap();
-        def.task_definition_arn().unwrap().to_owned()
-    }
-
-    /// A service of `definition` in `cluster`; its ARN.
-    async fn service(&self, cluster: &str, name: &str, definition: &str) -> String {
-        let out = self
-            .client
-            .create_service()
-            .cluster(cluster)
-            .service_name(name)
-            .task_definition(definition)
-            .desired_count(1)
-            .send()
-            .await
-            .expect("create service");
-        out.service()
-            .and_then(|s| s.service_arn())
-            .unwrap()
-            .to_owned()
-    }
-
-    /// `count` Fargate tasks of `definition` in `cluster`; the ARNs of all its tasks. (The
-    /// SDK cannot read moto's `RunTask` answer: see [`moto_container_numbers`].)
-    async fn run(&self, cluster: &str, definition: &str, count: i32) -> Vec<String> {
-        let _ = self
-            .client
-            .run_task()
-            .cluster(cluster)
-            .task_definition(definition)
-            .count(count)
-            .launch_type(LaunchType::Fargate)
-            .send()
-            .await;
-        let out = self.client.list_tasks().cluster(cluster).send().await;
-        out.expect("list tasks").task_arns().to_vec()
-    }
 }
 
 #[tokio::test]
@@ -145,7 +71,8 @@ async fn ecs_services_and_live_tasks_keep_their_images_and_unmatched_clusters_do
     let job = ecs
         .definition("job", &format!("{host}/app@{}", running.digest))
         .await;
-    let tasks = ecs.run("prod", &job, 3).await;
+    ecs.run("prod", &job, 3).await;
+    let tasks = ecs.tasks("prod").await;
     assert_eq!(tasks.len(), 3);
     let stage = ecs
         .definition("stage", &format!("{host}/app@{}", staging.digest))
@@ -210,7 +137,8 @@ async fn the_digest_an_ecs_revision_resolved_stays_after_its_tag_moved() {
         .definition("checkout", &format!("{host}/app:prod"))
         .await;
     let service = ecs.service("prod", "checkout", &definition).await;
-    let task = ecs.run("prod", &definition, 1).await.remove(0);
+    ecs.run("prod", &definition, 1).await;
+    let task = ecs.tasks("prod").await.remove(0);
     let task_id = task.rsplit('/').next().unwrap().to_owned();
 
     // moto's ECS has no service revisions and no pulled digests: those calls are recorded.

@@ -8,6 +8,7 @@
 
 pub mod acr;
 pub mod ecr;
+pub mod ecs;
 pub mod images;
 pub mod janitor;
 pub mod lambda_watch;

@@ -284,3 +284,18 @@ pub fn moto_container_numbers(answer: &mut Value) {
         }
     }
 }
+
+/// "Op: n, ..." for the counted operations that `columns` leaves out ("0" when none): the
+/// benches' "other" column.
+pub fn others(calls: &BTreeMap<String, usize>, columns: &[&str]) -> String {
+    let parts: Vec<String> = calls
+        .iter()
+        .filter(|(op, _)| !columns.contains(&op.as_str()))
+        .map(|(op, n)| format!("{op}: {n}"))
+        .collect();
+    if parts.is_empty() {
+        "0".into()
+    } else {
+        parts.join(", ")
+    }
+}
