@@ -80,6 +80,8 @@ struct State {
     faults: VecDeque<Rule>,
     /// (method, path and query, status or 0 for a reset)
     log: Vec<(String, String, u16)>,
+    /// When each entry of `log` arrived at the proxy.
+    arrived: Vec<Instant>,
     /// When each entry of `log` was answered.
     answered: Vec<Instant>,
     /// Requests being handled now, and the most ever at once, by method.
@@ -142,6 +144,7 @@ impl FlakyProxy {
             let client = client.clone();
             let upstream = upstream.clone();
             Box::pin(async move {
+                let arrived = Instant::now();
                 let _counted = InFlight::enter(&state, req.method().as_str());
                 let _read = matches!(req.method().as_str(), "GET" | "HEAD")
                     .then(|| InFlight::enter(&state, READS));
@@ -175,6 +178,7 @@ impl FlakyProxy {
                 let log = |status: u16| {
                     let mut s = state.lock().unwrap();
                     s.log.push((method.clone(), path.clone(), status));
+                    s.arrived.push(arrived);
                     s.answered.push(Instant::now());
                 };
                 match &fault {
@@ -285,6 +289,11 @@ impl FlakyProxy {
         self.state.lock().unwrap().answered.clone()
     }
 
+    /// When each request of `log()` arrived, in the same order.
+    pub fn arrived(&self) -> Vec<Instant> {
+        self.state.lock().unwrap().arrived.clone()
+    }
+
     /// The most requests with `method` the proxy was handling at once.
     pub fn peak_in_flight(&self, method: &str) -> usize {
         self.state
@@ -305,6 +314,7 @@ impl FlakyProxy {
     pub fn clear_log(&self) {
         let mut s = self.state.lock().unwrap();
         s.log.clear();
+        s.arrived.clear();
         s.answered.clear();
     }
 }
