@@ -36,6 +36,7 @@ pub fn facts_of(m: &Manifest) -> ManifestFacts {
         blobs: m.blobs().map(|b| (b.digest.clone(), b.size)).collect(),
         created: m.created_annotation(),
         image_config: m.config().is_some_and(|c| is_image_config(&c.media_type)),
+        trash: crate::trash::Mark::of(m),
         ..ManifestFacts::default()
     }
 }

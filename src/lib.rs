@@ -19,5 +19,6 @@ pub mod registry;
 pub mod report;
 pub mod state;
 pub mod sweep;
+pub mod trash;
 pub mod trigger;
 pub mod wiring;

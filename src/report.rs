@@ -36,6 +36,10 @@ pub struct InUseReport {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
     pub manifests_deleted: u64,
+    /// Moved into a trash (the policy's `trash`), not deleted: their space comes back when
+    /// a later run empties the trash.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub manifests_trashed: u64,
     pub tags_removed: u64,
     pub bytes_reclaimable: u64,
     pub repositories_incomplete: u64,
@@ -56,9 +60,16 @@ impl Report {
         for r in &repositories {
             let ok_deletes = r.delete.iter().filter(|d| d.error.is_none());
             for d in ok_deletes {
-                summary.manifests_deleted += 1;
-                summary.tags_removed += d.tags.len() as u64;
-                summary.bytes_reclaimable += d.bytes;
+                if d.trash_until.is_none() {
+                    summary.manifests_deleted += 1;
+                    summary.bytes_reclaimable += d.bytes;
+                } else {
+                    summary.manifests_trashed += 1;
+                }
+                // Once in the trash, its tags are the untags below.
+                if d.trash.is_none() {
+                    summary.tags_removed += d.tags.len() as u64;
+                }
             }
             summary.tags_removed += r.untag.iter().filter(|u| u.error.is_none()).count() as u64;
             summary.repositories_incomplete += u64::from(r.unreadable());
@@ -146,13 +157,19 @@ impl Report {
         } else {
             ("deleted", "untagged")
         };
+        let trashed = if self.dry_run { "to trash" } else { "trashed" };
         let mut out = String::new();
         for r in &self.repositories {
+            let in_trash = r.delete.iter().filter(|d| d.trash_until.is_some()).count();
             let _ = writeln!(
                 out,
-                "{}  ({} {deleted}, {} {untagged}, {} kept{})",
+                "{}  ({}{} {deleted}, {} {untagged}, {} kept{})",
                 r.name,
-                r.delete.len(),
+                match in_trash {
+                    0 => String::new(),
+                    n => format!("{n} {trashed}, "),
+                },
+                r.delete.len() - in_trash,
                 r.untag.len(),
                 r.keep.len(),
                 if !r.complete() {
@@ -174,12 +191,22 @@ impl Report {
             }
             let mut rows: Vec<[String; 6]> = Vec::new();
             for d in &r.delete {
-                let reason = match &d.error {
-                    Some(e) => format!("FAILED: {e}"),
-                    None => d.reason.clone(),
+                let reason = match (&d.error, d.trash_until) {
+                    (Some(e), _) => format!("FAILED: {e}"),
+                    (None, Some(until)) => format!(
+                        "{}; in the trash until {}",
+                        d.reason,
+                        crate::trash::rfc3339(until)
+                    ),
+                    (None, None) => d.reason.clone(),
                 };
                 rows.push([
-                    "delete".into(),
+                    if d.trash_until.is_some() {
+                        "trash"
+                    } else {
+                        "delete"
+                    }
+                    .into(),
                     d.digest.short().into(),
                     tags(&d.tags),
                     age(d.since, self.now),
@@ -261,9 +288,13 @@ impl Report {
             0 => absent,
             n => format!("{absent}, {n} held by limits"),
         };
+        let trashed = match s.manifests_trashed {
+            0 => String::new(),
+            n => format!(", {n} {verb} moved to the trash"),
+        };
         let _ = writeln!(
             out,
-            "TOTAL  {} manifests {verb} deleted, {} tags removed, {} reclaimable, {} of {} repositories incomplete{absent}{}",
+            "TOTAL  {} manifests {verb} deleted{trashed}, {} tags removed, {} reclaimable, {} of {} repositories incomplete{absent}{}",
             s.manifests_deleted,
             s.tags_removed,
             human_bytes(s.bytes_reclaimable),
@@ -273,6 +304,10 @@ impl Report {
         );
         out
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Tags for a table cell; link tags (`sha256-<64 hex>.sig`) shortened to 12 hex digits.
@@ -423,6 +458,9 @@ mod tests {
             bytes: 10,
             since: None,
             parent: None,
+            empties_trash: false,
+            trash_until: None,
+            trash: None,
             error: error.map(str::to_owned),
         };
         let plan = RepositoryPlan {

@@ -1,16 +1,19 @@
-//! Apply: carry a plan out, safely, in four phases.
+//! Apply: carry a plan out, safely, in five phases.
 //!
 //! 1. **Re-check.** Just before changing a repository it reads the tags again, and
 //!    `reconcile` (pure) keeps whatever changed since planning: only what both plans delete,
 //!    and what no surviving manifest still reaches, is deleted. So a manifest that gained a
 //!    tag stays, and so do the children of an index pushed meanwhile.
-//! 2. **Untags.** Tag DELETE where the registry has one; otherwise a placeholder is pushed to
+//! 2. **Trash,** with the policy's `trash`: what the plan deletes is pushed into one trash
+//!    index under the janitor's own tag, and its tags join the untags; it is not deleted
+//!    (`trash.rs`). What an expired trash held is deleted in the waves.
+//! 3. **Untags.** Tag DELETE where the registry has one; otherwise a placeholder is pushed to
 //!    the tag and deleted, one tag at a time in a repository (`untag`).
-//! 3. **Delete waves,** parents first, so a run cut short never leaves an index without its
+//! 4. **Delete waves,** parents first, so a run cut short never leaves an index without its
 //!    children; when a delete fails, everything below it stays. Before a wave that deletes
 //!    the children of an index, the tags are read once more: a build pushed while the parents
 //!    were being deleted may reuse one of those children (`newly_reached`).
-//! 4. **Verify.** One more tag listing shows whether every tag this run removed is gone.
+//! 5. **Verify.** One more tag listing shows whether every tag this run removed is gone.
 //!    Distribution 2.8 can answer a manifest DELETE with 500 after removing the manifest but
 //!    not its tags (and the retry then finds nothing); such a tag, listed and naming nothing,
 //!    is removed with a placeholder before the run reports success.
@@ -18,8 +21,8 @@
 //! The OCI API has no conditional delete or put, so phases 1 and 3 narrow the time in which a
 //! push can race a change to a round trip or so; they cannot close it (README, "Apply").
 //!
-//! `apply` below runs the phases in order; each has its own file: `recheck.rs`, `untags.rs`,
-//! `waves.rs` and `verify.rs`, with the state they share in `Run`.
+//! `apply` below runs the phases in order; each has its own file: `recheck.rs`, `trash.rs`,
+//! `untags.rs`, `waves.rs` and `verify.rs`, with the state they share in `Run`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +36,7 @@ use crate::policy::Policy;
 use crate::registry::{Backend, Capabilities, Digest, READS_PER_WRITE};
 
 mod recheck;
+mod trash;
 mod untags;
 mod verify;
 mod waves;
@@ -43,6 +47,8 @@ pub use waves::newly_reached;
 #[cfg(test)]
 use waves::wave_needs_recheck;
 
+/// Why a plan with a trash deletes nothing where removing a manifest's last tag deletes it.
+pub const NO_TRASH_HERE: &str = "trash: on this registry removing a manifest's last tag deletes the manifest, so nothing can wait in a trash; nothing is deleted (remove `trash` from the policy to delete for good)";
 const OUT_OF_TIME: &str = "not started: the run's time ran out; the next run finishes it";
 const CUT_OFF: &str = "stopped at the run's cutoff; the next run finishes it";
 const CUT_IN_FLIGHT: &str = "stopped at the run's cutoff while the registry had the delete: it may be done; the next sweep sees which, and finishes it if not";
@@ -101,6 +107,9 @@ impl<'a> Decider<'a> {
         let plan = self.decide(snapshot);
         if can.untag_keeps_manifest {
             plan
+        } else if plan.delete.iter().any(|d| d.trash_until.is_some()) {
+            // Removing the trashed manifests' last tags would delete them here.
+            crate::plan::refuse(snapshot, crate::plan::Problem::from(NO_TRASH_HERE))
         } else {
             crate::plan::hold_last_tags(plan, snapshot)
         }
@@ -185,7 +194,50 @@ pub async fn apply(
     // Tags this run set out to remove, with the digest each named: phase 4 checks them.
     let mut removed: BTreeMap<String, Digest> = BTreeMap::new();
 
-    // 2. Untags.
+    let mut entries: BTreeMap<Digest, Delete> = planned
+        .delete
+        .into_iter()
+        .filter(|d| go.contains(&d.digest))
+        .map(|d| (d.digest.clone(), d))
+        .collect();
+
+    // 2. Trash (with the policy's `trash`): what goes is pushed into a trash index, and its
+    //    tags are removed with the untags; it is not deleted.
+    let mut untags = untags;
+    let trashing: BTreeMap<Digest, Delete> = {
+        let (trashing, rest) = std::mem::take(&mut entries)
+            .into_iter()
+            .partition(|(_, d)| d.trash_until.is_some());
+        entries = rest;
+        trashing
+    };
+    if let Some(until) = trashing.values().find_map(|d| d.trash_until) {
+        if run.out_of_time() {
+            done.keep
+                .extend(trashing.into_values().map(|d| kept_stopped(d, OUT_OF_TIME)));
+            done.status = Status::Unfinished;
+        } else {
+            match run.trash(&fresh, &trashing, until).await {
+                Ok((tag, more)) => {
+                    untags.extend(more);
+                    done.delete.extend(trashing.into_values().map(|mut d| {
+                        d.trash = Some(tag.clone());
+                        d
+                    }));
+                }
+                // Nothing was untagged or deleted: each entry says why.
+                Err(e) => {
+                    tracing::warn!(action = "trash", repository = %run.repo, error = %e, "could not push the trash index; nothing goes");
+                    done.delete.extend(trashing.into_values().map(|mut d| {
+                        d.error = Some(format!("not trashed: {e}"));
+                        d
+                    }));
+                }
+            }
+        }
+    }
+
+    // 3. Untags.
     let untagging = !untags.is_empty();
     if run.out_of_time() {
         done.status = Status::Unfinished;
@@ -198,17 +250,11 @@ pub async fn apply(
         done.keep.extend(kept);
     }
 
-    // 3. Delete waves.
-    let entries: BTreeMap<Digest, Delete> = planned
-        .delete
-        .into_iter()
-        .filter(|d| go.contains(&d.digest))
-        .map(|d| (d.digest.clone(), d))
-        .collect();
+    // 4. Delete waves.
     run.delete_waves(&fresh, entries, decider, untagging, &mut removed, &mut done)
         .await;
 
-    // 4. Verify.
+    // 5. Verify.
     let (mut unsettled, failures) = run.verify(&removed).await;
     if run.ran_out.load(Ordering::Relaxed) {
         done.status = Status::Unfinished;

@@ -129,6 +129,9 @@ mod tests {
             bytes: 100,
             since: None,
             parent: None,
+            empties_trash: false,
+            trash_until: None,
+            trash: None,
             error: None,
         });
         let now = chrono::Utc::now();

@@ -263,6 +263,9 @@ mod tests {
             bytes: 1,
             since: None,
             parent: None,
+            empties_trash: false,
+            trash_until: None,
+            trash: None,
             error: error.map(str::to_owned),
         };
         if deleted {

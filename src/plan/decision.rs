@@ -79,6 +79,8 @@ pub enum KeepKind {
     /// The plan would delete it, but it deletes more of the repository than `limits` allow:
     /// the repository is held this run.
     OverLimit,
+    /// In the trash: a trash index that has not expired holds it (`src/trash.rs`).
+    Trash,
 }
 
 impl KeepKind {
@@ -210,6 +212,16 @@ pub struct Delete {
     /// The manifest's parent among the deletions, if it goes because its parent goes.
     #[serde(skip)]
     pub parent: Option<Digest>,
+    /// It goes because a trash index that held it expired: emptying what an earlier run
+    /// decided, which the run's limits do not count.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub empties_trash: bool,
+    /// With the policy's `trash`: apply moves it into the trash, which holds it until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash_until: Option<DateTime<Utc>>,
+    /// The trash index's tag it went into, once apply has moved it there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trash: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -27,7 +27,7 @@ impl Edge {
 /// Tags sorted by what they mean.
 #[derive(Debug, Default)]
 pub struct TagKinds {
-    /// Tags people gave, by the digest they point at.
+    /// Tags people gave, by the digest they point at (not links, not the janitor's trash tags).
     pub user: BTreeMap<Digest, Vec<String>>,
     /// `sha256-<hex>[.suffix]` tags naming a digest in the repository: (tag, subject, target).
     pub links: Vec<(String, Digest, Digest)>,
@@ -53,6 +53,12 @@ impl TagKinds {
                 // A link tag naming a missing digest is an orphan: neither a link nor a
                 // name a person gave, so its manifest counts as untagged.
                 Some(_) => {}
+                // The janitor's own tag on its trash index: no rule sees it.
+                None if crate::trash::is_trash_tag(tag)
+                    && snapshot
+                        .manifests
+                        .get(&tref.digest)
+                        .is_some_and(|f| f.trash.is_some()) => {}
                 None => kinds
                     .user
                     .entry(tref.digest.clone())

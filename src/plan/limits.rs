@@ -5,7 +5,8 @@
 //! 999999d` deleted every tag). The cap is the planner's last rule, so the plan shows it
 //! before apply could act: a held repository's deletions become keeps of kind
 //! [`KeepKind::OverLimit`], its untags are dropped, and its status is [`Status::Held`] with
-//! the numbers. Pure, like the rest of the planner.
+//! the numbers. Trashing counts as deleting; emptying an expired trash does not. Pure, like
+//! the rest of the planner.
 
 use super::decision::{Keep, KeepKind, RepositoryPlan, Status};
 use crate::policy::Limits;
@@ -17,11 +18,12 @@ use crate::policy::Limits;
 ///   when the plan also deletes more than `min_held` (a small repository's turnover is never
 ///   held).
 pub fn hold(mut plan: RepositoryPlan, limits: &Limits) -> RepositoryPlan {
-    if plan.status != Status::Complete || plan.delete.is_empty() {
+    // Emptying an expired trash was decided by the run that trashed it: it does not count.
+    let deletes = plan.delete.iter().filter(|d| !d.empties_trash).count();
+    if plan.status != Status::Complete || deletes == 0 {
         return plan;
     }
-    let deletes = plan.delete.len();
-    let total = deletes + plan.keep.len();
+    let total = plan.delete.len() + plan.keep.len();
     let share = deletes as f64 / total as f64;
     let why = match (limits.max_delete, limits.max_delete_fraction) {
         (Some(max), _) if deletes > max => format!(
@@ -103,6 +105,9 @@ mod tests {
                     bytes: 1,
                     since: None,
                     parent: None,
+                    empties_trash: false,
+                    trash_until: None,
+                    trash: None,
                     error: None,
                 });
             } else {

@@ -123,6 +123,9 @@ pub fn delete_chosen_unless_in_use(
                     bytes: facts.size,
                     since: k.since,
                     parent: None,
+                    empties_trash: false,
+                    trash_until: None,
+                    trash: None,
                     error: None,
                 });
             } else {

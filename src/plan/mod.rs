@@ -42,6 +42,9 @@ pub const DANGLING: &str = "an earlier run removed what this tag named, but the 
 pub(crate) enum Own {
     Keep(KeepKind, String),
     Candidate(String),
+    /// A trash index past its time: it goes, with what nothing else reaches, and that is
+    /// emptying (decided by the run that trashed it), not a new deletion.
+    Expired(String),
     /// Untagged, but a present index or subject keeps it: it follows them.
     Dependent,
 }
@@ -136,6 +139,8 @@ pub(crate) fn plan_keeping(
                 KeepKind::Protected,
                 format!("tag {tag:?} is protected by protect.tags {pattern:?}"),
             )
+        } else if let Some(mark) = facts.trash.filter(|_| user_tags.is_empty()) {
+            trash_verdict(&mark, now)
         } else if !user_tags.is_empty() {
             let repo = snapshot.repository.as_str();
             let untag_only = user_tags.iter().find_map(|t| {
@@ -204,7 +209,34 @@ pub(crate) fn plan_keeping(
         });
     }
     plan.untag.sort_by(|a, b| a.tag.cmp(&b.tag));
+    // With a trash, what this run decides to delete goes into the trash instead, until then.
+    if let Some(trash) = &policy.trash {
+        let until = chrono::Duration::from_std(trash.keep_for)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d));
+        for d in plan.delete.iter_mut().filter(|d| !d.empties_trash) {
+            d.trash_until = until;
+        }
+    }
     limits::hold(plan, &policy.limits)
+}
+
+/// A trash index's own verdict: kept until it expires, then emptied.
+fn trash_verdict(mark: &crate::trash::Mark, now: DateTime<Utc>) -> Own {
+    let (run, expires) = (
+        crate::trash::rfc3339(mark.run),
+        crate::trash::rfc3339(mark.expires),
+    );
+    if mark.expired(now) {
+        Own::Expired(format!(
+            "the trash of the run at {run} expired at {expires}: emptied"
+        ))
+    } else {
+        Own::Keep(
+            KeepKind::Trash,
+            format!("in the trash until {expires} (run at {run})"),
+        )
+    }
 }
 
 /// From each manifest's own verdict to the plan: what a kept manifest reaches stays, what a
@@ -221,6 +253,12 @@ pub(crate) fn settle(
     let repo = snapshot.repository.as_str();
     let tags_of = |d: &Digest| tags.all.get(d).cloned().unwrap_or_default();
     let doomed = graph.reach(
+        own.iter()
+            .filter(|(_, o)| matches!(o, Own::Candidate(_) | Own::Expired(_)))
+            .map(|(d, _)| *d),
+    );
+    // What this run decides to delete; the rest of `doomed` empties an expired trash.
+    let decided = graph.reach(
         own.iter()
             .filter(|(_, o)| matches!(o, Own::Candidate(_)))
             .map(|(d, _)| *d),
@@ -242,13 +280,13 @@ pub(crate) fn settle(
         }
     }
     let own_reason = |d: &Digest| match &own[d] {
-        Own::Keep(_, r) | Own::Candidate(r) => r.clone(),
+        Own::Keep(_, r) | Own::Candidate(r) | Own::Expired(r) => r.clone(),
         Own::Dependent => String::new(),
     };
     // Every kept manifest's root is kept for a reason of its own.
     let own_kind = |d: &Digest| match &own[d] {
         Own::Keep(k, _) => *k,
-        Own::Candidate(_) | Own::Dependent => KeepKind::Linked,
+        Own::Candidate(_) | Own::Expired(_) | Own::Dependent => KeepKind::Linked,
     };
     let kept = graph.reach(
         own.iter()
@@ -274,6 +312,10 @@ pub(crate) fn settle(
             .and_then(|r| r.via.as_ref().map(|v| (v, &r.root)))
         {
             None => (own_kind(digest), own_reason(digest)),
+            // What a trash index holds is in the trash, whatever path reaches it there.
+            Some((_, root)) if own_kind(root) == KeepKind::Trash => {
+                (KeepKind::Trash, own_reason(root))
+            }
             Some(((parent, edge), root)) => (
                 own_kind(root),
                 format!(
@@ -337,6 +379,9 @@ pub(crate) fn settle(
                 bytes: facts.size + blob_bytes,
                 since: since(&digest),
                 parent,
+                empties_trash: !decided.contains_key(&digest),
+                trash_until: None,
+                trash: None,
                 digest,
                 error: None,
             }
@@ -465,7 +510,8 @@ fn judge_untagged(
     let roots: Vec<Item<Digest>> = snapshot
         .manifests
         .iter()
-        .filter(|(d, _)| !tags.user.contains_key(*d) && !graph.has_parent(d))
+        // A trash index is the janitor's own: no rule judges it, or counts it toward `keep`.
+        .filter(|(d, f)| !tags.user.contains_key(*d) && !graph.has_parent(d) && f.trash.is_none())
         .map(|(d, f)| Item {
             key: d.clone(),
             image: d.clone(),
@@ -508,6 +554,11 @@ pub fn manifest_since(
             .or(facts.untagged_since)
             .or(facts.created.filter(|c| age::is_build_time(*c, now))),
     }
+}
+
+/// A plan that deletes nothing, for `why`: a repository that cannot be planned safely.
+pub fn refuse(snapshot: &Snapshot, why: Problem) -> RepositoryPlan {
+    incomplete(snapshot, &TagKinds::of(snapshot), why)
 }
 
 /// A plan that deletes nothing, for `why`.

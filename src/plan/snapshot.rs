@@ -159,4 +159,7 @@ pub struct ManifestFacts {
     /// Its config is an image config, which may carry `created`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub image_config: bool,
+    /// It is a trash index (`src/trash.rs`): when it was filled and when it expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trash: Option<crate::trash::Mark>,
 }

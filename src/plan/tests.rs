@@ -67,6 +67,15 @@ impl Repo {
             blobs.iter().map(|(b, s)| (d(*b), *s)).collect();
         self
     }
+    /// A trash index of the run 1 day ago, holding `held`, expiring at `expires`.
+    fn trash(mut self, n: u32, held: &[u32], expires: DateTime<Utc>) -> Repo {
+        self = self.index(n, held);
+        self.0.manifests.get_mut(&d(n)).unwrap().trash = Some(crate::trash::Mark {
+            run: now() - Duration::days(1),
+            expires,
+        });
+        self.tag(&format!("janitor-trash-{n}"), n)
+    }
     fn tag(mut self, tag: &str, n: u32) -> Repo {
         self.0.tags.insert(tag.into(), TagRef::new(d(n)));
         self
@@ -744,4 +753,112 @@ fn where_the_last_tag_takes_the_manifest_its_untags_are_held_and_said() {
     );
     assert!(!kept(&held, &d(3)).contains(LAST_TAG));
     assert!(held.delete.is_empty());
+}
+
+/// Every tag, every untagged manifest, none kept: the widest a policy can be.
+const EVERYTHING: &str = r#"{"rules":[{"name":"all","select":"tagged","older_than":"0s"},
+    {"name":"loose","select":"untagged","older_than":"0s"}]}"#;
+
+#[test]
+fn no_rule_selects_a_trash_index_or_what_it_holds_before_it_expires() {
+    let repo = Repo::new()
+        .image(1, days_ago(100))
+        .image(2, days_ago(100))
+        .trash(3, &[1, 2], now() + Duration::days(6))
+        .image(4, days_ago(100))
+        .tag("v1", 4);
+    let p = repo.plan(EVERYTHING);
+    assert_eq!(deleted(&p), vec![d(4)], "only v1's image: {p:#?}");
+    for n in [1, 2, 3] {
+        assert!(
+            kept(&p, &d(n)).starts_with("in the trash until 2026-07-06T00:00:00Z"),
+            "{}",
+            kept(&p, &d(n))
+        );
+        let k = p.keep.iter().find(|k| k.digest == d(n)).unwrap();
+        assert_eq!(k.kind, KeepKind::Trash);
+    }
+    assert!(p.untag.is_empty(), "the trash tag is the janitor's own");
+}
+
+#[test]
+fn a_trash_index_never_counts_toward_keep() {
+    // Keep the newest untagged manifest: the trash (newer than both) must not take its place.
+    let repo = Repo::new()
+        .image(1, None)
+        .untagged_since(1, days_ago(10))
+        .image(2, None)
+        .untagged_since(2, days_ago(20))
+        .image(5, None)
+        .trash(3, &[5], now() + Duration::days(6))
+        .untagged_since(3, days_ago(1));
+    let p = repo.plan(r#"{"rules":[{"name":"u","select":"untagged","keep":1}]}"#);
+    assert_eq!(deleted(&p), vec![d(2)], "{p:#?}");
+}
+
+#[test]
+fn an_expired_trash_goes_with_what_nothing_else_reaches_as_emptying() {
+    let repo = Repo::new()
+        .image(1, days_ago(100))
+        .image(2, days_ago(100))
+        .tag("rescued", 2)
+        .trash(3, &[1, 2], now());
+    let p = repo.plan(r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}]}"#);
+    assert_eq!(deleted(&p), vec![d(3), d(1)], "{p:#?}");
+    assert!(p
+        .delete
+        .iter()
+        .all(|x| x.empties_trash && x.trash_until.is_none()));
+    assert!(kept(&p, &d(2)).contains("rescued"), "{}", kept(&p, &d(2)));
+}
+
+#[test]
+fn with_a_trash_what_a_run_decides_goes_to_the_trash_and_emptying_does_not() {
+    let repo = Repo::new()
+        .image(1, days_ago(100))
+        .trash(3, &[1], now() - Duration::seconds(1))
+        .image(4, days_ago(100))
+        .tag("pr-1", 4);
+    let policy = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}],
+        "trash":{"keep_for":"7d"}}"#;
+    let p = repo.plan(policy);
+    let by = |n: u32| p.delete.iter().find(|x| x.digest == d(n)).unwrap();
+    assert_eq!(by(4).trash_until, Some(now() + Duration::days(7)));
+    assert!(!by(4).empties_trash);
+    assert_eq!(
+        by(3).trash_until,
+        None,
+        "an expired trash is deleted, not trashed"
+    );
+    assert_eq!(by(1).trash_until, None);
+}
+
+#[test]
+fn trashing_counts_toward_the_limits_and_emptying_does_not() {
+    let repo = Repo::new()
+        .image(1, days_ago(100))
+        .image(2, days_ago(100))
+        .trash(3, &[1, 2], now())
+        .image(4, days_ago(100))
+        .tag("pr-1", 4)
+        .image(5, days_ago(100))
+        .tag("v1", 5);
+    let capped = |max: usize| {
+        format!(
+            r#"{{"rules":[{{"name":"pr","select":"tagged","tags":"pr-.*"}}],
+            "trash":{{"keep_for":"7d"}},"limits":{{"max_delete":{max}}}}}"#
+        )
+    };
+    // Three empty the trash and one is trashed: a cap of one lets that one through.
+    let p = repo.plan(&capped(1));
+    assert_eq!(p.status, Status::Complete, "{p:#?}");
+    assert_eq!(p.delete.len(), 4);
+    // Without the trash's three, the run decides two: held at one.
+    let repo = repo.image(6, days_ago(100)).tag("pr-2", 6);
+    let p = repo.plan(&capped(1));
+    assert!(matches!(p.status, Status::Held(_)), "{p:#?}");
+    assert!(
+        p.delete.is_empty(),
+        "a held repository empties no trash either"
+    );
 }

@@ -161,6 +161,14 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     pub protect: Protect,
     pub limits: Limits,
+    /// `trash`: apply moves what the plan deletes into a trash index instead (`src/trash.rs`).
+    pub trash: Option<Trash>,
+}
+
+/// The policy's `trash`: how long a trash index holds what one run put in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trash {
+    pub keep_for: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -210,6 +218,8 @@ pub enum PolicyError {
         value: String,
         reason: &'static str,
     },
+    #[error("trash.keep_for {value:?}: {reason}")]
+    TrashKeepFor { value: String, reason: String },
     #[error("protect.digests: {0}")]
     Digest(String),
 }
@@ -222,6 +232,13 @@ struct Document {
     protect: ProtectDocument,
     #[serde(default)]
     limits: LimitsDocument,
+    trash: Option<TrashDocument>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TrashDocument {
+    keep_for: String,
 }
 
 #[derive(Deserialize)]
@@ -289,6 +306,7 @@ impl Policy {
             rules: Vec::new(),
             protect: Protect::default(),
             limits: Limits::default(),
+            trash: None,
         }
     }
 
@@ -315,6 +333,7 @@ impl Policy {
             ],
             protect: Protect::default(),
             limits: Limits::default(),
+            trash: None,
         }
     }
 
@@ -402,9 +421,24 @@ impl Policy {
             }
         }
         let limits = limits(&doc.limits)?;
+        let trash = doc
+            .trash
+            .map(|t| {
+                parse_older_than(&t.keep_for)
+                    .and_then(|keep_for| match keep_for.is_zero() {
+                        true => Err("the trash must keep things a while: at least 1s".into()),
+                        false => Ok(Trash { keep_for }),
+                    })
+                    .map_err(|reason| PolicyError::TrashKeepFor {
+                        value: t.keep_for.clone(),
+                        reason,
+                    })
+            })
+            .transpose()?;
         Ok(Policy {
             rules,
             limits,
+            trash,
             protect: Protect {
                 tags,
                 digests,

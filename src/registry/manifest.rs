@@ -63,6 +63,8 @@ pub struct Manifest {
     pub subject: Option<Descriptor>,
     pub artifact_type: Option<String>,
     pub annotations: BTreeMap<String, String>,
+    /// The exact bytes the registry served: what putting the manifest back needs (`restore`).
+    pub bytes: Vec<u8>,
 }
 
 /// Why a manifest body could not be understood.
@@ -164,6 +166,7 @@ impl Manifest {
             subject: wire.subject,
             artifact_type: wire.artifact_type,
             annotations: wire.annotations,
+            bytes: bytes.to_vec(),
         })
     }
 

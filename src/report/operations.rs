@@ -224,6 +224,9 @@ mod tests {
                 bytes: 2048,
                 since: None,
                 parent: None,
+                empties_trash: false,
+                trash_until: None,
+                trash: None,
                 error: None,
             },
             Delete {
@@ -233,6 +236,9 @@ mod tests {
                 bytes: 10,
                 since: None,
                 parent: None,
+                empties_trash: false,
+                trash_until: None,
+                trash: None,
                 error: Some("HTTP 500".into()),
             },
         ];
