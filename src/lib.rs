@@ -17,6 +17,7 @@ pub mod purge;
 pub mod queue;
 pub mod registry;
 pub mod report;
+pub mod restore;
 pub mod state;
 pub mod sweep;
 pub mod trash;

@@ -11,6 +11,7 @@ use crate::plan::RepositoryPlan;
 use crate::policy::human_duration;
 
 pub mod operations;
+pub mod restore;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -222,7 +223,7 @@ impl Report {
                 rows.push([
                     "untag".into(),
                     u.digest.short().into(),
-                    u.tag.clone(),
+                    tags(std::slice::from_ref(&u.tag)),
                     String::new(),
                     String::new(),
                     reason,
@@ -290,7 +291,9 @@ impl Report {
         };
         let trashed = match s.manifests_trashed {
             0 => String::new(),
-            n => format!(", {n} {verb} moved to the trash"),
+            n => format!(
+                ", {n} {verb} moved to the trash (their space comes back when it is emptied)"
+            ),
         };
         let _ = writeln!(
             out,

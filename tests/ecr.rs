@@ -262,3 +262,24 @@ async fn a_lifecycle_rule_with_no_counterpart_is_refused_by_name() {
         out.stderr
     );
 }
+
+#[tokio::test]
+async fn a_plan_with_a_trash_deletes_nothing_on_ecr_and_says_why() {
+    let moto = Moto::start().await;
+    let ecr = Ecr::on(&moto).await;
+    ecr.create_repository("app").await;
+    let old = ecr.image("app", Some("pr-1")).await;
+    let policy = r#"{"rules":[{"name":"pr","select":"tagged","tags":"pr-.*"}],
+        "trash":{"keep_for":"7d"}}"#;
+    let done = janitor(&moto).apply(policy, &["--no-state"]).await;
+    // Removing pr-1 would delete the image on ECR: nothing can wait in a trash there.
+    assert_eq!(done.code, 1, "{}\n{}", done.stdout, done.stderr);
+    assert!(done.deleted("app").is_empty(), "{}", done.stdout);
+    let error = done.json()["repositories"][0]["error"].to_string();
+    assert!(error.contains("nothing can wait in a trash"), "{error}");
+    assert!(ecr.has("app", &old.digest).await);
+    assert_eq!(
+        ecr.picture("app").await,
+        vec![(old.digest.clone(), vec!["pr-1".to_owned()])]
+    );
+}

@@ -5,7 +5,10 @@
 
 mod support;
 
-use support::janitor::Janitor;
+use std::collections::BTreeMap;
+
+use support::janitor::{Janitor, Outcome};
+use support::proxy::FlakyProxy;
 use support::{Image, Pushed, TestRegistry};
 
 /// Every `old-*` tag goes; `v1` stays. With a trash that holds things for a week.
@@ -35,6 +38,45 @@ fn trash_tags(tags: &[String]) -> Vec<&String> {
     tags.iter()
         .filter(|t| t.starts_with("janitor-trash-"))
         .collect()
+}
+
+/// Every `app:tag` and the digest it names, the janitor's trash tags left out.
+async fn user_picture(registry: &TestRegistry) -> BTreeMap<String, String> {
+    let mut picture = registry.picture(&["app"]).await;
+    picture.retain(|t, _| !t.starts_with("app:janitor-trash-"));
+    picture
+}
+
+/// An apply with the trash, killed (SIGKILL) once its trash index is pushed, as its first
+/// untag reaches the registry (distribution's tag-delete probe, held at a proxy).
+async fn kill_between_the_trash_and_the_untags(registry: &TestRegistry) {
+    let proxy = FlakyProxy::start(&registry.url).await;
+    let untag = proxy.hold("DELETE", "/manifests/old-");
+    let janitor = Janitor::for_url(&proxy.url);
+    let policy = janitor.policy(TRASH);
+    let args = [
+        "apply",
+        "--registry",
+        &proxy.url,
+        "--policy",
+        policy.to_str().unwrap(),
+        "--no-state",
+        "--yes",
+    ];
+    let mut run = janitor
+        .command(&args)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start registry-janitor");
+    untag.arrived().await;
+    run.kill().await.expect("kill -9");
+}
+
+/// `restore --repository app`, then `extra` (`--yes`, `--list`...), as JSON.
+async fn restore(janitor: &Janitor, extra: &[&str]) -> Outcome {
+    let mut args = vec!["--repository", "app", "--no-state", "--format", "json"];
+    args.extend_from_slice(extra);
+    janitor.op(&["restore"], &args).await
 }
 
 #[tokio::test]
@@ -170,4 +212,199 @@ async fn emptying_an_expired_trash_does_not_count_toward_the_limits() {
         "{}",
         done.stdout
     );
+}
+
+#[tokio::test]
+async fn restore_puts_every_tag_back_on_the_digest_it_named_and_empties_the_trash() {
+    let registry = TestRegistry::start().await;
+    seed(&registry).await;
+    let before = user_picture(&registry).await;
+    let janitor = Janitor::new(&registry);
+    janitor.apply(TRASH, &["--no-state"]).await;
+    assert_ne!(
+        user_picture(&registry).await,
+        before,
+        "the apply trashed something"
+    );
+
+    let done = restore(&janitor, &["--yes"]).await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(user_picture(&registry).await, before);
+    assert!(trash_tags(&registry.tags("app").await).is_empty());
+    assert_eq!(done.json()["emptied"].as_array().unwrap().len(), 1);
+    registry.assert_every_tag_pulls("app").await;
+    // Nothing is left to restore, and the policy trashes the same again.
+    let again = janitor.apply(TRASH, &["--no-state"]).await;
+    assert_eq!(again.json()["summary"]["manifests_trashed"], 5);
+}
+
+#[tokio::test]
+async fn restore_of_one_digest_brings_its_children_and_signature_and_leaves_the_rest() {
+    let registry = TestRegistry::start().await;
+    let [_, amd, arm, index, sig, old2] = seed(&registry).await;
+    let janitor = Janitor::new(&registry);
+    janitor.apply(TRASH, &["--no-state"]).await;
+
+    let done = restore(&janitor, &["--yes", "--digest", &index.digest]).await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let tags = registry.tags("app").await;
+    assert!(tags.contains(&"old-1".to_owned()), "{tags:?}");
+    let sig_tag = format!("{}.sig", index.fallback_tag());
+    assert_eq!(
+        registry.head_digest("app", &sig_tag).await.as_deref(),
+        Some(sig.digest.as_str()),
+        "the signature's link tag comes back with its subject"
+    );
+    assert!(!tags.contains(&"old-2".to_owned()));
+    assert_eq!(done.json()["rewritten"].as_array().unwrap().len(), 1);
+    registry.assert_pulls_completely("app", "old-1").await;
+
+    // What is left in the trash is old-2 alone.
+    let list = restore(&janitor, &["--list"]).await;
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let trashes = list.json();
+    let entries = trashes[0]["entries"].as_array().unwrap();
+    let held: Vec<&str> = entries
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(held, [old2.digest.as_str()], "{}", list.stdout);
+    assert_eq!(entries[0]["tags"][0], "old-2");
+    assert!(entries[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("rule \"old\""));
+    for p in [&amd, &arm, &index, &sig] {
+        assert!(registry.has_manifest("app", &p.digest).await);
+    }
+}
+
+#[tokio::test]
+async fn restore_leaves_a_tag_pushed_elsewhere_since_and_says_so() {
+    let registry = TestRegistry::start().await;
+    let [_, _, _, _, _, old2] = seed(&registry).await;
+    let janitor = Janitor::new(&registry);
+    janitor.apply(TRASH, &["--no-state"]).await;
+    let newer = Image::oci("app")
+        .layers(&[b"a new old-2"])
+        .tag("old-2")
+        .push(&registry)
+        .await;
+
+    let done = restore(&janitor, &["--yes"]).await;
+    assert_eq!(
+        done.code, 1,
+        "a tag left alone: {}\n{}",
+        done.stdout, done.stderr
+    );
+    let conflicts = done.json()["conflicts"].clone();
+    assert_eq!(conflicts[0]["tag"], "old-2", "{}", done.stdout);
+    assert_eq!(conflicts[0]["digest"], old2.digest.as_str());
+    assert_eq!(conflicts[0]["names"], newer.digest.as_str());
+    assert_eq!(
+        registry.head_digest("app", "old-2").await.as_deref(),
+        Some(newer.digest.as_str()),
+        "the newer push keeps its tag"
+    );
+    assert!(registry.tags("app").await.contains(&"old-1".to_owned()));
+    // The old old-2 has no tag back, so it stays in the trash rather than go untagged.
+    let list = restore(&janitor, &["--list"]).await;
+    let held: Vec<String> = list.json()[0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(held, [old2.digest.as_str()]);
+}
+
+#[tokio::test]
+async fn restore_changes_nothing_off_a_terminal_without_yes_or_for_an_unknown_run() {
+    let registry = TestRegistry::start().await;
+    seed(&registry).await;
+    let janitor = Janitor::new(&registry);
+    janitor.apply(TRASH, &["--no-state"]).await;
+    let trashed = registry.picture(&["app"]).await;
+
+    let refused = restore(&janitor, &[]).await;
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    let unknown = restore(&janitor, &["--yes", "--run", "2020-01-01T00:00:00Z"]).await;
+    assert_eq!(unknown.code, 1, "{}", unknown.stderr);
+    assert!(
+        unknown
+            .stderr
+            .contains("no trash of a run at 2020-01-01T00:00:00Z"),
+        "{}",
+        unknown.stderr
+    );
+    let bad = restore(&janitor, &["--yes", "--digest", "sha256:nothex"]).await;
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert_eq!(registry.picture(&["app"]).await, trashed, "nothing changed");
+}
+
+#[tokio::test]
+async fn a_run_killed_between_the_trash_push_and_the_untags_loses_nothing() {
+    let registry = TestRegistry::start().await;
+    let pushed = seed(&registry).await;
+    let before = user_picture(&registry).await;
+    kill_between_the_trash_and_the_untags(&registry).await;
+
+    // The trash is there, and every tag still names what it did.
+    assert_eq!(trash_tags(&registry.tags("app").await).len(), 1);
+    assert_eq!(user_picture(&registry).await, before);
+
+    // Restore undoes it: the tags are already there, and the trash goes.
+    let janitor = Janitor::new(&registry);
+    let undone = restore(&janitor, &["--yes"]).await;
+    assert_eq!(undone.code, 0, "{}\n{}", undone.stdout, undone.stderr);
+    assert_eq!(user_picture(&registry).await, before);
+    assert!(trash_tags(&registry.tags("app").await).is_empty());
+    for p in &pushed {
+        assert!(registry.has_manifest("app", &p.digest).await);
+    }
+}
+
+#[tokio::test]
+async fn the_run_after_a_killed_one_finishes_the_trash() {
+    let registry = TestRegistry::start().await;
+    let pushed = seed(&registry).await;
+    let before = user_picture(&registry).await;
+    kill_between_the_trash_and_the_untags(&registry).await;
+
+    let janitor = Janitor::new(&registry);
+    let done = janitor.apply(TRASH, &["--no-state"]).await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    // What the killed run put in the trash stays there; this run only takes the tags it
+    // did not get to.
+    assert!(
+        done.json()["summary"]["manifests_trashed"].is_null(),
+        "{}",
+        done.stdout
+    );
+    let untagged: Vec<String> = done
+        .entries("app", "untag")
+        .iter()
+        .map(|u| u["tag"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(untagged, ["old-1", "old-2"], "{}", done.stdout);
+    for p in &pushed[1..] {
+        let why = done.kept_reason("app", &p.digest).unwrap_or_default();
+        assert!(
+            why.starts_with("in the trash until "),
+            "{}: {why}",
+            p.digest
+        );
+    }
+    let tags = registry.tags("app").await;
+    assert_eq!(trash_tags(&tags).len(), 1, "{tags:?}");
+    assert!(!tags.contains(&"old-1".to_owned()) && !tags.contains(&"old-2".to_owned()));
+    for p in &pushed {
+        assert!(registry.has_manifest("app", &p.digest).await);
+    }
+    // And restore puts each tag back.
+    let undone = restore(&janitor, &["--yes"]).await;
+    assert_eq!(undone.code, 0, "{}\n{}", undone.stdout, undone.stderr);
+    assert_eq!(user_picture(&registry).await, before);
+    registry.assert_every_tag_pulls("app").await;
 }

@@ -3,6 +3,7 @@
 //!   `acr purge`'s flags stand for (`purge.rs`).
 //! - The manual operations of the ACR guide name what goes instead: `repository.rs`,
 //!   `image.rs`, `tag.rs`, `manifest.rs`, with what they share in `operation.rs`.
+//! - `restore` puts back what a trash holds, or lists it (`restore.rs`).
 //! - `policy from-ecr` prints an ECR lifecycle policy as ours (`policy.rs`); it reaches no
 //!   registry.
 //! - All reach the registry the same way (`connect.rs`); `terminal.rs` asks and shows
@@ -15,6 +16,7 @@ mod operation;
 mod policy;
 mod purge;
 mod repository;
+mod restore;
 mod sweep;
 mod tag;
 mod terminal;
@@ -76,6 +78,9 @@ pub enum Command {
     /// Policies: translate an ECR lifecycle policy into ours.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Put back what a trash holds (the policy's `trash`), or show it with --list. Asks
+    /// first on a terminal unless --yes or --list.
+    Restore(restore::RestoreArgs),
 }
 
 /// An error that is the user's to fix (exit 2), or a failure while running (exit 1).
@@ -124,5 +129,6 @@ pub async fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Tag(c) => tag::run(c).await,
         Command::Manifest(c) => manifest::run(c).await,
         Command::Policy(c) => policy::run(c),
+        Command::Restore(args) => restore::run(args).await,
     }
 }

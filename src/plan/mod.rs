@@ -14,6 +14,10 @@
 //! 5. A repository whose picture is incomplete deletes nothing.
 //! 6. A repository whose plan deletes more than the policy's `limits` allow deletes nothing
 //!    (`limits`): it is held.
+//!
+//! A trash index (`crate::trash`) is the janitor's own: its tag is no user tag, it keeps what
+//! it holds until it expires, and then it goes with what nothing else reaches. With the
+//! policy's `trash`, what the plan deletes carries `Delete::trash_until`: apply sets it aside.
 
 pub mod age;
 pub mod decision;

@@ -769,6 +769,39 @@ mod tests {
     }
 
     #[test]
+    fn trash_takes_a_keep_for_and_refuses_a_bad_or_zero_one_or_an_unknown_key() {
+        let doc = |trash: &str| {
+            Policy::from_json(&format!(
+                r#"{{"rules":[{{"name":"r","select":"untagged"}}],"trash":{trash}}}"#
+            ))
+        };
+        assert_eq!(
+            doc(r#"{"keep_for":"7d"}"#).unwrap().trash,
+            Some(Trash {
+                keep_for: Duration::from_secs(7 * 86_400)
+            })
+        );
+        assert!(
+            Policy::from_json(r#"{"rules":[{"name":"r","select":"untagged"}]}"#)
+                .unwrap()
+                .trash
+                .is_none()
+        );
+        for (bad, says) in [
+            (
+                r#"{"keep_for":"0s"}"#,
+                "trash.keep_for \"0s\": the trash must keep",
+            ),
+            (r#"{"keep_for":"a week"}"#, "trash.keep_for \"a week\""),
+            (r#"{"keep_for":"7d","purge":true}"#, "unknown field `purge`"),
+            (r#"{}"#, "missing field `keep_for`"),
+        ] {
+            let e = doc(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn limits_take_a_count_a_fraction_and_min_held_and_refuse_what_is_out_of_range() {
         let doc = |limits: &str| {
             Policy::from_json(&format!(

@@ -109,9 +109,10 @@ impl Janitor {
         path
     }
 
-    /// Run the binary with exactly these arguments.
-    pub async fn run(&self, args: &[&str]) -> Outcome {
-        let out = tokio::process::Command::new(binary())
+    /// The binary with exactly these arguments, in this janitor's environment.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(binary());
+        command
             .args(args)
             .env_remove("REGISTRY_USERNAME")
             .env_remove("REGISTRY_PASSWORD")
@@ -119,7 +120,14 @@ impl Janitor {
             .env_remove("JANITOR_CREDENTIAL_HELPER_TIMEOUT")
             .env("HOME", self.dir.path())
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .stdin(std::process::Stdio::null())
+            .stdin(std::process::Stdio::null());
+        command
+    }
+
+    /// Run the binary with exactly these arguments.
+    pub async fn run(&self, args: &[&str]) -> Outcome {
+        let out = self
+            .command(args)
             .output()
             .await
             .expect("run registry-janitor");
