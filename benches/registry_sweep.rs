@@ -15,9 +15,14 @@
 //!      manifests;
 //!    - before (only when asked): the same command with another build of the janitor
 //!      (`SWEEP_BEFORE_BIN`, such as one built from an earlier commit), to compare the two in
-//!      one run.
+//!      one run;
+//!    - trash (only when asked): the janitor's command with the policy plus
+//!      `"trash":{"keep_for":"7d"}`, which deletes nothing: it pushes one trash index per
+//!      repository and removes the trashed manifests' tags (issue 23: what the trash costs).
 //! 4. After each run it reads the registry directly (not through the proxy) and fails unless
-//!    every tag names the expected digest and exactly the expected seeded manifests remain.
+//!    every tag names the expected digest and exactly the expected seeded manifests remain
+//!    (for the trash: every seeded manifest, and one trash tag per repository whose index
+//!    holds exactly what the janitor deletes).
 //! 5. It runs everything directly and again with `SWEEP_LATENCY_MS` added to every request.
 //! 6. Cold start: the janitor binary (`JANITOR_RELEASE_BIN`, else the one this bench built)
 //!    under a minimal Lambda runtime API emulator, from process start to the runtime's first
@@ -47,6 +52,14 @@ application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.dis
 
 /// The policy the janitor runs: every `pr-*` tag, whatever its age.
 const POLICY: &str = r#"{"rules":[{"name":"pr-builds","repositories":".*","select":"tagged","tags":"pr-.*","older_than":"0s","keep":0}]}"#;
+
+/// The trash contender's policy: `POLICY` plus this key.
+const TRASH: &str = r#"{"keep_for":"7d"}"#;
+
+/// The trash index's tag prefix and `artifactType` (README, "Trash and restore").
+const TRASH_TAG_PREFIX: &str = "janitor-trash-";
+const TRASH_ARTIFACT_TYPE: &str = "application/vnd.registry-janitor.trash.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
 /// The baseline: the shape of the Azure guide's script. The guide's listing is an
 /// `az acr manifest list-metadata` query; this registry has no such query, so the listing is
@@ -80,6 +93,7 @@ impl Settings {
                 "floor" => Contender::Floor,
                 "janitor" => Contender::Janitor,
                 "before" => Contender::Before,
+                "trash" => Contender::Trash,
                 other => panic!("SWEEP_CONTENDERS: unknown contender {other:?}"),
             })
             .collect();
@@ -102,6 +116,8 @@ enum Contender {
     Janitor,
     /// The janitor built from something else (`SWEEP_BEFORE_BIN`).
     Before,
+    /// The janitor's command with the policy's `trash` (issue 23).
+    Trash,
 }
 
 impl Contender {
@@ -111,6 +127,7 @@ impl Contender {
             Contender::Floor => "floor (raw concurrent DELETE)",
             Contender::Janitor => "registry-janitor apply",
             Contender::Before => "registry-janitor apply (SWEEP_BEFORE_BIN)",
+            Contender::Trash => "registry-janitor apply, with trash 7d",
         }
     }
 }
@@ -394,6 +411,10 @@ async fn bench() {
     std::fs::write(&script, BASELINE_SCRIPT).expect("write baseline script");
     let policy = work.path().join("policy.json");
     std::fs::write(&policy, POLICY).expect("write policy");
+    let trash_policy = work.path().join("policy-trash.json");
+    let mut with_trash: Value = serde_json::from_str(POLICY).expect("POLICY is JSON");
+    with_trash["trash"] = serde_json::from_str(TRASH).expect("TRASH is JSON");
+    std::fs::write(&trash_policy, with_trash.to_string()).expect("write the trash policy");
 
     let mut latencies = vec![Duration::ZERO];
     if !settings.latency.is_zero() {
@@ -405,6 +426,7 @@ async fn bench() {
         listing,
         script,
         policy,
+        trash_policy,
         time_bin,
         concurrency: settings.concurrency,
     };
@@ -425,6 +447,7 @@ async fn bench() {
         }
     }
     summary(&runs, to_delete, budget, settings.concurrency);
+    by_method(&runs);
 
     cold_start(&settings, work.path()).await;
 
@@ -583,6 +606,8 @@ struct RunContext {
     listing: PathBuf,
     script: PathBuf,
     policy: PathBuf,
+    /// `policy` plus `"trash":{"keep_for":"7d"}`, for the trash contender.
+    trash_policy: PathBuf,
     time_bin: bool,
     concurrency: usize,
 }
@@ -622,7 +647,7 @@ async fn run_contender(
                 concurrency.clone(),
             ],
         ),
-        Contender::Janitor | Contender::Before => (
+        Contender::Janitor | Contender::Before | Contender::Trash => (
             if contender == Contender::Before {
                 std::env::var_os("SWEEP_BEFORE_BIN")
                     .map(PathBuf::from)
@@ -641,7 +666,11 @@ async fn run_contender(
                 "--registry".into(),
                 proxy.url.clone(),
                 "--policy".into(),
-                ctx.policy.display().to_string(),
+                if contender == Contender::Trash {
+                    ctx.trash_policy.display().to_string()
+                } else {
+                    ctx.policy.display().to_string()
+                },
             ],
         ),
     };
@@ -698,7 +727,14 @@ async fn run_contender(
         deleted = n;
         problems.extend(p);
     }
-    problems.extend(check_state(&registry.url, seeds).await);
+    if contender == Contender::Trash {
+        let (n, p) = check_trash_report(&out, seeds);
+        deleted = n;
+        problems.extend(p);
+        problems.extend(check_trash_state(&registry.url, seeds).await);
+    } else {
+        problems.extend(check_state(&registry.url, seeds).await);
+    }
     // `/usr/bin/time -f "%M %U %S"`: peak RSS in KiB, user and system seconds.
     let timed: Vec<String> = std::fs::read_to_string(&rss_file)
         .ok()
@@ -892,6 +928,270 @@ async fn check_state(base: &str, seeds: &[RepoSeed]) -> Vec<String> {
     problems
 }
 
+/// The trash contender's JSON report: every expected delete went to the trash (a `trash`
+/// field, no `error`), nothing was deleted, every repository complete. Returns how many
+/// entries went to the trash.
+fn check_trash_report(out: &Path, seeds: &[RepoSeed]) -> (usize, Vec<String>) {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let json: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                0,
+                vec![format!("report is not JSON ({e}): {}", tail(&text, 500))],
+            )
+        }
+    };
+    let mut problems = Vec::new();
+    let mut trashed = 0;
+    let repos = json["repositories"].as_array().cloned().unwrap_or_default();
+    for seed in seeds {
+        let Some(r) = repos.iter().find(|r| r["name"] == seed.name.as_str()) else {
+            problems.push(format!("{}: not in the report", seed.name));
+            continue;
+        };
+        if r["complete"] != Value::Bool(true) {
+            problems.push(format!("{}: incomplete: {}", seed.name, r["error"]));
+        }
+        let mut got = BTreeSet::new();
+        for d in r["delete"].as_array().into_iter().flatten() {
+            let digest = d["digest"].as_str().unwrap_or_default().to_owned();
+            if !d["error"].is_null() {
+                problems.push(format!(
+                    "{}: trash of {digest} failed: {}",
+                    seed.name, d["error"]
+                ));
+            }
+            match d["trash"].as_str() {
+                Some(t) if t.starts_with(TRASH_TAG_PREFIX) => {
+                    if d["error"].is_null() {
+                        trashed += 1;
+                    }
+                }
+                _ => problems.push(format!(
+                    "{}: delete entry {digest} has no trash tag: trash = {}",
+                    seed.name, d["trash"]
+                )),
+            }
+            got.insert(digest);
+        }
+        let want: BTreeSet<String> = seed.delete.iter().cloned().collect();
+        for d in want.difference(&got) {
+            problems.push(format!("{}: report does not trash {d}", seed.name));
+        }
+        for d in got.difference(&want) {
+            problems.push(format!("{}: report trashes unexpected {d}", seed.name));
+        }
+    }
+    let expected: usize = seeds.iter().map(|s| s.delete.len()).sum();
+    let summary = &json["summary"];
+    if summary["manifests_trashed"].as_u64() != Some(expected as u64) {
+        problems.push(format!(
+            "summary.manifests_trashed is {}, not {expected}",
+            summary["manifests_trashed"]
+        ));
+    }
+    if summary["manifests_deleted"].as_u64() != Some(0) {
+        problems.push(format!(
+            "summary.manifests_deleted is {}, not 0",
+            summary["manifests_deleted"]
+        ));
+    }
+    (trashed, problems)
+}
+
+/// After the trash contender, read the registry directly: every seeded manifest is still
+/// there; every repository's tags are the seeded ones minus those of the manifests the
+/// janitor deletes, plus exactly one trash tag where there was something to delete; and that
+/// trash index lists exactly those manifests.
+async fn check_trash_state(base: &str, seeds: &[RepoSeed]) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let mut problems = Vec::new();
+    for seed in seeds {
+        let tags = list_tags(&http, base, &seed.name).await;
+        let found: Vec<(String, Option<String>)> = stream::iter(tags)
+            .map(|t| {
+                let http = &http;
+                async move {
+                    let d = head_digest(http, base, &seed.name, &t).await;
+                    (t, d)
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut found: BTreeMap<String, String> = found
+            .into_iter()
+            .filter_map(|(t, d)| d.map(|d| (t, d)))
+            .collect();
+        let trash_tags: Vec<String> = found
+            .keys()
+            .filter(|t| t.starts_with(TRASH_TAG_PREFIX))
+            .cloned()
+            .collect();
+        let trash: Vec<(String, String)> = trash_tags
+            .iter()
+            .filter_map(|t| found.remove_entry(t))
+            .collect();
+        let want = seed.expected_tags();
+        if found != want {
+            for (t, d) in &want {
+                match found.get(t) {
+                    None => problems.push(format!("{}: tag {t} is missing", seed.name)),
+                    Some(f) if f != d => {
+                        problems.push(format!("{}: tag {t} names {f}, not {d}", seed.name))
+                    }
+                    _ => {}
+                }
+            }
+            for t in found.keys().filter(|t| !want.contains_key(*t)) {
+                problems.push(format!("{}: tag {t} should be gone", seed.name));
+            }
+        }
+        let expected: BTreeSet<String> = seed.delete.iter().cloned().collect();
+        match (expected.is_empty(), trash.as_slice()) {
+            (true, []) => {}
+            (true, t) => problems.push(format!(
+                "{}: nothing to trash, but trash tags {t:?}",
+                seed.name
+            )),
+            (false, [(tag, digest)]) => {
+                let r = http
+                    .get(format!("{base}/v2/{}/manifests/{tag}", seed.name))
+                    .header("accept", OCI_INDEX)
+                    .send()
+                    .await
+                    .expect("trash index GET");
+                let status = r.status();
+                let body = r.bytes().await.expect("trash index body");
+                let index: Value = if status == 200 {
+                    serde_json::from_slice(&body).unwrap_or(Value::Null)
+                } else {
+                    Value::Null
+                };
+                if index.is_null() {
+                    problems.push(format!(
+                        "{}: trash index {tag} ({digest}): HTTP {status}, not an index: {}",
+                        seed.name,
+                        tail(&String::from_utf8_lossy(&body), 300)
+                    ));
+                    continue;
+                }
+                if index["artifactType"] != TRASH_ARTIFACT_TYPE {
+                    problems.push(format!(
+                        "{}: trash index {tag}: artifactType {}",
+                        seed.name, index["artifactType"]
+                    ));
+                }
+                let held: BTreeSet<String> = index["manifests"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| m["digest"].as_str().map(str::to_owned))
+                    .collect();
+                for d in expected.difference(&held) {
+                    problems.push(format!("{}: trash {tag} does not hold {d}", seed.name));
+                }
+                for d in held.difference(&expected) {
+                    problems.push(format!("{}: trash {tag} holds unexpected {d}", seed.name));
+                }
+            }
+            (false, t) => problems.push(format!(
+                "{}: {} trash tags, not exactly one: {t:?}",
+                seed.name,
+                t.len()
+            )),
+        }
+        let present: Vec<(String, bool)> = stream::iter(seed.manifests.iter().cloned())
+            .map(|d| {
+                let http = &http;
+                async move {
+                    let here = head_digest(http, base, &seed.name, &d).await.is_some();
+                    (d, here)
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (d, here) in present {
+            if !here {
+                problems.push(format!(
+                    "{}: manifest {d} was deleted (the trash deletes nothing)",
+                    seed.name
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Requests by method of the janitor-like contenders, so the writes (PUT + DELETE) of the
+/// janitor and of the trash can be compared, then the trash/janitor ratios.
+fn by_method(runs: &[Run]) {
+    const METHODS: [&str; 5] = ["GET", "HEAD", "PUT", "DELETE", "POST"];
+    let count = |r: &Run, m: &str| -> usize {
+        r.breakdown
+            .iter()
+            .filter(|(k, _)| k.split_whitespace().next() == Some(m))
+            .map(|(_, v)| v)
+            .sum()
+    };
+    let writes = |r: &Run| count(r, "PUT") + count(r, "DELETE");
+    let shown: Vec<&Run> = runs
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.contender,
+                Contender::Janitor | Contender::Before | Contender::Trash
+            )
+        })
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    println!("\n# requests by method\n");
+    println!("| added latency | contender | wall s | requests | GET | HEAD | PUT | DELETE | POST | other | writes (PUT + DELETE) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in &shown {
+        let known: usize = METHODS.iter().map(|m| count(r, m)).sum();
+        println!(
+            "| {} ms | {} | {:.2} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r.latency.as_millis(),
+            r.contender.name(),
+            r.wall.as_secs_f64(),
+            r.requests,
+            count(r, "GET"),
+            count(r, "HEAD"),
+            count(r, "PUT"),
+            count(r, "DELETE"),
+            count(r, "POST"),
+            r.requests - known,
+            writes(r)
+        );
+    }
+    let latencies: BTreeSet<Duration> = shown.iter().map(|r| r.latency).collect();
+    for l in latencies {
+        let find = |c: Contender| shown.iter().find(|r| r.latency == l && r.contender == c);
+        let (Some(j), Some(t)) = (find(Contender::Janitor), find(Contender::Trash)) else {
+            continue;
+        };
+        let ratio = |a: f64, b: f64| if b == 0.0 { f64::NAN } else { a / b };
+        println!(
+            "+{} ms: trash/janitor writes {}/{} = {:.3}, requests {}/{} = {:.3}, wall {:.2}/{:.2} s = {:.3}",
+            l.as_millis(),
+            writes(t),
+            writes(j),
+            ratio(writes(t) as f64, writes(j) as f64),
+            t.requests,
+            j.requests,
+            ratio(t.requests as f64, j.requests as f64),
+            t.wall.as_secs_f64(),
+            j.wall.as_secs_f64(),
+            ratio(t.wall.as_secs_f64(), j.wall.as_secs_f64())
+        );
+    }
+}
+
 /// Every tag of a repository (following `Link`), empty when it has none.
 async fn list_tags(http: &reqwest::Client, base: &str, repo: &str) -> Vec<String> {
     let mut url = format!("{base}/v2/{repo}/tags/list");
@@ -941,7 +1241,7 @@ fn mib(kib: Option<u64>) -> String {
 
 fn print_run(run: &Run, to_delete: usize) {
     println!(
-        "\n## {} at +{} ms per request: {:.2} s wall, {} requests ({:.2} per deleted manifest), peak RSS {} MiB, CPU {} s (registry {} s, proxy {} s), {} deleted of {}",
+        "\n## {} at +{} ms per request: {:.2} s wall, {} requests ({:.2} per deleted manifest), peak RSS {} MiB, CPU {} s (registry {} s, proxy {} s), {} {} of {}",
         run.contender.name(),
         run.latency.as_millis(),
         run.wall.as_secs_f64(),
@@ -952,6 +1252,11 @@ fn print_run(run: &Run, to_delete: usize) {
         secs(run.registry_cpu),
         secs(run.proxy_cpu),
         run.deleted,
+        if run.contender == Contender::Trash {
+            "trashed (none deleted)"
+        } else {
+            "deleted"
+        },
         to_delete
     );
     let parts: Vec<String> = run
@@ -964,7 +1269,12 @@ fn print_run(run: &Run, to_delete: usize) {
 }
 
 fn summary(runs: &[Run], to_delete: usize, budget: usize, concurrency: usize) {
-    println!("\n# summary ({to_delete} manifests deleted by each contender)\n");
+    let trash_note = if runs.iter().any(|r| r.contender == Contender::Trash) {
+        "; the trash contender moves them to the trash instead"
+    } else {
+        ""
+    };
+    println!("\n# summary ({to_delete} manifests deleted by each contender{trash_note})\n");
     println!(
         "| added latency | contender | wall s | requests | requests / deleted | peak RSS MiB | CPU s | registry CPU s | proxy CPU s |"
     );
@@ -1032,7 +1342,7 @@ fn summary(runs: &[Run], to_delete: usize, budget: usize, concurrency: usize) {
                 let rounds = match r.contender {
                     Contender::Baseline => r.requests,
                     Contender::Floor => r.requests.div_ceil(concurrency),
-                    Contender::Janitor | Contender::Before => {
+                    Contender::Janitor | Contender::Before | Contender::Trash => {
                         let reads: usize = r
                             .breakdown
                             .iter()

@@ -1193,3 +1193,74 @@ async fn a_scope_refused_by_the_token_service_spends_nothing() {
         "no retry of the 403"
     );
 }
+
+#[tokio::test]
+async fn the_trash_removes_tags_through_acr_v1_and_keeps_what_a_lock_holds() {
+    let (registry, acr, [v1, v2, _, untagged]) = acr_over_real_registry().await;
+    acr.on("DELETE", "/acr/v1/app/_tags/v1", vec![Recorded::empty(202)]);
+    let janitor = Janitor::for_url(&acr.url);
+    let policy = r#"{"rules":[
+        {"name":"old","select":"tagged","tags":".*","older_than":"30d"},
+        {"name":"dangling","select":"untagged","older_than":"7d"}],
+        "trash":{"keep_for":"7d"}}"#;
+
+    let done = janitor
+        .apply(policy, &["--kind", "acr", "--repository", "app"])
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    assert_eq!(
+        done.json()["summary"]["manifests_trashed"],
+        2,
+        "{}",
+        done.stdout
+    );
+    assert_eq!(done.json()["summary"]["manifests_deleted"], 0);
+    // The locked v2 is kept, not trashed, as without a trash.
+    assert!(done
+        .kept_reason("app", &v2.digest)
+        .unwrap()
+        .contains("locked"));
+    // One push of the trash, one ACR tag delete for v1, and no manifest delete at all.
+    let seen = acr.seen();
+    let pushes: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.method == "PUT")
+        .map(|s| s.path.as_str())
+        .collect();
+    assert_eq!(pushes.len(), 1, "{pushes:?}");
+    assert!(
+        pushes[0].starts_with("/v2/app/manifests/janitor-trash-"),
+        "{pushes:?}"
+    );
+    assert_eq!(acr.seen_at("DELETE", "/acr/v1/app/_tags/v1").len(), 1);
+    assert!(
+        seen.iter()
+            .all(|s| !(s.method == "DELETE" && s.path.starts_with("/v2/"))),
+        "{seen:?}"
+    );
+    // The trash index, in the registry behind, holds v1 with its tag and the untagged one.
+    let tag = pushes[0].trim_start_matches("/v2/app/manifests/");
+    let index: serde_json::Value =
+        serde_json::from_slice(&registry.manifest_body("app", tag).await).unwrap();
+    let mut held: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let tags = m["annotations"]["dev.registry-janitor.trash.tags"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            (m["digest"].as_str().unwrap().to_owned(), tags)
+        })
+        .collect();
+    held.sort();
+    let mut want = vec![
+        (v1.digest.clone(), r#"["v1"]"#.to_owned()),
+        (untagged.digest.clone(), String::new()),
+    ];
+    want.sort();
+    assert_eq!(held, want);
+    assert!(registry.has_manifest("app", &v1.digest).await);
+    assert!(registry.has_manifest("app", &untagged.digest).await);
+}

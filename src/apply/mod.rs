@@ -217,21 +217,25 @@ pub async fn apply(
                 .extend(trashing.into_values().map(|d| kept_stopped(d, OUT_OF_TIME)));
             done.status = Status::Unfinished;
         } else {
-            match run.trash(&fresh, &trashing, until).await {
-                Ok((tag, more)) => {
-                    untags.extend(more);
-                    done.delete.extend(trashing.into_values().map(|mut d| {
-                        d.trash = Some(tag.clone());
-                        d
-                    }));
-                }
-                // Nothing was untagged or deleted: each entry says why.
-                Err(e) => {
-                    tracing::warn!(action = "trash", repository = %run.repo, error = %e, "could not push the trash index; nothing goes");
-                    done.delete.extend(trashing.into_values().map(|mut d| {
-                        d.error = Some(format!("not trashed: {e}"));
-                        d
-                    }));
+            let mut trashing = trashing;
+            for (digests, pushed) in run.trash(&fresh, &trashing, until).await {
+                let (tag, error) = match pushed {
+                    Ok(p) => {
+                        untags.extend(p.untags);
+                        (Some(p.tag), None)
+                    }
+                    // Nothing of these is untagged or deleted: each entry says why.
+                    Err(e) => {
+                        tracing::warn!(action = "trash", repository = %run.repo, error = %e, "could not push the trash index; nothing in it goes");
+                        (None, Some(format!("not trashed: {e}")))
+                    }
+                };
+                for d in digests {
+                    if let Some(mut entry) = trashing.remove(&d) {
+                        entry.trash = tag.clone();
+                        entry.error = error.clone();
+                        done.delete.push(entry);
+                    }
                 }
             }
         }

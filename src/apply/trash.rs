@@ -12,23 +12,54 @@ use crate::plan::{Delete, Snapshot, Untag};
 use crate::registry::{Digest, MediaType, Reference, RegistryError};
 use crate::trash::{self, Entry, Mark, TrashIndex};
 
+/// The most manifests one trash index holds: about 500 bytes a descriptor with its
+/// annotations, so an index stays well under the 4 MiB that registries take for a manifest.
+/// A run that trashes more pushes several, `-2`, `-3`... after the first tag.
+pub const ENTRIES_PER_INDEX: usize = 1_000;
+
+/// One trash index this run pushed: its tag, and the untags that take its entries' tags.
+pub(super) struct Pushed {
+    pub tag: String,
+    pub untags: Vec<Untag>,
+}
+
 impl Run<'_> {
-    /// Push the trash index that holds `entries`, and check that its tag names it. Returns
-    /// its tag, and the untags that take the entries' tags (signatures' link tags too).
+    /// Push the trash indexes that hold `entries` (`ENTRIES_PER_INDEX` in each), each checked
+    /// served by its tag. For each chunk of entries, in order: its digests, and the pushed
+    /// trash or why it could not be.
     pub(super) async fn trash(
         &self,
         fresh: &Snapshot,
         entries: &BTreeMap<Digest, Delete>,
         until: DateTime<Utc>,
-    ) -> Result<(String, Vec<Untag>), RegistryError> {
+    ) -> Vec<(Vec<Digest>, Result<Pushed, RegistryError>)> {
+        let all: Vec<&Delete> = entries.values().collect();
+        let mut taken: Vec<String> = Vec::new();
+        let mut pushed = Vec::new();
+        for chunk in all.chunks(ENTRIES_PER_INDEX) {
+            let tag = free_tag(fresh, &taken, self.now);
+            taken.push(tag.clone());
+            let digests = chunk.iter().map(|d| d.digest.clone()).collect();
+            pushed.push((digests, self.push_trash(fresh, chunk, until, tag).await));
+        }
+        pushed
+    }
+
+    async fn push_trash(
+        &self,
+        fresh: &Snapshot,
+        chunk: &[&Delete],
+        until: DateTime<Utc>,
+        tag: String,
+    ) -> Result<Pushed, RegistryError> {
         let (client, repo) = (self.client, self.repo.as_str());
         let index = TrashIndex {
             mark: Mark {
                 run: self.now,
                 expires: until,
             },
-            entries: entries
-                .values()
+            entries: chunk
+                .iter()
                 .map(|d| {
                     let facts = &fresh.manifests[&d.digest];
                     Entry::new(
@@ -41,11 +72,9 @@ impl Run<'_> {
                 })
                 .collect(),
         };
-        let tag = free_tag(fresh, self.now);
         let reference = Reference::tag(&tag)?;
-        let bytes = index.to_bytes();
         let pushed = client
-            .put_manifest(repo, &reference, &MediaType::OciIndex, bytes)
+            .put_manifest(repo, &reference, &MediaType::OciIndex, index.to_bytes())
             .await?;
         // The registry said yes; the tags are removed only once it serves the trash too.
         let serving = client.resolve(repo, &reference).await?;
@@ -72,15 +101,16 @@ impl Run<'_> {
                 })
             })
             .collect();
-        Ok((tag, untags))
+        Ok(Pushed { tag, untags })
     }
 }
 
-/// The run's trash tag, with `-2`, `-3`... when an earlier run at the same time has it.
-fn free_tag(fresh: &Snapshot, now: DateTime<Utc>) -> String {
+/// The run's trash tag, with `-2`, `-3`... when an earlier run at the same time, or this
+/// run's earlier index (`taken`), has it.
+fn free_tag(fresh: &Snapshot, taken: &[String], now: DateTime<Utc>) -> String {
     let base = trash::tag_for(now);
     std::iter::once(base.clone())
         .chain((2..).map(|n| format!("{base}-{n}")))
-        .find(|t| !fresh.tags.contains_key(t))
+        .find(|t| !fresh.tags.contains_key(t) && !taken.contains(t))
         .unwrap_or(base)
 }

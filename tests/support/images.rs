@@ -447,6 +447,18 @@ impl TestRegistry {
         Self::with_auth(self.http.request(method, url), &auth).header(ACCEPT, ACCEPT_ALL)
     }
 
+    /// The bytes of a manifest by tag or digest (GET with every manifest type accepted).
+    pub async fn manifest_body(&self, repository: &str, reference: &str) -> Vec<u8> {
+        let r = self
+            .manifest_request(reqwest::Method::GET, repository, reference)
+            .await
+            .send()
+            .await
+            .expect("manifest get");
+        assert_eq!(r.status(), 200, "GET {repository}:{reference}");
+        r.bytes().await.expect("manifest body").to_vec()
+    }
+
     /// Whether a manifest exists (HEAD with every manifest type accepted).
     pub async fn has_manifest(&self, repository: &str, reference: &str) -> bool {
         self.head_digest(repository, reference).await.is_some()
