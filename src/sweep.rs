@@ -380,10 +380,11 @@ impl Run<'_> {
         )
         .await;
         let done = applied.done;
+        // What went to the trash is still there: the inventory keeps knowing it.
         inventory.forget(
             done.delete
                 .iter()
-                .filter(|d| d.error.is_none())
+                .filter(|d| d.error.is_none() && d.trash.is_none())
                 .map(|d| &d.digest),
         );
         inventory.untagged(

@@ -408,3 +408,16 @@ async fn the_run_after_a_killed_one_finishes_the_trash() {
     assert_eq!(user_picture(&registry).await, before);
     registry.assert_every_tag_pulls("app").await;
 }
+
+#[tokio::test]
+async fn the_inventory_keeps_knowing_what_went_to_the_trash() {
+    let registry = TestRegistry::start().await;
+    let [v1, amd, arm, index, sig, old2] = seed(&registry).await;
+    let janitor = Janitor::new(&registry);
+    let done = janitor.apply(TRASH, &[]).await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    let state = std::fs::read_to_string(janitor.state()).expect("state file");
+    for p in [&v1, &amd, &arm, &index, &sig, &old2] {
+        assert!(state.contains(&p.digest), "{} forgotten", p.digest);
+    }
+}
