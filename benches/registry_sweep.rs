@@ -723,12 +723,12 @@ async fn run_contender(
     let expected_deleted: usize = seeds.iter().map(|s| s.delete.len()).sum();
     let mut deleted = expected_deleted;
     if matches!(contender, Contender::Janitor | Contender::Before) {
-        let (n, p) = check_janitor_report(&out, seeds);
+        let (n, p) = check_janitor_report(&out, seeds, false);
         deleted = n;
         problems.extend(p);
     }
     if contender == Contender::Trash {
-        let (n, p) = check_trash_report(&out, seeds);
+        let (n, p) = check_janitor_report(&out, seeds, true);
         deleted = n;
         problems.extend(p);
         problems.extend(check_trash_state(&registry.url, seeds).await);
@@ -818,7 +818,10 @@ fn classify(method: &str, path: &str) -> String {
 }
 
 /// The janitor's JSON report must delete exactly the expected manifests, without errors.
-fn check_janitor_report(out: &Path, seeds: &[RepoSeed]) -> (usize, Vec<String>) {
+/// With `trash` (the trash contender), each must have gone to the trash instead (a `trash`
+/// field), and the summary must count them as trashed, none deleted. Returns how many
+/// entries succeeded.
+fn check_janitor_report(out: &Path, seeds: &[RepoSeed], trash: bool) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(out).unwrap_or_default();
     let json: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
@@ -829,8 +832,9 @@ fn check_janitor_report(out: &Path, seeds: &[RepoSeed]) -> (usize, Vec<String>) 
             )
         }
     };
+    let verb = if trash { "trash" } else { "delete" };
     let mut problems = Vec::new();
-    let mut deleted = 0;
+    let mut done = 0;
     let repos = json["repositories"].as_array().cloned().unwrap_or_default();
     for seed in seeds {
         let Some(r) = repos.iter().find(|r| r["name"] == seed.name.as_str()) else {
@@ -843,25 +847,49 @@ fn check_janitor_report(out: &Path, seeds: &[RepoSeed]) -> (usize, Vec<String>) 
         let mut got = BTreeSet::new();
         for d in r["delete"].as_array().into_iter().flatten() {
             let digest = d["digest"].as_str().unwrap_or_default().to_owned();
+            let trash_tag = d["trash"]
+                .as_str()
+                .filter(|t| t.starts_with(TRASH_TAG_PREFIX));
             if !d["error"].is_null() {
                 problems.push(format!(
-                    "{}: delete {digest} failed: {}",
+                    "{}: {verb} of {digest} failed: {}",
                     seed.name, d["error"]
                 ));
+            } else if trash && trash_tag.is_none() {
+                problems.push(format!(
+                    "{}: delete entry {digest} has no trash tag: trash = {}",
+                    seed.name, d["trash"]
+                ));
             } else {
-                deleted += 1;
+                done += 1;
             }
             got.insert(digest);
         }
         let want: BTreeSet<String> = seed.delete.iter().cloned().collect();
         for d in want.difference(&got) {
-            problems.push(format!("{}: report does not delete {d}", seed.name));
+            problems.push(format!("{}: report does not {verb} {d}", seed.name));
         }
         for d in got.difference(&want) {
-            problems.push(format!("{}: report deletes unexpected {d}", seed.name));
+            problems.push(format!("{}: report {verb}s unexpected {d}", seed.name));
         }
     }
-    (deleted, problems)
+    if trash {
+        let expected: usize = seeds.iter().map(|s| s.delete.len()).sum();
+        let summary = &json["summary"];
+        if summary["manifests_trashed"].as_u64() != Some(expected as u64) {
+            problems.push(format!(
+                "summary.manifests_trashed is {}, not {expected}",
+                summary["manifests_trashed"]
+            ));
+        }
+        if summary["manifests_deleted"].as_u64() != Some(0) {
+            problems.push(format!(
+                "summary.manifests_deleted is {}, not 0",
+                summary["manifests_deleted"]
+            ));
+        }
+    }
+    (done, problems)
 }
 
 /// Read the registry directly: every repository's tag -> digest map and which seeded
@@ -926,78 +954,6 @@ async fn check_state(base: &str, seeds: &[RepoSeed]) -> Vec<String> {
         }
     }
     problems
-}
-
-/// The trash contender's JSON report: every expected delete went to the trash (a `trash`
-/// field, no `error`), nothing was deleted, every repository complete. Returns how many
-/// entries went to the trash.
-fn check_trash_report(out: &Path, seeds: &[RepoSeed]) -> (usize, Vec<String>) {
-    let text = std::fs::read_to_string(out).unwrap_or_default();
-    let json: Value = match serde_json::from_str(&text) {
-        Ok(v) => v,
-        Err(e) => {
-            return (
-                0,
-                vec![format!("report is not JSON ({e}): {}", tail(&text, 500))],
-            )
-        }
-    };
-    let mut problems = Vec::new();
-    let mut trashed = 0;
-    let repos = json["repositories"].as_array().cloned().unwrap_or_default();
-    for seed in seeds {
-        let Some(r) = repos.iter().find(|r| r["name"] == seed.name.as_str()) else {
-            problems.push(format!("{}: not in the report", seed.name));
-            continue;
-        };
-        if r["complete"] != Value::Bool(true) {
-            problems.push(format!("{}: incomplete: {}", seed.name, r["error"]));
-        }
-        let mut got = BTreeSet::new();
-        for d in r["delete"].as_array().into_iter().flatten() {
-            let digest = d["digest"].as_str().unwrap_or_default().to_owned();
-            if !d["error"].is_null() {
-                problems.push(format!(
-                    "{}: trash of {digest} failed: {}",
-                    seed.name, d["error"]
-                ));
-            }
-            match d["trash"].as_str() {
-                Some(t) if t.starts_with(TRASH_TAG_PREFIX) => {
-                    if d["error"].is_null() {
-                        trashed += 1;
-                    }
-                }
-                _ => problems.push(format!(
-                    "{}: delete entry {digest} has no trash tag: trash = {}",
-                    seed.name, d["trash"]
-                )),
-            }
-            got.insert(digest);
-        }
-        let want: BTreeSet<String> = seed.delete.iter().cloned().collect();
-        for d in want.difference(&got) {
-            problems.push(format!("{}: report does not trash {d}", seed.name));
-        }
-        for d in got.difference(&want) {
-            problems.push(format!("{}: report trashes unexpected {d}", seed.name));
-        }
-    }
-    let expected: usize = seeds.iter().map(|s| s.delete.len()).sum();
-    let summary = &json["summary"];
-    if summary["manifests_trashed"].as_u64() != Some(expected as u64) {
-        problems.push(format!(
-            "summary.manifests_trashed is {}, not {expected}",
-            summary["manifests_trashed"]
-        ));
-    }
-    if summary["manifests_deleted"].as_u64() != Some(0) {
-        problems.push(format!(
-            "summary.manifests_deleted is {}, not 0",
-            summary["manifests_deleted"]
-        ));
-    }
-    (trashed, problems)
 }
 
 /// After the trash contender, read the registry directly: every seeded manifest is still
