@@ -771,6 +771,7 @@ async fn bench() -> ExitCode {
             ..Default::default()
         },
         inventory: registry_janitor::wiring::Inventory::File(state_dir.path().join("state.json")),
+        journal: None,
     }
     .wire()
     .expect("wire the in-process sweep");

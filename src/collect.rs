@@ -430,6 +430,7 @@ impl<'a> Reader<'a> {
                 Ok(m) => {
                     pending.extend(self.add(&m.digest.clone(), facts_of(&m)));
                     subjects.extend(Digest::from_link_tag(&tag));
+                    self.snapshot.bodies.insert(m.digest.clone(), m.bytes);
                     self.snapshot.tags.insert(tag, TagRef::new(m.digest));
                 }
                 Err(e) if e.is_not_found() && self.inventory.removing.contains_key(&tag) => {
@@ -554,10 +555,15 @@ impl<'a> Reader<'a> {
             let (missing, read): (Vec<_>, Vec<_>) = fetched
                 .into_iter()
                 .partition(|(_, r)| matches!(r, Err(e) if e.is_not_found()));
-            results.extend(
-                read.into_iter()
-                    .map(|(d, r)| (d, r.map(|m| Some(facts_of(&m))))),
-            );
+            let bodies = &mut self.snapshot.bodies;
+            results.extend(read.into_iter().map(|(d, r)| {
+                let r = r.map(|m| {
+                    let facts = facts_of(&m);
+                    bodies.insert(d.clone(), m.bytes);
+                    Some(facts)
+                });
+                (d, r)
+            }));
             let missing: Vec<Digest> = missing.into_iter().map(|(d, _)| d).collect();
             results.extend(
                 bounded::each(self.concurrency, missing, |digest| async move {

@@ -9,6 +9,7 @@ pub mod aws;
 pub mod bounded;
 pub mod collect;
 pub mod in_use;
+pub mod journal;
 pub mod lambda;
 pub mod pattern;
 pub mod plan;

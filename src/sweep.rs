@@ -12,8 +12,9 @@ use std::time::Instant;
 use crate::bounded;
 use chrono::{DateTime, Utc};
 
-use crate::apply::{apply, Decider};
+use crate::apply::{apply, Conditions, Decider};
 use crate::collect::collect;
+use crate::journal::Journal;
 use crate::plan::{RepositoryPlan, Snapshot};
 use crate::policy::Policy;
 use crate::registry::{Backend, RegistryError, READS_PER_WRITE};
@@ -38,6 +39,8 @@ pub struct Sweeper<'a, S: StateStore> {
     /// Lift a registry lock (ACR) on a manifest the plan deletes, logging it. Only a policy
     /// with `protect.include_locked` plans such deletes.
     pub unlock: bool,
+    /// Where apply records each manifest before deleting or trashing it.
+    pub journal: Option<&'a dyn Journal>,
 }
 
 /// What a run over several repositories did.
@@ -88,6 +91,7 @@ struct Run<'a> {
     now: DateTime<Utc>,
     concurrency: usize,
     deadline: Option<Instant>,
+    journal: Option<&'a dyn Journal>,
 }
 
 /// The inventory, shared by the repositories in flight: each loads and saves its own entry.
@@ -110,7 +114,14 @@ impl<'a, S: StateStore> Sweeper<'a, S> {
             concurrency: 8,
             deadline: None,
             unlock: false,
+            journal: None,
         }
+    }
+
+    /// Record what apply deletes or trashes in `journal` first (`crate::journal`).
+    pub fn journaling(mut self, journal: Option<&'a dyn Journal>) -> Sweeper<'a, S> {
+        self.journal = journal;
+        self
     }
 
     /// Changes in flight at once (reads go `READS_PER_WRITE` times wider).
@@ -138,6 +149,7 @@ impl<'a, S: StateStore> Sweeper<'a, S> {
             now: self.now,
             concurrency: self.concurrency,
             deadline: self.deadline,
+            journal: self.journal,
         }
     }
 
@@ -374,9 +386,12 @@ impl Run<'_> {
             &snapshot,
             plan,
             decider,
-            self.now,
-            self.concurrency,
-            self.deadline,
+            Conditions {
+                now: self.now,
+                concurrency: self.concurrency,
+                deadline: self.deadline,
+                journal: self.journal,
+            },
         )
         .await;
         let done = applied.done;

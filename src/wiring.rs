@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use crate::journal::{FileJournal, Journal};
 use crate::policy::Policy;
 use crate::registry::{self, Backend, ClientOptions, RegistryError};
 use crate::state::{AnyState, DynamoState, FileState, NoState, StateError};
@@ -32,12 +33,15 @@ pub struct Settings {
     /// Credentials, the backend kind, and the in-flight limits.
     pub client: ClientOptions,
     pub inventory: Inventory,
+    /// Where apply records what it deletes before deleting it (`crate::journal`), if anywhere.
+    pub journal: Option<PathBuf>,
 }
 
 /// A backend and an inventory, ready to sweep with.
 pub struct Wired {
     pub backend: Box<dyn Backend>,
     pub store: AnyState,
+    pub journal: Option<Box<dyn Journal>>,
     /// Changes in flight at once (the client's limit, and the sweeper's).
     pub concurrency: usize,
 }
@@ -64,9 +68,13 @@ impl Settings {
                 AnyState::Dynamo(DynamoState::new(client, &table, &host))
             }
         };
+        let journal = self
+            .journal
+            .map(|p| Box::new(FileJournal::new(p)) as Box<dyn Journal>);
         Ok(Wired {
             backend,
             store,
+            journal,
             concurrency,
         })
     }
@@ -81,6 +89,7 @@ impl Wired {
     ) -> Sweeper<'a, AnyState> {
         Sweeper::new(self.backend.as_ref(), policy, &mut self.store, now)
             .concurrency(self.concurrency)
+            .journaling(self.journal.as_deref())
     }
 }
 
@@ -102,6 +111,7 @@ mod tests {
                 ..ClientOptions::default()
             },
             inventory: Inventory::File(path.clone()),
+            journal: None,
         };
         let mut wired = settings.wire().unwrap();
         assert!(

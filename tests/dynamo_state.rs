@@ -18,15 +18,7 @@ fn t(s: &str) -> DateTime<Utc> {
 }
 
 async fn sweep_once(client: &OciClient, store: &mut DynamoState, policy: &Policy, now: &str) {
-    let mut sweeper = Sweeper {
-        client,
-        policy,
-        store,
-        now: t(now),
-        concurrency: 4,
-        deadline: None,
-        unlock: false,
-    };
+    let mut sweeper = Sweeper::new(client, policy, store, t(now)).concurrency(4);
     sweeper
         .run(&["app".to_owned()], false, |_, _, _| {})
         .await

@@ -25,15 +25,8 @@ fn sweeper<'a>(
     policy: &'a registry_janitor::policy::Policy,
     store: &'a mut registry_janitor::state::NoState,
 ) -> registry_janitor::sweep::Sweeper<'a, registry_janitor::state::NoState> {
-    registry_janitor::sweep::Sweeper {
-        client,
-        policy,
-        store,
-        now: NOW.parse().unwrap(),
-        concurrency: 4,
-        deadline: None,
-        unlock: false,
-    }
+    registry_janitor::sweep::Sweeper::new(client, policy, store, NOW.parse().unwrap())
+        .concurrency(4)
 }
 
 /// An OCI image built at `OLD`, tagged `tag`.

@@ -109,6 +109,7 @@ async fn a_schedule_queues_each_covered_repository_and_the_drain_leaves_what_one
         registry: twin.url.clone(),
         client: Default::default(),
         inventory: registry_janitor::wiring::Inventory::None,
+        journal: None,
     }
     .wire()
     .unwrap();

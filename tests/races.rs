@@ -314,15 +314,8 @@ async fn a_tag_whose_head_answers_404_at_the_recheck_stops_the_apply() {
     let client = OciClient::new(&proxy.url, ClientOptions::default()).unwrap();
     let policy = Policy::from_json(POLICY).unwrap();
     let mut store = NoState;
-    let mut sweeper = Sweeper {
-        client: &client,
-        policy: &policy,
-        store: &mut store,
-        now: NOW.parse().unwrap(),
-        concurrency: 4,
-        deadline: None,
-        unlock: false,
-    };
+    let mut sweeper =
+        Sweeper::new(&client, &policy, &mut store, NOW.parse().unwrap()).concurrency(4);
     let planned = sweeper.plan("app").await.unwrap();
     assert_eq!(planned.plan.delete.len(), 2);
 

@@ -31,10 +31,12 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::collect::refresh_tags;
+use crate::journal::Journal;
 use crate::plan::{plan, Delete, Keep, KeepKind, Problem, RepositoryPlan, Snapshot, Status};
 use crate::policy::Policy;
 use crate::registry::{Backend, Capabilities, Digest, READS_PER_WRITE};
 
+mod journal;
 mod recheck;
 mod trash;
 mod untags;
@@ -131,16 +133,33 @@ pub struct Applied {
     pub unsettled: BTreeMap<String, Digest>,
 }
 
+/// How one apply runs.
+#[derive(Clone, Copy)]
+pub struct Conditions<'a> {
+    /// The run's time: the plan's `now`, which the trash and the journal record.
+    pub now: DateTime<Utc>,
+    /// Changes in flight at once.
+    pub concurrency: usize,
+    /// No untag or delete starts after this.
+    pub deadline: Option<Instant>,
+    /// Where each manifest is recorded before it is deleted or trashed.
+    pub journal: Option<&'a dyn Journal>,
+}
+
 /// Carry out `planned`, made from `snapshot`.
 pub async fn apply(
     client: &dyn Backend,
     snapshot: &Snapshot,
     planned: RepositoryPlan,
     decider: &Decider<'_>,
-    now: DateTime<Utc>,
-    concurrency: usize,
-    deadline: Option<Instant>,
+    conditions: Conditions<'_>,
 ) -> Applied {
+    let Conditions {
+        now,
+        concurrency,
+        deadline,
+        journal,
+    } = conditions;
     let untouched = |done: RepositoryPlan| Applied {
         done,
         unsettled: snapshot.dangling.clone(),
@@ -179,6 +198,18 @@ pub async fn apply(
         untags,
         skipped,
     } = reconcile(&planned, &fresh, &again, &decider.forced);
+    // The journal: every manifest that goes, deleted or trashed, is written down first. If
+    // it cannot be, nothing changes here.
+    if let Some(journal) = journal {
+        let going: Vec<&Delete> = planned
+            .delete
+            .iter()
+            .filter(|d| go.contains(&d.digest))
+            .collect();
+        if let Err(why) = run.journal(journal, snapshot, &fresh, &going).await {
+            return untouched(abandon(planned, why));
+        }
+    }
     for k in &kept {
         tracing::info!(action = "keep", repository = %run.repo, digest = %k.digest, reason = %k.reason, "changed since planning; kept");
     }

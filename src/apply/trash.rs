@@ -15,7 +15,7 @@ use crate::trash::{self, Entry, Mark, TrashIndex};
 /// The most manifests one trash index holds: about 500 bytes a descriptor with its
 /// annotations, so an index stays well under the 4 MiB that registries take for a manifest.
 /// A run that trashes more pushes several, `-2`, `-3`... after the first tag.
-pub const ENTRIES_PER_INDEX: usize = 1_000;
+pub(super) const ENTRIES_PER_INDEX: usize = 1_000;
 
 /// One trash index this run pushed: its tag, and the untags that take its entries' tags.
 pub(super) struct Pushed {

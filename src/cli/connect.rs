@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 
+use registry_janitor::journal::{FileJournal, Journal};
 use registry_janitor::registry::auth::CredentialsError;
 use registry_janitor::registry::options::{redact_userinfo, registry_host};
 use registry_janitor::registry::{Backend, ClientOptions, Credentials, Kind};
@@ -45,8 +46,14 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "no_state")]
     state: Option<PathBuf>,
     /// Run without memory: untagged manifests are then only those something still links to.
+    /// Hard deletes are then not recorded unless --journal is given.
     #[arg(long)]
     no_state: bool,
+    /// Journal file: apply records every manifest it deletes or trashes here first, for
+    /// `restore --from-journal`. Default: beside the inventory (<registry host>.journal.jsonl);
+    /// none with --no-state.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
     /// Deletes and other changes in flight at once. Reads go up to 4 times as many.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub concurrency: u16,
@@ -67,6 +74,8 @@ enum KindArg {
 /// The registry's backend.
 pub struct Connection {
     pub client: Box<dyn Backend>,
+    /// Where apply records what it deletes first (`--journal`, or beside the inventory).
+    pub journal: Option<Box<dyn Journal>>,
 }
 
 impl ConnectArgs {
@@ -135,16 +144,36 @@ impl ConnectArgs {
         Ok(Settings {
             registry: self.registry.clone(),
             client,
+            journal: self.journal.clone().or_else(|| match &inventory {
+                Inventory::File(path) => Some(FileJournal::beside(path).path().to_path_buf()),
+                _ => None,
+            }),
             inventory,
         })
     }
 
+    /// The journal file this command reads and writes, if any (`restore --from-journal`).
+    pub fn journal_path(&self) -> Result<Option<PathBuf>, Failure> {
+        Ok(self.settings()?.journal)
+    }
+
     /// The backend and the inventory, as every command opens them.
     pub fn open(&self) -> Result<(Connection, AnyState), Failure> {
-        let Wired { backend, store, .. } = self.settings()?.wire().map_err(|e| match e {
+        let Wired {
+            backend,
+            store,
+            journal,
+            ..
+        } = self.settings()?.wire().map_err(|e| match e {
             registry_janitor::wiring::WiringError::Registry(e) => usage(e),
             other => runtime(other),
         })?;
-        Ok((Connection { client: backend }, store))
+        Ok((
+            Connection {
+                client: backend,
+                journal,
+            },
+            store,
+        ))
     }
 }

@@ -46,6 +46,7 @@ pub fn sweeper<'a>(
 ) -> Sweeper<'a, AnyState> {
     Sweeper::new(conn.client.as_ref(), policy, store, now)
         .concurrency(usize::from(connect.concurrency))
+        .journaling(conn.journal.as_deref())
 }
 
 /// Ask before a change, unless `yes`; on no, say that nothing was changed.

@@ -6,10 +6,11 @@ use anyhow::anyhow;
 use chrono::{DateTime, Utc};
 use clap::Args;
 
+use registry_janitor::journal::FileJournal;
 use registry_janitor::registry::name::check_repository;
 use registry_janitor::registry::Digest;
 use registry_janitor::report::restore as show;
-use registry_janitor::restore;
+use registry_janitor::restore::{self, journal};
 
 use super::operation::{failed_if, finish, go_ahead, open};
 use super::sweep::Format;
@@ -31,8 +32,12 @@ pub struct RestoreArgs {
     run: Option<DateTime<Utc>>,
     /// Show what each trash holds, with its tags and reasons, and when it is emptied.
     /// Changes nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "from_journal")]
     list: bool,
+    /// Put back what was deleted for good, from the journal (--journal FILE, or the one
+    /// beside the inventory), when every blob it needs is still in the registry.
+    #[arg(long)]
+    from_journal: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -54,8 +59,43 @@ pub async fn run(args: RestoreArgs) -> Result<ExitCode, Failure> {
         .transpose()?;
     // Listing changes nothing, so it needs no --yes.
     let (conn, store) = open(&args.connect, args.yes || args.list)?;
-    let result = restore_from(&args, conn.client.as_ref(), digest.as_ref()).await;
+    let result = if args.from_journal {
+        from_journal(&args, conn.client.as_ref(), digest.as_ref()).await
+    } else {
+        restore_from(&args, conn.client.as_ref(), digest.as_ref()).await
+    };
     finish(store, result).await
+}
+
+async fn from_journal(
+    args: &RestoreArgs,
+    client: &dyn registry_janitor::registry::Backend,
+    digest: Option<&Digest>,
+) -> Result<ExitCode, Failure> {
+    let repo = args.repository.as_str();
+    let Some(path) = args.connect.journal_path()? else {
+        return Err(usage(anyhow!(
+            "--from-journal: with --no-state there is no journal; give --journal FILE"
+        )));
+    };
+    let records = FileJournal::new(&path).read().map_err(runtime)?;
+    let chosen =
+        journal::choose(&records, client.host(), repo, args.run, digest).map_err(runtime)?;
+    eprint!("{}", show::journal_preview(repo, &chosen));
+    if !go_ahead(args.yes) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let done = journal::restore(client, repo, &chosen)
+        .await
+        .map_err(runtime)?;
+    match args.format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&done).unwrap_or_default()
+        ),
+        Format::Table => print!("{}", show::journal_done_table(&done)),
+    }
+    Ok(failed_if(done.needs_attention()))
 }
 
 async fn restore_from(

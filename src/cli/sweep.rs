@@ -10,11 +10,11 @@ use clap::{Args, ValueEnum};
 use registry_janitor::in_use::{self, Provider};
 use registry_janitor::policy::{MaxDelete, Policy};
 use registry_janitor::registry::options::redact_userinfo;
-use registry_janitor::registry::Backend;
 use registry_janitor::report::Report;
 use registry_janitor::state::StateStore;
 use registry_janitor::sweep::{scope, Planned, Sweeper};
 
+use super::connect::Connection;
 use super::terminal::{can_ask, confirm, needs_yes, Progress};
 use super::{runtime, usage, ConnectArgs, Failure};
 
@@ -111,26 +111,28 @@ pub async fn sweep_with(policy: &Policy, how: How<'_>) -> Result<ExitCode, Failu
     if how.mode != Mode::Plan && how.now.is_some() {
         tracing::warn!(now = %now, "apply with --now deletes as if it were that moment");
     }
-    let result = run_sweep(conn.client.as_ref(), policy, &mut store, &how, now).await;
+    let result = run_sweep(&conn, policy, &mut store, &how, now).await;
     store.flush().await.map_err(runtime)?;
     result
 }
 
 async fn run_sweep<S: StateStore>(
-    client: &dyn Backend,
+    conn: &Connection,
     policy: &Policy,
     store: &mut S,
     how: &How<'_>,
     now: DateTime<Utc>,
 ) -> Result<ExitCode, Failure> {
     let (mode, unlock) = (how.mode, how.unlock);
+    let client = conn.client.as_ref();
     let repositories = scope(client, policy, how.repositories)
         .await
         .context("listing the repositories to sweep")
         .map_err(runtime)?;
     let mut sweeper = Sweeper::new(client, policy, store, now)
         .concurrency(usize::from(how.connect.concurrency))
-        .unlocking(unlock);
+        .unlocking(unlock)
+        .journaling(conn.journal.as_deref());
     let progress = Progress::new(repositories.len());
     // Repositories not started: the registry refused the credentials, and their source had
     // nothing new (`Backend::credentials_spent`). The next run does them.

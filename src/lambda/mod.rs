@@ -374,6 +374,8 @@ impl App {
             },
         };
         Ok(Settings {
+            // The function's journal (S3) is not built yet: it keeps none.
+            journal: None,
             registry: config.registry.clone(),
             client: ClientOptions {
                 credentials,

@@ -25,6 +25,9 @@ pub struct Snapshot {
     /// Why the picture may be incomplete (a listing stopped early, a manifest could not be
     /// read). Any entry here means this repository deletes nothing this run.
     pub problems: Vec<Problem>,
+    /// The exact bytes of each manifest read from the registry in this run (not those the
+    /// inventory already knew): what apply's journal records without reading them again.
+    pub bodies: BTreeMap<Digest, Vec<u8>>,
     /// The registry knows no repository of this name (its tag listing answers 404, as
     /// distribution's `NAME_UNKNOWN` for a repository that holds only blobs), and nothing the
     /// inventory remembers there is left: nothing there. The registry's words.

@@ -292,6 +292,10 @@ impl Backend for AcrClient {
         Backend::manifest_exists(&self.oci, repository, digest)
     }
 
+    fn blob_exists<'a>(&'a self, repository: &'a str, digest: &'a Digest) -> Answer<'a, bool> {
+        Backend::blob_exists(&self.oci, repository, digest)
+    }
+
     fn resolve<'a>(
         &'a self,
         repository: &'a str,

@@ -262,6 +262,9 @@ pub trait Backend: Send + Sync {
         config: &'a Digest,
     ) -> Answer<'a, Option<DateTime<Utc>>>;
 
+    /// Whether a blob (a config or a layer) is in the repository: one HEAD.
+    fn blob_exists<'a>(&'a self, repository: &'a str, digest: &'a Digest) -> Answer<'a, bool>;
+
     /// Delete a manifest by digest; every tag on it goes too. Gone already is fine, once the
     /// registry confirms it.
     fn delete_manifest<'a>(

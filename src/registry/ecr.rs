@@ -722,6 +722,18 @@ impl Backend for EcrClient {
         })
     }
 
+    /// Not asked of ECR: its layer reclaim is asynchronous and not promised, so a journal
+    /// restore there is refused rather than trusted to a check that may pass and then fail.
+    fn blob_exists<'a>(&'a self, repository: &'a str, _digest: &'a Digest) -> Answer<'a, bool> {
+        Box::pin(async move {
+            Err(RegistryError::Unavailable {
+                operation: "restore --from-journal".into(),
+                registry: format!("ECR ({repository})"),
+                reason: "ECR reclaims layers on its own schedule and promises nothing about a deleted image's layers".into(),
+            })
+        })
+    }
+
     fn manifest_exists<'a>(&'a self, repository: &'a str, digest: &'a Digest) -> Answer<'a, bool> {
         Box::pin(async move {
             Ok(self

@@ -60,6 +60,12 @@ pub enum RegistryError {
     },
     #[error("{operation} is not available on {registry} (it needs --kind acr)")]
     Unsupported { operation: String, registry: String },
+    #[error("{operation} is not available on {registry}: {reason}")]
+    Unavailable {
+        operation: String,
+        registry: String,
+        reason: String,
+    },
     #[error("token request to {realm}: {reason}")]
     Token {
         realm: String,

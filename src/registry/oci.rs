@@ -730,6 +730,30 @@ impl OciClient {
         }
     }
 
+    /// Whether a blob is in the repository (a HEAD of it).
+    pub async fn blob_exists(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        check_repository(repository)?;
+        let url = self.url(&format!("/v2/{repository}/blobs/{digest}"))?;
+        let response = self
+            .transport
+            .send(
+                Method::HEAD,
+                &url,
+                &self.scope(repository, "pull"),
+                &Extra::default(),
+            )
+            .await?;
+        match response.status().as_u16() {
+            200 => Ok(true),
+            404 => Ok(false),
+            _ => Err(status_error(&Method::HEAD, &url, response).await),
+        }
+    }
+
     /// Fetch a (small) blob and check its digest.
     pub async fn blob(
         &self,
@@ -846,6 +870,10 @@ impl Backend for OciClient {
 
     fn manifest_exists<'a>(&'a self, repository: &'a str, digest: &'a Digest) -> Answer<'a, bool> {
         Box::pin(OciClient::manifest_exists(self, repository, digest))
+    }
+
+    fn blob_exists<'a>(&'a self, repository: &'a str, digest: &'a Digest) -> Answer<'a, bool> {
+        Box::pin(OciClient::blob_exists(self, repository, digest))
     }
 
     fn resolve<'a>(

@@ -7,8 +7,9 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use super::{human_bytes, tags, write_rows};
+use crate::journal::Record;
 use crate::registry::Digest;
-use crate::restore::{Restored, Trash};
+use crate::restore::{Back, Conflict, Restored, Trash};
 use crate::trash::rfc3339;
 
 /// One trash, as `restore --list --format json` shows it.
@@ -134,14 +135,79 @@ pub fn preview(repository: &str, trashes: &[&Trash], chosen: &BTreeSet<Digest>) 
     out
 }
 
+/// What a journal restore will do, before asking.
+pub fn journal_preview(repository: &str, chosen: &[&Record]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "This puts back, in {repository}, from the journal:");
+    for r in chosen {
+        let _ = writeln!(
+            out,
+            "  {}  {}  (deleted {}: {})",
+            r.digest.short(),
+            tags(&r.tags),
+            rfc3339(r.time),
+            r.reason
+        );
+    }
+    let count: usize = chosen.iter().map(|r| r.tags.len()).sum();
+    let _ = writeln!(
+        out,
+        "TOTAL  {} manifests, {count} tags, if every blob they need is still there; a tag that names something else now is left alone",
+        chosen.len()
+    );
+    out
+}
+
+/// What a journal restore did, as a table.
+pub fn journal_done_table(r: &crate::restore::journal::Restored) -> String {
+    let pushed: BTreeSet<&Digest> = r.pushed.iter().collect();
+    let mut out = restored_rows(&r.repository, &r.restored, &r.conflicts, |b| {
+        if pushed.contains(&b.digest) {
+            "put back from the journal".into()
+        } else {
+            "was still there".into()
+        }
+    });
+    let tags: usize = r.restored.iter().map(|b| b.tags.len()).sum();
+    let _ = writeln!(
+        out,
+        "\nTOTAL  {} manifests put back, {tags} tags put back, {} tags left alone",
+        r.pushed.len(),
+        r.conflicts.len()
+    );
+    out
+}
+
 /// What a restore did, as a table.
 pub fn done_table(r: &Restored) -> String {
-    let mut rows: Vec<[String; 6]> = Vec::new();
-    for b in &r.restored {
-        let mut note = match b.tags.is_empty() {
+    let mut out = restored_rows(&r.repository, &r.restored, &r.conflicts, |b| {
+        match b.tags.is_empty() {
             true => "out of the trash".to_owned(),
             false => "tags put back".to_owned(),
-        };
+        }
+    });
+    let tags: usize = r.restored.iter().map(|b| b.tags.len()).sum();
+    let _ = writeln!(
+        out,
+        "\nTOTAL  {} manifests restored, {tags} tags put back, {} tags left alone, {} trash indexes rewritten, {} emptied",
+        r.restored.len(),
+        r.conflicts.len(),
+        r.rewritten.len(),
+        r.emptied.len()
+    );
+    out
+}
+
+/// The rows of a restore: each manifest back (with `note`), each tag left alone.
+fn restored_rows(
+    repository: &str,
+    restored: &[Back],
+    conflicts: &[Conflict],
+    note: impl Fn(&Back) -> String,
+) -> String {
+    let mut rows: Vec<[String; 6]> = Vec::new();
+    for b in restored {
+        let mut note = note(b);
         if !b.already.is_empty() {
             let _ = write!(note, "; already there: {}", b.already.join(", "));
         }
@@ -154,7 +220,7 @@ pub fn done_table(r: &Restored) -> String {
             note,
         ]);
     }
-    for c in &r.conflicts {
+    for c in conflicts {
         rows.push([
             "left".into(),
             c.digest.short().into(),
@@ -162,14 +228,13 @@ pub fn done_table(r: &Restored) -> String {
             String::new(),
             String::new(),
             format!(
-                "the tag names {} now: pushed since, left alone; {} stays in the trash unless another tag came back",
-                c.names.short(),
-                c.digest.short()
+                "the tag names {} now: pushed since, left alone",
+                c.names.short()
             ),
         ]);
     }
     let mut out = String::new();
-    let _ = writeln!(out, "{}", r.repository);
+    let _ = writeln!(out, "{repository}");
     if !rows.is_empty() {
         write_rows(
             &mut out,
@@ -178,14 +243,5 @@ pub fn done_table(r: &Restored) -> String {
             &rows,
         );
     }
-    let tags: usize = r.restored.iter().map(|b| b.tags.len()).sum();
-    let _ = writeln!(
-        out,
-        "\nTOTAL  {} manifests restored, {tags} tags put back, {} tags left alone, {} trash indexes rewritten, {} emptied",
-        r.restored.len(),
-        r.conflicts.len(),
-        r.rewritten.len(),
-        r.emptied.len()
-    );
     out
 }

@@ -23,6 +23,8 @@ use serde::Serialize;
 use crate::registry::{Backend, Digest, Manifest, MediaType, Reference, RegistryError};
 use crate::trash::{self, TrashIndex};
 
+pub mod journal;
+
 /// One trash index of a repository: its tag, its digest and what it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trash {
@@ -283,42 +285,11 @@ pub async fn restore(
     let mut back: BTreeSet<Digest> = BTreeSet::new();
     for (digest, names) in tags {
         let manifest = &manifests[digest];
-        let mut entry = Back {
-            digest: digest.clone(),
-            tags: Vec::new(),
-            already: Vec::new(),
-        };
-        for tag in names {
-            let retag_error = |source| RestoreError::Retag {
-                repository: repository.to_owned(),
-                tag: tag.to_owned(),
-                digest: digest.clone(),
-                source: Box::new(source),
-            };
-            let reference = Reference::tag(tag).map_err(|e| retag_error(e.into()))?;
-            match client
-                .resolve(repository, &reference)
-                .await
-                .map_err(retag_error)?
-            {
-                Some(now) if &now == digest => entry.already.push(tag.to_owned()),
-                Some(now) => done.conflicts.push(Conflict {
-                    digest: digest.clone(),
-                    tag: tag.to_owned(),
-                    names: now,
-                }),
-                None => {
-                    put_back(client, repository, &reference, manifest)
-                        .await
-                        .map_err(retag_error)?;
-                    tracing::info!(action = "restore", repository, tag, digest = %digest, "tag put back");
-                    entry.tags.push(tag.to_owned());
-                }
-            }
-        }
+        let (entry, conflicts) = put_tags(client, repository, manifest, names).await?;
         // It leaves the trash once something names it again, or when it had no tag.
-        let had_tags = !entry.tags.is_empty() || !entry.already.is_empty();
-        let all_conflicted = done.conflicts.iter().any(|c| &c.digest == digest) && !had_tags;
+        let all_conflicted =
+            !conflicts.is_empty() && entry.tags.is_empty() && entry.already.is_empty();
+        done.conflicts.extend(conflicts);
         if !all_conflicted {
             back.insert(digest.clone());
             done.restored.push(entry);
@@ -346,8 +317,54 @@ pub async fn restore(
     Ok(done)
 }
 
+/// Put `names` back on `manifest`, each unless it names something else now (a conflict,
+/// left alone). Shared by both restores.
+pub(crate) async fn put_tags<'a>(
+    client: &dyn Backend,
+    repository: &str,
+    manifest: &Manifest,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Result<(Back, Vec<Conflict>), RestoreError> {
+    let digest = &manifest.digest;
+    let mut entry = Back {
+        digest: digest.clone(),
+        tags: Vec::new(),
+        already: Vec::new(),
+    };
+    let mut conflicts = Vec::new();
+    for tag in names {
+        let retag_error = |source| RestoreError::Retag {
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            digest: digest.clone(),
+            source: Box::new(source),
+        };
+        let reference = Reference::tag(tag).map_err(|e| retag_error(e.into()))?;
+        match client
+            .resolve(repository, &reference)
+            .await
+            .map_err(retag_error)?
+        {
+            Some(now) if &now == digest => entry.already.push(tag.to_owned()),
+            Some(now) => conflicts.push(Conflict {
+                digest: digest.clone(),
+                tag: tag.to_owned(),
+                names: now,
+            }),
+            None => {
+                put_back(client, repository, &reference, manifest)
+                    .await
+                    .map_err(retag_error)?;
+                tracing::info!(action = "restore", repository, tag, digest = %digest, "tag put back");
+                entry.tags.push(tag.to_owned());
+            }
+        }
+    }
+    Ok((entry, conflicts))
+}
+
 /// Push `manifest`'s own bytes to `reference`, and check that the digest is the same.
-async fn put_back(
+pub(crate) async fn put_back(
     client: &dyn Backend,
     repository: &str,
     reference: &Reference,

@@ -219,6 +219,20 @@ impl TestRegistry {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// Run distribution's garbage collector on this registry's storage (`docker-registry
+    /// garbage-collect`): blobs that no manifest left in any repository uses are removed.
+    /// The registry keeps no blob cache, so it sees the result at once.
+    pub fn garbage_collect(&self) -> String {
+        let config = self.dir.path().join("gc.yml");
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n",
+            self.data.display()
+        );
+        std::fs::write(&config, yaml).expect("write gc config");
+        let out = super::run(&binary(), &["garbage-collect", config.to_str().unwrap()]);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
     /// The registry's storage folder (to copy or inspect).
     pub fn storage(&self) -> PathBuf {
         self.data.clone()
