@@ -892,43 +892,51 @@ fn check_janitor_report(out: &Path, seeds: &[RepoSeed], trash: bool) -> (usize, 
     (done, problems)
 }
 
+/// How `found` (tag -> digest) differs from `want`, in words.
+fn tag_differences(
+    repository: &str,
+    found: &BTreeMap<String, String>,
+    want: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (t, d) in want {
+        match found.get(t) {
+            None => problems.push(format!("{repository}: tag {t} is missing")),
+            Some(f) if f != d => problems.push(format!("{repository}: tag {t} names {f}, not {d}")),
+            _ => {}
+        }
+    }
+    for t in found.keys().filter(|t| !want.contains_key(*t)) {
+        problems.push(format!("{repository}: tag {t} should be gone"));
+    }
+    problems
+}
+
+/// Every tag of `repository` and the digest it names (a HEAD each, 16 at once).
+async fn tag_map(http: &reqwest::Client, base: &str, repository: &str) -> BTreeMap<String, String> {
+    let tags = list_tags(http, base, repository).await;
+    let found: Vec<(String, Option<String>)> = stream::iter(tags)
+        .map(|t| async move {
+            let d = head_digest(http, base, repository, &t).await;
+            (t, d)
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    found
+        .into_iter()
+        .filter_map(|(t, d)| d.map(|d| (t, d)))
+        .collect()
+}
+
 /// Read the registry directly: every repository's tag -> digest map and which seeded
 /// manifests still answer a HEAD; compare with what the policy should leave.
 async fn check_state(base: &str, seeds: &[RepoSeed]) -> Vec<String> {
     let http = reqwest::Client::new();
     let mut problems = Vec::new();
     for seed in seeds {
-        let tags = list_tags(&http, base, &seed.name).await;
-        let found: Vec<(String, Option<String>)> = stream::iter(tags)
-            .map(|t| {
-                let http = &http;
-                async move {
-                    let d = head_digest(http, base, &seed.name, &t).await;
-                    (t, d)
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        let found: BTreeMap<String, String> = found
-            .into_iter()
-            .filter_map(|(t, d)| d.map(|d| (t, d)))
-            .collect();
-        let want = seed.expected_tags();
-        if found != want {
-            for (t, d) in &want {
-                match found.get(t) {
-                    None => problems.push(format!("{}: tag {t} is missing", seed.name)),
-                    Some(f) if f != d => {
-                        problems.push(format!("{}: tag {t} names {f}, not {d}", seed.name))
-                    }
-                    _ => {}
-                }
-            }
-            for t in found.keys().filter(|t| !want.contains_key(*t)) {
-                problems.push(format!("{}: tag {t} should be gone", seed.name));
-            }
-        }
+        let found = tag_map(&http, base, &seed.name).await;
+        problems.extend(tag_differences(&seed.name, &found, &seed.expected_tags()));
         let present: Vec<(String, bool)> = stream::iter(seed.manifests.iter().cloned())
             .map(|d| {
                 let http = &http;
@@ -964,22 +972,7 @@ async fn check_trash_state(base: &str, seeds: &[RepoSeed]) -> Vec<String> {
     let http = reqwest::Client::new();
     let mut problems = Vec::new();
     for seed in seeds {
-        let tags = list_tags(&http, base, &seed.name).await;
-        let found: Vec<(String, Option<String>)> = stream::iter(tags)
-            .map(|t| {
-                let http = &http;
-                async move {
-                    let d = head_digest(http, base, &seed.name, &t).await;
-                    (t, d)
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        let mut found: BTreeMap<String, String> = found
-            .into_iter()
-            .filter_map(|(t, d)| d.map(|d| (t, d)))
-            .collect();
+        let mut found = tag_map(&http, base, &seed.name).await;
         let trash_tags: Vec<String> = found
             .keys()
             .filter(|t| t.starts_with(TRASH_TAG_PREFIX))
@@ -989,21 +982,7 @@ async fn check_trash_state(base: &str, seeds: &[RepoSeed]) -> Vec<String> {
             .iter()
             .filter_map(|t| found.remove_entry(t))
             .collect();
-        let want = seed.expected_tags();
-        if found != want {
-            for (t, d) in &want {
-                match found.get(t) {
-                    None => problems.push(format!("{}: tag {t} is missing", seed.name)),
-                    Some(f) if f != d => {
-                        problems.push(format!("{}: tag {t} names {f}, not {d}", seed.name))
-                    }
-                    _ => {}
-                }
-            }
-            for t in found.keys().filter(|t| !want.contains_key(*t)) {
-                problems.push(format!("{}: tag {t} should be gone", seed.name));
-            }
-        }
+        problems.extend(tag_differences(&seed.name, &found, &seed.expected_tags()));
         let expected: BTreeSet<String> = seed.delete.iter().cloned().collect();
         match (expected.is_empty(), trash.as_slice()) {
             (true, []) => {}

@@ -10,25 +10,11 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use serde_json::Value;
 use support::janitor::{Janitor, Outcome};
-use support::{Image, Pushed, TestRegistry};
+use support::{Pushed, TestRegistry};
 
 /// Every `old-*` tag goes, for good; `v1` stays.
 const OLD: &str =
     r#"{"rules":[{"name":"old","select":"tagged","tags":"old-.*","older_than":"0s"}]}"#;
-
-/// `app`: `v1`, a multi-arch `old-1` with a cosign signature, and a plain `old-2`.
-/// Returns (v1, amd64, arm64, index, signature, old-2).
-async fn seed(registry: &TestRegistry) -> [Pushed; 6] {
-    let v1 = Image::oci("app").tag("v1").push(registry).await;
-    let (amd, arm, index) = registry.multi_arch("app", None, &["old-1"]).await;
-    let sig = registry.cosign_signature(&index).await;
-    let old2 = Image::oci("app")
-        .layers(&[b"old two"])
-        .tag("old-2")
-        .push(registry)
-        .await;
-    [v1, amd, arm, index, sig, old2]
-}
 
 fn records(path: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(path)
@@ -36,6 +22,18 @@ fn records(path: &std::path::Path) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
+}
+
+/// `apply` of `OLD` without an inventory, with a journal: the janitor and its journal.
+async fn hard_delete(registry: &TestRegistry) -> (Janitor, String) {
+    let janitor = Janitor::new(registry);
+    let journal = janitor.dir_file("journal.jsonl", "");
+    let journal = journal.to_str().unwrap().to_owned();
+    let done = janitor
+        .apply(OLD, &["--no-state", "--journal", &journal])
+        .await;
+    assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
+    (janitor, journal)
 }
 
 /// `restore --repository app --from-journal --journal FILE`, then `extra`, as JSON.
@@ -57,7 +55,7 @@ async fn restore(janitor: &Janitor, journal: &str, extra: &[&str]) -> Outcome {
 #[tokio::test]
 async fn apply_records_every_manifest_it_deletes_with_its_bytes_before_deleting_it() {
     let registry = TestRegistry::start().await;
-    let [_, amd, arm, index, sig, old2] = seed(&registry).await;
+    let [_, amd, arm, index, sig, old2] = registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     // With an inventory, the journal is beside it.
     let done = janitor.apply(OLD, &[]).await;
@@ -100,7 +98,7 @@ async fn apply_records_every_manifest_it_deletes_with_its_bytes_before_deleting_
 #[tokio::test]
 async fn without_an_inventory_nothing_is_recorded_unless_a_journal_is_given() {
     let registry = TestRegistry::start().await;
-    seed(&registry).await;
+    registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     let done = janitor.apply(OLD, &["--no-state"]).await;
     assert_eq!(done.code, 0, "{}", done.stderr);
@@ -110,7 +108,7 @@ async fn without_an_inventory_nothing_is_recorded_unless_a_journal_is_given() {
         .exists());
 
     let registry = TestRegistry::start().await;
-    seed(&registry).await;
+    registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     let journal = janitor.dir_file("given.jsonl", "");
     let done = janitor
@@ -123,7 +121,7 @@ async fn without_an_inventory_nothing_is_recorded_unless_a_journal_is_given() {
 #[tokio::test]
 async fn a_journal_that_cannot_be_written_deletes_nothing() {
     let registry = TestRegistry::start().await;
-    let pushed = seed(&registry).await;
+    let pushed = registry.v1_and_old_builds("app").await;
     let before = registry.picture(&["app"]).await;
     let janitor = Janitor::new(&registry);
     // Its folder is a file: it cannot be created.
@@ -149,14 +147,10 @@ async fn a_journal_that_cannot_be_written_deletes_nothing() {
 #[tokio::test]
 async fn restore_from_the_journal_puts_a_hard_delete_back_before_garbage_collection() {
     let registry = TestRegistry::start().await;
-    let pushed = seed(&registry).await;
+    let pushed = registry.v1_and_old_builds("app").await;
     let before = registry.picture(&["app"]).await;
-    let janitor = Janitor::new(&registry);
-    let journal = janitor.dir_file("journal.jsonl", "");
-    let journal = journal.to_str().unwrap();
-    janitor
-        .apply(OLD, &["--no-state", "--journal", journal])
-        .await;
+    let (janitor, journal) = hard_delete(&registry).await;
+    let journal = journal.as_str();
     for p in &pushed[1..] {
         assert!(
             !registry.has_manifest("app", &p.digest).await,
@@ -188,13 +182,9 @@ async fn restore_from_the_journal_puts_a_hard_delete_back_before_garbage_collect
 #[tokio::test]
 async fn restore_from_the_journal_of_one_digest_brings_its_children_and_signature() {
     let registry = TestRegistry::start().await;
-    let [_, amd, arm, index, sig, old2] = seed(&registry).await;
-    let janitor = Janitor::new(&registry);
-    let journal = janitor.dir_file("journal.jsonl", "");
-    let journal = journal.to_str().unwrap();
-    janitor
-        .apply(OLD, &["--no-state", "--journal", journal])
-        .await;
+    let [_, amd, arm, index, sig, old2] = registry.v1_and_old_builds("app").await;
+    let (janitor, journal) = hard_delete(&registry).await;
+    let journal = journal.as_str();
 
     let done = restore(&janitor, journal, &["--yes", "--digest", &index.digest]).await;
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);
@@ -215,13 +205,9 @@ async fn restore_from_the_journal_of_one_digest_brings_its_children_and_signatur
 #[tokio::test]
 async fn restore_from_the_journal_is_refused_after_garbage_collection_naming_the_missing_blob() {
     let registry = TestRegistry::start().await;
-    let [_, _, _, _, _, old2] = seed(&registry).await;
-    let janitor = Janitor::new(&registry);
-    let journal = janitor.dir_file("journal.jsonl", "");
-    let journal = journal.to_str().unwrap();
-    janitor
-        .apply(OLD, &["--no-state", "--journal", journal])
-        .await;
+    let [_, _, _, _, _, old2] = registry.v1_and_old_builds("app").await;
+    let (janitor, journal) = hard_delete(&registry).await;
+    let journal = journal.as_str();
     registry.garbage_collect();
     let after_gc = registry.picture(&["app"]).await;
 
@@ -248,7 +234,7 @@ async fn restore_from_the_journal_is_refused_after_garbage_collection_naming_the
 #[tokio::test]
 async fn restore_from_the_journal_needs_a_journal_and_changes_nothing_without_yes() {
     let registry = TestRegistry::start().await;
-    seed(&registry).await;
+    registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     let none = janitor
         .op(
@@ -297,7 +283,7 @@ async fn restore_from_the_journal_needs_a_journal_and_changes_nothing_without_ye
 #[tokio::test]
 async fn what_the_inventory_already_knew_is_read_to_be_recorded() {
     let registry = TestRegistry::start().await;
-    let [_, amd, arm, index, ..] = seed(&registry).await;
+    let [_, amd, arm, index, ..] = registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     // The plan teaches the inventory the index's children; the apply does not read them.
     janitor.plan(OLD, &[]).await;

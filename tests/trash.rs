@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use support::janitor::{Janitor, Outcome};
 use support::proxy::FlakyProxy;
-use support::{Image, Pushed, TestRegistry};
+use support::{Image, TestRegistry};
 
 /// Every `old-*` tag goes; `v1` stays. With a trash that holds things for a week.
 const TRASH: &str = r#"{"rules":[{"name":"old","select":"tagged","tags":"old-.*","older_than":"0s"}],
@@ -18,20 +18,6 @@ const TRASH: &str = r#"{"rules":[{"name":"old","select":"tagged","tags":"old-.*"
 /// A moment well past a week from now, for the run that empties the trash.
 fn in_eight_days() -> String {
     (chrono::Utc::now() + chrono::Duration::days(8)).to_rfc3339()
-}
-
-/// `app`: `v1`, a multi-arch `old-1` with a cosign signature, and a plain `old-2`.
-/// Returns (v1, amd64, arm64, index, signature, old-2).
-async fn seed(registry: &TestRegistry) -> [Pushed; 6] {
-    let v1 = Image::oci("app").tag("v1").push(registry).await;
-    let (amd, arm, index) = registry.multi_arch("app", None, &["old-1"]).await;
-    let sig = registry.cosign_signature(&index).await;
-    let old2 = Image::oci("app")
-        .layers(&[b"old two"])
-        .tag("old-2")
-        .push(registry)
-        .await;
-    [v1, amd, arm, index, sig, old2]
 }
 
 fn trash_tags(tags: &[String]) -> Vec<&String> {
@@ -82,7 +68,7 @@ async fn restore(janitor: &Janitor, extra: &[&str]) -> Outcome {
 #[tokio::test]
 async fn trashed_manifests_still_pull_by_digest_and_no_longer_by_tag() {
     let registry = TestRegistry::start().await;
-    let [v1, amd, arm, index, sig, old2] = seed(&registry).await;
+    let [v1, amd, arm, index, sig, old2] = registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
 
     let done = janitor.apply(TRASH, &["--no-state"]).await;
@@ -124,7 +110,7 @@ async fn trashed_manifests_still_pull_by_digest_and_no_longer_by_tag() {
 #[tokio::test]
 async fn no_rule_sees_the_trash_and_what_it_holds_is_reported_in_the_trash() {
     let registry = TestRegistry::start().await;
-    let [_, amd, _, index, _, old2] = seed(&registry).await;
+    let [_, amd, _, index, _, old2] = registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     janitor.apply(TRASH, &["--no-state"]).await;
 
@@ -148,7 +134,7 @@ async fn no_rule_sees_the_trash_and_what_it_holds_is_reported_in_the_trash() {
 #[tokio::test]
 async fn a_run_past_keep_for_empties_the_trash_but_keeps_what_was_tagged_again() {
     let registry = TestRegistry::start().await;
-    let [v1, amd, arm, index, sig, old2] = seed(&registry).await;
+    let [v1, amd, arm, index, sig, old2] = registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     janitor.apply(TRASH, &["--no-state"]).await;
     let trash = registry
@@ -193,7 +179,7 @@ async fn a_run_past_keep_for_empties_the_trash_but_keeps_what_was_tagged_again()
 #[tokio::test]
 async fn emptying_an_expired_trash_does_not_count_toward_the_limits() {
     let registry = TestRegistry::start().await;
-    seed(&registry).await;
+    registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     janitor.apply(TRASH, &["--no-state"]).await;
     // Past the week, with a cap of one deletion a run: the trash index and the five it held
@@ -217,7 +203,7 @@ async fn emptying_an_expired_trash_does_not_count_toward_the_limits() {
 #[tokio::test]
 async fn restore_puts_every_tag_back_on_the_digest_it_named_and_empties_the_trash() {
     let registry = TestRegistry::start().await;
-    seed(&registry).await;
+    registry.v1_and_old_builds("app").await;
     let before = user_picture(&registry).await;
     let janitor = Janitor::new(&registry);
     janitor.apply(TRASH, &["--no-state"]).await;
@@ -241,7 +227,7 @@ async fn restore_puts_every_tag_back_on_the_digest_it_named_and_empties_the_tras
 #[tokio::test]
 async fn restore_of_one_digest_brings_its_children_and_signature_and_leaves_the_rest() {
     let registry = TestRegistry::start().await;
-    let [_, amd, arm, index, sig, old2] = seed(&registry).await;
+    let [_, amd, arm, index, sig, old2] = registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     janitor.apply(TRASH, &["--no-state"]).await;
 
@@ -282,7 +268,7 @@ async fn restore_of_one_digest_brings_its_children_and_signature_and_leaves_the_
 #[tokio::test]
 async fn restore_leaves_a_tag_pushed_elsewhere_since_and_says_so() {
     let registry = TestRegistry::start().await;
-    let [_, _, _, _, _, old2] = seed(&registry).await;
+    let [_, _, _, _, _, old2] = registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     janitor.apply(TRASH, &["--no-state"]).await;
     let newer = Image::oci("app")
@@ -321,7 +307,7 @@ async fn restore_leaves_a_tag_pushed_elsewhere_since_and_says_so() {
 #[tokio::test]
 async fn restore_changes_nothing_off_a_terminal_without_yes_or_for_an_unknown_run() {
     let registry = TestRegistry::start().await;
-    seed(&registry).await;
+    registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     janitor.apply(TRASH, &["--no-state"]).await;
     let trashed = registry.picture(&["app"]).await;
@@ -346,7 +332,7 @@ async fn restore_changes_nothing_off_a_terminal_without_yes_or_for_an_unknown_ru
 #[tokio::test]
 async fn a_run_killed_between_the_trash_push_and_the_untags_loses_nothing() {
     let registry = TestRegistry::start().await;
-    let pushed = seed(&registry).await;
+    let pushed = registry.v1_and_old_builds("app").await;
     let before = user_picture(&registry).await;
     kill_between_the_trash_and_the_untags(&registry).await;
 
@@ -368,7 +354,7 @@ async fn a_run_killed_between_the_trash_push_and_the_untags_loses_nothing() {
 #[tokio::test]
 async fn the_run_after_a_killed_one_finishes_the_trash() {
     let registry = TestRegistry::start().await;
-    let pushed = seed(&registry).await;
+    let pushed = registry.v1_and_old_builds("app").await;
     let before = user_picture(&registry).await;
     kill_between_the_trash_and_the_untags(&registry).await;
 
@@ -412,7 +398,7 @@ async fn the_run_after_a_killed_one_finishes_the_trash() {
 #[tokio::test]
 async fn the_inventory_keeps_knowing_what_went_to_the_trash() {
     let registry = TestRegistry::start().await;
-    let [v1, amd, arm, index, sig, old2] = seed(&registry).await;
+    let [v1, amd, arm, index, sig, old2] = registry.v1_and_old_builds("app").await;
     let janitor = Janitor::new(&registry);
     let done = janitor.apply(TRASH, &[]).await;
     assert_eq!(done.code, 0, "{}\n{}", done.stdout, done.stderr);

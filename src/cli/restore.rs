@@ -88,13 +88,7 @@ async fn from_journal(
     let done = journal::restore(client, repo, &chosen)
         .await
         .map_err(runtime)?;
-    match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&done).unwrap_or_default()
-        ),
-        Format::Table => print!("{}", show::journal_done_table(&done)),
-    }
+    show_done(args.format, &done, show::journal_done_table);
     Ok(failed_if(done.needs_attention()))
 }
 
@@ -134,12 +128,14 @@ async fn restore_from(
     let done = restore::restore(client, repo, &chosen_trashes, &manifests, &chosen)
         .await
         .map_err(runtime)?;
-    match args.format {
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&done).unwrap_or_default()
-        ),
-        Format::Table => print!("{}", show::done_table(&done)),
-    }
+    show_done(args.format, &done, show::done_table);
     Ok(failed_if(done.needs_attention()))
+}
+
+/// What a restore did: as JSON, or as its table.
+fn show_done<T: serde::Serialize>(format: Format, done: &T, table: impl Fn(&T) -> String) {
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(done).unwrap_or_default()),
+        Format::Table => print!("{}", table(done)),
+    }
 }

@@ -376,6 +376,20 @@ impl TestRegistry {
             .await
     }
 
+    /// `repository` with `v1`, a multi-arch `old-1` with a cosign signature, and a plain
+    /// `old-2`. Returns (v1, amd64, arm64, index, signature, old-2).
+    pub async fn v1_and_old_builds(&self, repository: &str) -> [Pushed; 6] {
+        let v1 = Image::oci(repository).tag("v1").push(self).await;
+        let (amd, arm, index) = self.multi_arch(repository, None, &["old-1"]).await;
+        let sig = self.cosign_signature(&index).await;
+        let old2 = Image::oci(repository)
+            .layers(&[b"old two"])
+            .tag("old-2")
+            .push(self)
+            .await;
+        [v1, amd, arm, index, sig, old2]
+    }
+
     /// A cosign-style signature: an image tagged `sha256-<hex>.sig` next to its subject.
     pub async fn cosign_signature(&self, subject: &Pushed) -> Pushed {
         Image::oci(&subject.repository)
