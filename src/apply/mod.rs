@@ -18,7 +18,7 @@
 //!    not its tags (and the retry then finds nothing); such a tag, listed and naming nothing,
 //!    is removed with a placeholder before the run reports success.
 //!
-//! The OCI API has no conditional delete or put, so phases 1 and 3 narrow the time in which a
+//! The OCI API has no conditional delete or put, so phases 1 and 4 narrow the time in which a
 //! push can race a change to a round trip or so; they cannot close it (README, "Apply").
 //!
 //! `apply` below runs the phases in order; each has its own file: `recheck.rs`, `trash.rs`,
@@ -222,7 +222,7 @@ pub async fn apply(
         ..planned.clone()
     };
     done.keep.extend(kept);
-    // Tags this run set out to remove, with the digest each named: phase 4 checks them.
+    // Tags this run set out to remove, with the digest each named: phase 5 checks them.
     let mut removed: BTreeMap<String, Digest> = BTreeMap::new();
 
     let mut entries: BTreeMap<Digest, Delete> = planned

@@ -1,4 +1,4 @@
-//! Phase 2 with the policy's `trash`: what the plan deletes goes into one trash index for
+//! Phase 2, with the policy's `trash`: what the plan deletes goes into one trash index for
 //! this run (`src/trash.rs`), pushed under the janitor's own tag before any tag is removed.
 //! The untags that follow take the trashed manifests' tags; nothing is deleted, so nothing
 //! is lost until a later run empties the trash.

@@ -1,4 +1,4 @@
-//! Phase 2, the untags: tag DELETE where the registry has it, else a placeholder pushed to
+//! Phase 3, the untags: tag DELETE where the registry has it, else a placeholder pushed to
 //! the tag and deleted, one tag at a time in a repository, the tag read again just before.
 
 use std::sync::atomic::Ordering;
@@ -38,7 +38,7 @@ impl Expect<'_> {
 }
 
 impl Run<'_> {
-    /// Phase 2: the untags. Returns the untag entries (with `error` on failures) and what a
+    /// Phase 3: the untags. Returns the untag entries (with `error` on failures) and what a
     /// lock kept.
     pub(super) async fn untags(
         &self,

@@ -1,4 +1,4 @@
-//! Phase 4, verify: one tag listing shows whether every tag this run removed is gone, and a
+//! Phase 5, verify: one tag listing shows whether every tag this run removed is gone, and a
 //! tag the registry left behind naming nothing is removed again.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -8,7 +8,7 @@ use super::{Expect, Run, Untagged};
 use crate::registry::Digest;
 
 impl Run<'_> {
-    /// Phase 4: are the tags this run removed gone? One listing. A tag still listed that names
+    /// Phase 5: are the tags this run removed gone? One listing. A tag still listed that names
     /// something readable was pushed again (or its removal failed, and its entry says so): it
     /// is left alone. One that names nothing was left behind by the registry: its removal is
     /// finished with a placeholder, and a second listing confirms it. Returns the tags still

@@ -1,4 +1,4 @@
-//! Phase 3, the delete waves: parents first, the tags read again before a wave that deletes
+//! Phase 4, the delete waves: parents first, the tags read again before a wave that deletes
 //! the children of an index (`newly_reached`, pure), a failed delete holding back what is
 //! below it.
 
@@ -68,7 +68,7 @@ pub(super) fn wave_needs_recheck(
 }
 
 impl Run<'_> {
-    /// Phase 3: delete `entries` in waves, parents first. Adds the tags of what it deletes
+    /// Phase 4: delete `entries` in waves, parents first. Adds the tags of what it deletes
     /// (or tries to) to `removed`, and its entries and keeps to `done`.
     pub(super) async fn delete_waves(
         &self,
@@ -239,7 +239,7 @@ impl Run<'_> {
                         continue;
                     }
                     // The run's cutoff stopped it (maybe mid-flight): the next run finishes
-                    // it, and phase 4 or the next sweep sees whether its tags are gone.
+                    // it, and phase 5 or the next sweep sees whether its tags are gone.
                     Err(e) if e.is_out_of_time() => {
                         failed.insert(digest.clone());
                         cut.insert(digest.clone());
@@ -257,7 +257,7 @@ impl Run<'_> {
                     }
                     Ok(_) => taken.extend(tags_on(current, &digest)),
                 }
-                // Deleting by digest removes every tag on it, or should: phase 4 checks,
+                // Deleting by digest removes every tag on it, or should: phase 5 checks,
                 // failed deletes too (a 500 may come after the manifest is gone).
                 for tag in tags_on(current, &digest) {
                     removed.insert(tag, digest.clone());
