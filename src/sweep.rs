@@ -338,6 +338,16 @@ impl Run<'_> {
         }
         let plan = decider.decide_on(&snapshot, &self.client.capabilities());
         log_decisions(&plan);
+        // The journal records only what the plan deletes (apply deletes no more): keep those
+        // manifests' bytes, and none without a journal, so that a plan held for confirmation
+        // does not hold every manifest it read.
+        if self.journal.is_some() {
+            let going: std::collections::BTreeSet<&crate::registry::Digest> =
+                plan.delete.iter().map(|d| &d.digest).collect();
+            snapshot.bodies.retain(|d, _| going.contains(d));
+        } else {
+            snapshot.bodies.clear();
+        }
         store
             .lock()
             .await
